@@ -1,0 +1,106 @@
+// The only importer of onnxruntime-node: creates sessions on an execution provider and runs them
+// on host tensors. Swapping the backend or adding a provider touches this file alone.
+
+import * as ort from 'onnxruntime-node';
+import { ProviderUnavailableError, RuntimeError } from '../errors.js';
+import { DataType, dataTypeName } from '../ir/data-type.js';
+import type { HostData, HostTensor } from './host-tensor.js';
+
+export type Device = 'cpu' | 'cuda' | 'webgpu';
+export const DEVICES: readonly Device[] = ['cpu', 'cuda', 'webgpu'];
+
+export interface SessionOptions {
+  device?: Device;
+  /** Threads for onnxruntime's intra-op pool (default: its own choice, all cores). */
+  threads?: number;
+  /** Turn off graph optimisations, so every node of the file runs as written. */
+  disableOptimizations?: boolean;
+}
+
+const ortTypeByDataType: Record<number, ort.Tensor.Type> = {
+  [DataType.FLOAT]: 'float32', [DataType.DOUBLE]: 'float64', [DataType.INT64]: 'int64', [DataType.INT32]: 'int32',
+  [DataType.UINT8]: 'uint8', [DataType.INT8]: 'int8', [DataType.BOOL]: 'bool', [DataType.FLOAT16]: 'float16',
+  [DataType.UINT16]: 'uint16', [DataType.INT16]: 'int16', [DataType.UINT32]: 'uint32', [DataType.UINT64]: 'uint64',
+  [DataType.STRING]: 'string',
+};
+const dataTypeByOrtType = Object.fromEntries(Object.entries(ortTypeByDataType).map(([k, v]) => [v, Number(k)])) as Record<string, number>;
+
+const installHelp: Record<Device, string> = {
+  cpu: '',
+  cuda: 'install the CUDA provider with network access: npm rebuild onnxruntime-node --onnxruntime-node-install=cuda12 (needs an NVIDIA driver and CUDA 12 libraries)',
+  webgpu: 'the WebGPU provider ships with onnxruntime-node but needs a GPU with a Vulkan loader (Debian: libvulkan1 and the GPU vendor driver)',
+};
+
+/** A loaded model ready to run; release() frees native memory. */
+export class ModelSession {
+  private constructor(
+    private readonly session: ort.InferenceSession,
+    readonly subject: string,
+    readonly device: Device,
+  ) {}
+
+  /** Creates a session from model bytes; `subject` (the file) names the model in errors. */
+  static async create(modelBytes: Uint8Array, subject: string, options: SessionOptions = {}): Promise<ModelSession> {
+    const device = options.device ?? 'cpu';
+    const sessionOptions: ort.InferenceSession.SessionOptions = {
+      executionProviders: [device],
+      logSeverityLevel: 3,
+      graphOptimizationLevel: options.disableOptimizations ? 'disabled' : 'all',
+    };
+    if (options.threads) sessionOptions.intraOpNumThreads = options.threads;
+    try {
+      const session = await ort.InferenceSession.create(modelBytes, sessionOptions);
+      return new ModelSession(session, subject, device);
+    } catch (cause) {
+      const message = firstLine(cause);
+      if (device !== 'cpu' && /provider|cuda|webgpu|dawn|vulkan|libonnxruntime_providers|not (found|supported|available)/i.test(message)) {
+        throw new ProviderUnavailableError(`--device ${device}`, `execution provider "${device}" is not available (${message}); ${installHelp[device]}`, { cause });
+      }
+      throw new RuntimeError(subject, `onnxruntime cannot load the model: ${message}`, { cause });
+    }
+  }
+
+  get inputNames(): readonly string[] {
+    return this.session.inputNames;
+  }
+
+  get outputNames(): readonly string[] {
+    return this.session.outputNames;
+  }
+
+  /** Runs the model; returns the requested outputs (default: all) as host tensors. */
+  async run(feeds: Record<string, HostTensor>, outputNames?: readonly string[]): Promise<Record<string, HostTensor>> {
+    const ortFeeds: Record<string, ort.Tensor> = {};
+    for (const [name, t] of Object.entries(feeds)) {
+      const type = ortTypeByDataType[t.dataType];
+      if (!type) throw new RuntimeError(this.subject, `input "${name}" has element type ${dataTypeName(t.dataType)}, which onnxruntime-node cannot feed`);
+      ortFeeds[name] = new ort.Tensor(type, t.data as never, t.dims);
+    }
+    let results: ort.InferenceSession.OnnxValueMapType;
+    try {
+      results = outputNames ? await this.session.run(ortFeeds, [...outputNames]) : await this.session.run(ortFeeds);
+    } catch (cause) {
+      throw new RuntimeError(this.subject, `onnxruntime failed to run the model: ${firstLine(cause)}`, { cause });
+    }
+    const out: Record<string, HostTensor> = {};
+    for (const [name, value] of Object.entries(results)) {
+      const t = value as ort.Tensor;
+      out[name] = { dataType: dataTypeByOrtType[t.type] ?? DataType.UNDEFINED, dims: [...t.dims], data: t.data as HostData };
+    }
+    return out;
+  }
+
+  async release(): Promise<void> {
+    await this.session.release();
+  }
+}
+
+function firstLine(error: unknown): string {
+  const message = error instanceof Error ? error.message : String(error);
+  return message.split('\n').find((l) => l.trim() !== '')?.trim() ?? message;
+}
+
+/** Execution providers this onnxruntime-node build knows (bundled or installable). */
+export function listDevices(): { name: string; bundled: boolean }[] {
+  return ort.listSupportedBackends().map((b) => ({ name: b.name, bundled: b.bundled }));
+}

@@ -84,7 +84,8 @@ export class Graph {
 
   /** @internal the codec builds values under the names the file gives, unchanged. */
   createValueExact(name: string, type?: ValueType): Value {
-    this.usedNames?.add(name);
+    // The name table lives on the root (uniqueName reads only that one).
+    this.root.usedNames?.add(name);
     return new Value(this, name, type);
   }
 

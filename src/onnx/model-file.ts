@@ -71,6 +71,11 @@ export function writeAtomically(file: string, chunks: Uint8Array[]): string {
     throw error;
   }
   fs.closeSync(fd);
-  fs.renameSync(tmp, file);
+  try {
+    fs.renameSync(tmp, file);
+  } catch (error) {
+    fs.rmSync(tmp, { force: true });
+    throw error;
+  }
   return file;
 }

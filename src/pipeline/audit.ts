@@ -1,0 +1,61 @@
+// audit: find the layers, optionally run probe data for output statistics, measure condensation.
+
+import { findLayers } from '../analysis/find-layers.js';
+import { measureCondensation, resolveAnalysisOptions, type AnalysisOptions, type LayerCondensation } from '../analysis/measure-condensation.js';
+import type { Model } from '../ir/model.js';
+import { loadModel } from '../onnx/model-file.js';
+import type { CollectProgress } from '../runtime/collect-statistics.js';
+import type { SessionOptions } from '../runtime/model-session.js';
+import type { ProbeOptions } from '../runtime/probe-data.js';
+import { collectLayerStatistics } from './collect-layer-statistics.js';
+import { prepareProbes, wantsProbes } from './prepare-probes.js';
+
+export interface AuditOptions {
+  probe?: ProbeOptions;
+  analysis?: AnalysisOptions;
+  session?: SessionOptions;
+  onProgress?: (p: CollectProgress) => void;
+}
+
+export interface AuditResult {
+  path: string;
+  model: Model;
+  parameterCount: number;
+  layers: LayerCondensation[];
+  /** Probe samples run for output statistics (0: data-free audit, weight measures only). */
+  probeSamples: number;
+  probeSource: string | undefined;
+  similarityThreshold: number;
+  staticThreshold: number;
+}
+
+/** Audits a model file (or a loaded model): per-layer condensation measures. */
+export async function audit(model: string | Model, options: AuditOptions = {}): Promise<AuditResult> {
+  const path = typeof model === 'string' ? model : 'model';
+  const loaded = typeof model === 'string' ? loadModel(model) : model;
+  const analysis = resolveAnalysisOptions(options.analysis);
+  const layers = findLayers(loaded);
+  let statistics = new Map<string, import('../numeric/streaming-moments.js').StreamingMoments>();
+  let probeSamples = 0;
+  let probeSource: string | undefined;
+  if (wantsProbes(options.probe)) {
+    const probes = prepareProbes(loaded, options.probe!, undefined);
+    probeSource = probes.source;
+    probeSamples = probes.fit.count;
+    statistics = await collectLayerStatistics(loaded, path, layers, probes.fit, {
+      ...(options.session ? { session: options.session } : {}),
+      ...(options.probe?.batchSize ? { batchSize: options.probe.batchSize } : {}),
+      ...(options.onProgress ? { onProgress: options.onProgress } : {}),
+    });
+  }
+  return {
+    path,
+    model: loaded,
+    parameterCount: loaded.parameterCount(),
+    layers: layers.map((l) => measureCondensation(l, statistics.get(l.name), analysis)),
+    probeSamples,
+    probeSource,
+    similarityThreshold: analysis.similarityThreshold,
+    staticThreshold: analysis.staticThreshold,
+  };
+}

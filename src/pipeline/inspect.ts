@@ -1,0 +1,50 @@
+// inspect: what is in a model file, and which layers the tool can work on (and why not).
+
+import { findLayers, type NeuronLayer } from '../analysis/find-layers.js';
+import { dataTypeName } from '../ir/data-type.js';
+import type { Model } from '../ir/model.js';
+import { loadModel } from '../onnx/model-file.js';
+
+export interface InspectResult {
+  path: string;
+  irVersion: number;
+  opsetImports: { domain: string; version: number }[];
+  producer: string;
+  parameterCount: number;
+  nodeCount: number;
+  /** Node count per op type (subgraphs included), most frequent first. */
+  opCounts: { opType: string; count: number }[];
+  inputs: { name: string; type: string }[];
+  outputs: { name: string; type: string }[];
+  layers: NeuronLayer[];
+}
+
+function describeType(v: { elemType: number | undefined; shape: { value?: number; param?: string }[] | undefined }): string {
+  const elem = v.elemType === undefined ? '?' : dataTypeName(v.elemType);
+  const shape = v.shape ? `[${v.shape.map((d) => d.value ?? (d.param || '?')).join(', ')}]` : '[?]';
+  return `${elem}${shape}`;
+}
+
+export function inspect(model: string | Model): InspectResult {
+  const path = typeof model === 'string' ? model : 'model';
+  const m = typeof model === 'string' ? loadModel(model) : model;
+  const counts = new Map<string, number>();
+  let nodeCount = 0;
+  for (const n of m.graph.walk()) {
+    nodeCount++;
+    const key = n.domain && n.domain !== 'ai.onnx' ? `${n.domain}.${n.opType}` : n.opType;
+    counts.set(key, (counts.get(key) ?? 0) + 1);
+  }
+  return {
+    path,
+    irVersion: m.irVersion,
+    opsetImports: m.opsetImports,
+    producer: [m.producerName, m.producerVersion].filter(Boolean).join(' '),
+    parameterCount: m.parameterCount(),
+    nodeCount,
+    opCounts: [...counts].map(([opType, count]) => ({ opType, count })).sort((a, b) => b.count - a.count || a.opType.localeCompare(b.opType)),
+    inputs: m.graph.inputs.filter((v) => !v.initializer).map((v) => ({ name: v.name, type: describeType(v) })),
+    outputs: m.graph.outputs.map((v) => ({ name: v.name, type: describeType(v) })),
+    layers: findLayers(m),
+  };
+}

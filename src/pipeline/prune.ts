@@ -1,0 +1,120 @@
+// prune: audit, plan merges, apply them to a copy, verify the copy against the original on
+// held-out probes, and only then write it (atomically, never over the input).
+
+import * as fs from 'node:fs';
+import * as path from 'node:path';
+import { findLayers } from '../analysis/find-layers.js';
+import { measureCondensation, resolveAnalysisOptions, type AnalysisOptions, type LayerCondensation } from '../analysis/measure-condensation.js';
+import { OptionError, VerificationError } from '../errors.js';
+import type { Model } from '../ir/model.js';
+import { loadModel, saveModel } from '../onnx/model-file.js';
+import { applyMergePlan } from '../rewrite/apply-merge-plan.js';
+import { planMerges, type MergeOptions, type MergePlan } from '../rewrite/plan-merges.js';
+import { cleanUp } from '../rewrite/clean-up.js';
+import type { CollectProgress } from '../runtime/collect-statistics.js';
+import type { SessionOptions } from '../runtime/model-session.js';
+import type { ProbeOptions } from '../runtime/probe-data.js';
+import { cloneModel, modelBytes } from './clone-model.js';
+import { collectLayerStatistics } from './collect-layer-statistics.js';
+import { prepareProbes, wantsProbes } from './prepare-probes.js';
+import { compareModels, type Fidelity, type VerifyOptions } from './verify-rewrite.js';
+
+export interface PruneOptions {
+  /** Where to write the pruned model; must differ from the input. */
+  output: string;
+  probe?: ProbeOptions;
+  analysis?: AnalysisOptions;
+  merge?: MergeOptions;
+  verify?: VerifyOptions;
+  session?: SessionOptions;
+  onProgress?: (stage: string, p?: CollectProgress) => void;
+  /** Plan and verify but write nothing. */
+  dryRun?: boolean;
+}
+
+export interface PruneResult {
+  input: string;
+  output: string | null;
+  params: { before: number; after: number };
+  neurons: { before: number; after: number };
+  fidelity: Fidelity;
+  plan: MergePlan;
+  layers: LayerCondensation[];
+  probeSource: string;
+  maxError: number;
+}
+
+/** Default probe draw for prune when the caller gives none: verification always needs data. */
+export const DEFAULT_PRUNE_PROBES = 256;
+
+export async function prune(input: string, options: PruneOptions): Promise<PruneResult> {
+  const maxError = options.verify?.maxError ?? 1e-4;
+  if (!(maxError >= 0) || !Number.isFinite(maxError)) throw new OptionError('--max-error', `expected a non-negative number, got "${maxError}"`);
+  if (!options.dryRun) checkOutputPath(input, options.output);
+  const model = loadModel(input);
+  const analysis = resolveAnalysisOptions(options.analysis);
+  const layers = findLayers(model);
+  const probeOptions: ProbeOptions = wantsProbes(options.probe) ? options.probe! : { ...options.probe, random: DEFAULT_PRUNE_PROBES };
+  const probes = prepareProbes(model, probeOptions, { ...(options.verify?.holdoutSamples ? { samples: options.verify.holdoutSamples } : {}) });
+  options.onProgress?.('collecting statistics');
+  const sessionOpts = { ...(options.session ? { session: options.session } : {}), ...(probeOptions.batchSize ? { batchSize: probeOptions.batchSize } : {}) };
+  const statistics = await collectLayerStatistics(model, input, layers, probes.fit, {
+    ...sessionOpts,
+    ...(options.onProgress ? { onProgress: (p: CollectProgress) => options.onProgress!('collecting statistics', p) } : {}),
+  });
+  const measured = layers.map((l) => measureCondensation(l, statistics.get(l.name), analysis));
+  const plan = planMerges(measured, options.merge);
+
+  const rewrite = (subset: MergePlan): Model => {
+    const copy = cloneModel(model);
+    applyMergePlan(copy, findLayers(copy), subset, statistics);
+    cleanUp(copy);
+    return copy;
+  };
+  options.onProgress?.('verifying');
+  const originalBytes = modelBytes(model);
+  const rewritten = rewrite(plan);
+  const fidelity = await compareModels(originalBytes, modelBytes(rewritten), input, probes.holdout!, sessionOpts);
+  if (!(fidelity.maxRelError <= maxError)) {
+    // Find which layers' merges alone break the bound, so the report can name them.
+    const atFault: string[] = [];
+    for (const lp of plan.layers) {
+      const alone = await compareModels(originalBytes, modelBytes(rewrite({ layers: [lp] })), input, probes.holdout!, sessionOpts);
+      if (!(alone.maxRelError <= maxError)) atFault.push(`${lp.layer} (${alone.maxRelError.toExponential(2)})`);
+    }
+    const blame = atFault.length ? `; layers at fault: ${atFault.join(', ')}` : '; no single layer exceeds it alone (errors add up across layers)';
+    throw new VerificationError(input, `pruned model differs from the original by a relative error of ${fidelity.maxRelError.toExponential(2)} on output "${fidelity.worstOutput}" (${fidelity.samples} held-out samples), above --max-error ${maxError}${blame}; nothing was written`, atFault.map((a) => a.split(' (')[0]!));
+  }
+  if (!options.dryRun) saveModel(rewritten, options.output);
+  const widthBefore = measured.reduce((s, m) => s + m.width, 0);
+  const removed = plan.layers.reduce((s, lp) => s + lp.width - lp.widthAfter, 0);
+  return {
+    input,
+    output: options.dryRun ? null : options.output,
+    params: { before: model.parameterCount(), after: rewritten.parameterCount() },
+    neurons: { before: widthBefore, after: widthBefore - removed },
+    fidelity,
+    plan,
+    layers: measured,
+    probeSource: probes.source,
+    maxError,
+  };
+}
+
+function checkOutputPath(input: string, output: string): void {
+  if (!output) throw new OptionError('--output', 'is required: expected a path for the pruned model');
+  const resolvedIn = safeRealpath(input);
+  const resolvedOut = safeRealpath(output);
+  if (resolvedIn === resolvedOut) throw new OptionError('--output', `"${output}" is the input model; condense never overwrites its input: expected another path`);
+  const dir = path.dirname(path.resolve(output));
+  if (!fs.existsSync(dir) || !fs.statSync(dir).isDirectory()) throw new OptionError('--output', `folder "${dir}" does not exist`);
+  if (fs.existsSync(output) && fs.statSync(output).isDirectory()) throw new OptionError('--output', `"${output}" is a folder; expected a file path`);
+}
+
+function safeRealpath(p: string): string {
+  try {
+    return fs.realpathSync(p);
+  } catch {
+    return path.resolve(p);
+  }
+}

@@ -1,0 +1,89 @@
+// Verification: the rewritten model against the original on held-out probes, in onnxruntime.
+// No model is written unless this passes.
+
+import { isFloatType } from '../ir/data-type.js';
+import { hostToFloat64 } from '../runtime/host-tensor.js';
+import { ModelSession, type SessionOptions } from '../runtime/model-session.js';
+import { probeBatches, type ProbeSet } from '../runtime/probe-data.js';
+
+export interface VerifyOptions {
+  /** Largest accepted relative error max|y' - y| / max|y| over every output (default 1e-4). */
+  maxError?: number;
+  /** Held-out samples when probes are random (default: a quarter of the probe count, at least 16). */
+  holdoutSamples?: number;
+}
+
+export interface Fidelity {
+  maxAbsError: number;
+  /** max over outputs of max|y' - y| / max|y|. */
+  maxRelError: number;
+  /** Share of samples whose argmax agrees, for outputs shaped [N, classes]; null otherwise. */
+  top1Agreement: number | null;
+  samples: number;
+  /** The output with the largest relative error. */
+  worstOutput: string;
+}
+
+/** Runs both models on `holdout` and measures how far the rewritten outputs are from the original. */
+export async function compareModels(original: Uint8Array, rewritten: Uint8Array, subject: string, holdout: ProbeSet, options: { session?: SessionOptions; batchSize?: number } = {}): Promise<Fidelity> {
+  const a = await ModelSession.create(original, subject, options.session);
+  const b = await ModelSession.create(rewritten, `${subject} (rewritten)`, options.session);
+  const maxAbs = new Map<string, number>();
+  const maxRef = new Map<string, number>();
+  let agree = 0;
+  let classified = 0;
+  try {
+    for (const feeds of probeBatches(holdout, options.batchSize ?? 32)) {
+      const ya = await a.run(feeds);
+      const yb = await b.run(feeds);
+      let firstClassifier = true;
+      for (const name of a.outputNames) {
+        const ta = ya[name]!;
+        const tb = yb[name];
+        if (!tb) throw new Error(`rewritten model lost output "${name}"`);
+        if (!isFloatType(ta.dataType) || Array.isArray(ta.data)) continue;
+        const va = hostToFloat64(ta);
+        const vb = hostToFloat64(tb);
+        if (va.length !== vb.length) throw new Error(`output "${name}" changed size from ${va.length} to ${vb.length}`);
+        let mAbs = maxAbs.get(name) ?? 0;
+        let mRef = maxRef.get(name) ?? 0;
+        for (let i = 0; i < va.length; i++) {
+          const d = Math.abs(va[i]! - vb[i]!);
+          if (d > mAbs || Number.isNaN(d)) mAbs = Number.isNaN(d) ? Infinity : d;
+          if (Math.abs(va[i]!) > mRef) mRef = Math.abs(va[i]!);
+        }
+        maxAbs.set(name, mAbs);
+        maxRef.set(name, mRef);
+        if (firstClassifier && ta.dims.length === 2 && ta.dims[1]! > 1) {
+          firstClassifier = false;
+          const [rows, cols] = ta.dims as [number, number];
+          for (let r = 0; r < rows; r++) {
+            let ia = 0;
+            let ib = 0;
+            for (let c = 1; c < cols; c++) {
+              if (va[r * cols + c]! > va[r * cols + ia]!) ia = c;
+              if (vb[r * cols + c]! > vb[r * cols + ib]!) ib = c;
+            }
+            if (ia === ib) agree++;
+            classified++;
+          }
+        }
+      }
+    }
+  } finally {
+    await a.release();
+    await b.release();
+  }
+  let maxAbsError = 0;
+  let maxRelError = 0;
+  let worstOutput = '';
+  for (const [name, d] of maxAbs) {
+    const rel = d / Math.max(maxRef.get(name)!, 1e-30);
+    maxAbsError = Math.max(maxAbsError, d);
+    if (rel >= maxRelError) {
+      maxRelError = rel;
+      worstOutput = name;
+    }
+  }
+  return { maxAbsError, maxRelError, top1Agreement: classified ? agree / classified : null, samples: holdout.count, worstOutput };
+}

@@ -1,0 +1,33 @@
+// The inspect result as data (JSON) and as text.
+
+import type { InspectResult } from '../pipeline/inspect.js';
+import { REPORT_SCHEMA_VERSION } from './audit-report.js';
+import { renderTable } from './text-table.js';
+
+export function inspectReport(r: InspectResult) {
+  return {
+    schemaVersion: REPORT_SCHEMA_VERSION,
+    kind: 'inspect' as const,
+    model: { path: r.path, irVersion: r.irVersion, opsetImports: r.opsetImports, producer: r.producer, params: r.parameterCount, nodes: r.nodeCount },
+    inputs: r.inputs,
+    outputs: r.outputs,
+    ops: r.opCounts,
+    layers: r.layers.map((l) => ({ name: l.name, op: l.op, activation: l.activation.name, width: l.width, consumers: l.consumers.map((c) => c.node.label), mergeable: l.mergeable, reason: l.reasons.length ? l.reasons.join('; ') : null })),
+  };
+}
+
+export function formatInspect(r: ReturnType<typeof inspectReport>): string {
+  const m = r.model;
+  return [
+    `${m.path}: ONNX IR ${m.irVersion}, opsets ${m.opsetImports.map((o) => `${o.domain || 'ai.onnx'} ${o.version}`).join(', ')}${m.producer ? `, from ${m.producer}` : ''}`,
+    `${m.nodes} nodes, ${m.params.toLocaleString('en-US')} parameters`,
+    `inputs: ${r.inputs.map((i) => `${i.name} ${i.type}`).join(', ')}`,
+    `outputs: ${r.outputs.map((o) => `${o.name} ${o.type}`).join(', ')}`,
+    `ops: ${r.ops.map((o) => `${o.opType} ${o.count}`).join(', ')}`,
+    '',
+    r.layers.length === 0 ? 'no weight-bearing layers found' : renderTable(
+      [{ header: 'layer' }, { header: 'op' }, { header: 'activation' }, { header: 'width', align: 'right' }, { header: 'mergeable' }],
+      r.layers.map((l) => [l.name, l.op, l.activation, String(l.width), l.mergeable ? 'yes' : `no: ${l.reason}`]),
+    ),
+  ].join('\n');
+}

@@ -1,0 +1,53 @@
+// The prune result as data (JSON) and as a terminal summary.
+
+import type { PruneResult } from '../pipeline/prune.js';
+import type { LayerMergePlan } from '../rewrite/plan-merges.js';
+import { REPORT_SCHEMA_VERSION } from './audit-report.js';
+import { renderTable } from './text-table.js';
+
+export interface PruneReport {
+  schemaVersion: number;
+  kind: 'prune';
+  input: string;
+  output: string | null;
+  params: { before: number; after: number };
+  neurons: { before: number; after: number };
+  fidelity: { maxAbsError: number; maxRelError: number; top1Agreement: number | null; samples: number; maxError: number };
+  probe: string;
+  layers: { name: string; width: number; widthAfter: number; merges: LayerMergePlan['merges']; statics: LayerMergePlan['statics']; refit: boolean }[];
+}
+
+export function pruneReport(r: PruneResult): PruneReport {
+  return {
+    schemaVersion: REPORT_SCHEMA_VERSION,
+    kind: 'prune',
+    input: r.input,
+    output: r.output,
+    params: r.params,
+    neurons: r.neurons,
+    fidelity: { maxAbsError: r.fidelity.maxAbsError, maxRelError: r.fidelity.maxRelError, top1Agreement: r.fidelity.top1Agreement, samples: r.fidelity.samples, maxError: r.maxError },
+    probe: r.probeSource,
+    layers: r.plan.layers.map((lp) => ({ name: lp.layer, width: lp.width, widthAfter: lp.widthAfter, merges: lp.merges, statics: lp.statics, refit: !!lp.refit })),
+  };
+}
+
+export function formatPruneSummary(report: PruneReport): string {
+  const p = report.params;
+  const saved = p.before ? (100 * (1 - p.after / p.before)).toFixed(1) : '0';
+  const f = report.fidelity;
+  const lines = [
+    `${report.input} -> ${report.output ?? '(dry run, nothing written)'}`,
+    `parameters ${p.before.toLocaleString('en-US')} -> ${p.after.toLocaleString('en-US')} (-${saved}%), neurons ${report.neurons.before} -> ${report.neurons.after}`,
+    `verified on ${f.samples} held-out samples (${report.probe}): max abs error ${f.maxAbsError.toExponential(2)}, max rel error ${f.maxRelError.toExponential(2)} (limit ${f.maxError})` +
+      (f.top1Agreement === null ? '' : `, top-1 agreement ${(100 * f.top1Agreement).toFixed(2)}%`),
+  ];
+  if (report.layers.length === 0) {
+    lines.push('no layer had neurons to merge; the written model equals the input');
+  } else {
+    lines.push('', renderTable(
+      [{ header: 'layer' }, { header: 'width', align: 'right' }, { header: 'after', align: 'right' }, { header: 'merged', align: 'right' }, { header: 'static', align: 'right' }, { header: 'mode' }],
+      report.layers.map((l) => [l.name, String(l.width), String(l.widthAfter), String(l.merges.length), String(l.statics.length), l.refit ? 'least-squares refit' : 'exact']),
+    ));
+  }
+  return lines.join('\n');
+}

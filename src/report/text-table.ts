@@ -1,0 +1,14 @@
+// Plain-text tables for terminals: columns padded to their widest cell, numbers right-aligned.
+
+export interface Column {
+  header: string;
+  align?: 'left' | 'right';
+}
+
+/** Renders rows under headers; every row must have one cell per column. */
+export function renderTable(columns: Column[], rows: string[][]): string {
+  const widths = columns.map((c, i) => Math.max(c.header.length, ...rows.map((r) => (r[i] ?? '').length)));
+  const line = (cells: string[]): string =>
+    cells.map((cell, i) => (columns[i]!.align === 'right' ? cell.padStart(widths[i]!) : cell.padEnd(widths[i]!))).join('  ').trimEnd();
+  return [line(columns.map((c) => c.header)), line(widths.map((w) => '-'.repeat(w))), ...rows.map(line)].join('\n');
+}

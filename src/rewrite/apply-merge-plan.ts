@@ -1,0 +1,167 @@
+// Carrying out a MergePlan on a model: consumers absorb merged and static neurons, then the
+// neurons' slices are cut from the producer's weights, bias and per-neuron activation constants.
+
+import type { Consumer, NeuronLayer } from '../analysis/find-layers.js';
+import type { Model } from '../ir/model.js';
+import { Tensor } from '../ir/tensor.js';
+import type { Value } from '../ir/value.js';
+import { axisToRows, rowsToAxis } from '../numeric/axis-slices.js';
+import { solveSymmetricPositive } from '../numeric/linear-solve.js';
+import type { StreamingMoments } from '../numeric/streaming-moments.js';
+import type { LayerMergePlan, MergePlan } from './plan-merges.js';
+
+/**
+ * Applies `plan` to `model` in place. `layers` must be found on this same model (findLayers);
+ * `statistics` (per layer name) are needed for refit plans.
+ */
+export function applyMergePlan(model: Model, layers: NeuronLayer[], plan: MergePlan, statistics?: ReadonlyMap<string, StreamingMoments>): void {
+  const byName = new Map(layers.map((l) => [l.name, l]));
+  for (const lp of plan.layers) {
+    const layer = byName.get(lp.layer);
+    if (!layer) throw new Error(`merge plan names layer "${lp.layer}", which the model does not have`);
+    if (!layer.mergeable) throw new Error(`merge plan names layer "${lp.layer}", which is not mergeable: ${layer.reasons.join('; ')}`);
+    applyLayerPlan(model, layer, lp, statistics?.get(lp.layer));
+  }
+}
+
+function applyLayerPlan(model: Model, layer: NeuronLayer, lp: LayerMergePlan, stats: StreamingMoments | undefined): void {
+  const dropped = new Set<number>(lp.refit ? lp.refit.dropped : [...lp.merges.map((m) => m.neuron), ...lp.statics.map((s) => s.neuron)]);
+  const kept = [...Array(layer.width).keys()].filter((k) => !dropped.has(k));
+  for (const consumer of layer.consumers) {
+    if (lp.refit) refitConsumer(model, layer, consumer, lp.refit.kept, stats);
+    else foldIntoConsumer(model, layer, consumer, lp);
+  }
+  // Producer: keep only the surviving neurons' input weights and biases.
+  const g = model.graph;
+  g.setConstant(layer.weight.value, keepAlongAxis(layer.weight.value, layer.outAxis, kept));
+  if (layer.bias?.perNeuron) {
+    const dims = layer.bias.value.constantTensor()!.dims;
+    g.setConstant(layer.bias.value, keepAlongAxis(layer.bias.value, dims.length - 1, kept));
+  }
+  for (const v of layer.activation.perNeuron) {
+    const dims = v.constantTensor()!.dims;
+    g.setConstant(v, keepAlongAxis(v, dims.length - layer.neuronAxisFromEnd, kept));
+  }
+  // Declared shapes of the layer's inner values now have the new width on the neuron axis.
+  const inner: Value[] = [...layer.producer.outputs, ...(layer.biasNode?.outputs ?? []), ...layer.activation.nodes.flatMap((n) => n.outputs)];
+  for (const v of inner) {
+    if (v.type?.kind !== 'tensor' || !v.type.shape) continue;
+    const axis = v.type.shape.length - layer.neuronAxisFromEnd;
+    const d = v.type.shape[axis];
+    if (d?.value === layer.width) v.type = { ...v.type, shape: v.type.shape.map((x, i) => (i === axis ? { ...x, value: kept.length } : x)) };
+  }
+}
+
+/** The constant `v` with only the slices `kept` along `axis`, in its own element type. */
+function keepAlongAxis(v: Value, axis: number, kept: number[]): Tensor {
+  const t = v.constantTensor()!;
+  const rows = axisToRows(t.toFloat64(), t.dims, axis);
+  const len = rows.length / t.dims[axis]!;
+  const out = new Float64Array(kept.length * len);
+  kept.forEach((k, i) => out.set(rows.subarray(k * len, (k + 1) * len), i * len));
+  const dims = t.dims.map((d, i) => (i === axis ? kept.length : d));
+  return Tensor.fromNumbers(t.dataType, dims, rowsToAxis(out, kept.length, dims, axis), t.name);
+}
+
+/** Exact merges: A[:, r] += t A[:, j]; statics: c += A[:, j] * value (condensation.md). */
+function foldIntoConsumer(model: Model, layer: NeuronLayer, consumer: Consumer, lp: LayerMergePlan): void {
+  const t = consumer.weight.value.constantTensor()!;
+  const rows = axisToRows(t.toFloat64(), t.dims, consumer.inAxis);
+  const len = rows.length / layer.width;
+  for (const m of lp.merges) {
+    for (let i = 0; i < len; i++) rows[m.into * len + i] += m.scale * rows[m.neuron * len + i]!;
+  }
+  const biasDelta = new Float64Array(len);
+  let hasDelta = false;
+  for (const s of lp.statics) {
+    if (s.value === 0) continue;
+    hasDelta = true;
+    for (let i = 0; i < len; i++) biasDelta[i] += s.value * rows[s.neuron * len + i]!;
+  }
+  writeConsumer(model, layer, consumer, rows, len, keptOf(layer.width, lp), hasDelta ? biasDelta : undefined);
+}
+
+function keptOf(width: number, lp: LayerMergePlan): number[] {
+  const dropped = new Set([...lp.merges.map((m) => m.neuron), ...lp.statics.map((s) => s.neuron)]);
+  return [...Array(width).keys()].filter((k) => !dropped.has(k));
+}
+
+/**
+ * Least-squares refit on the probe statistics: with mean mu and covariance S of h,
+ * A' = A S[:, K] S[K, K]^-1 and c' = c + A mu - A' mu_K (condensation.md, data-driven compensation).
+ */
+function refitConsumer(model: Model, layer: NeuronLayer, consumer: Consumer, kept: number[], stats: StreamingMoments | undefined): void {
+  if (!stats) throw new Error(`layer "${layer.name}" has a refit plan but no statistics`);
+  const width = layer.width;
+  const t = consumer.weight.value.constantTensor()!;
+  const rows = axisToRows(t.toFloat64(), t.dims, consumer.inAxis);
+  const len = rows.length / width;
+  const cov = stats.covariance();
+  const n = kept.length;
+  const skk = new Float64Array(n * n);
+  for (let a = 0; a < n; a++) for (let b = 0; b < n; b++) skk[a * n + b] = cov[kept[a]! * width + kept[b]!]!;
+  // Right-hand side S[K, :] R, with R the consumer's rows (width x len).
+  const rhs = new Float64Array(n * len);
+  for (let a = 0; a < n; a++) {
+    const ka = kept[a]! * width;
+    for (let k = 0; k < width; k++) {
+      const s = cov[ka + k]!;
+      if (s === 0) continue;
+      for (let i = 0; i < len; i++) rhs[a * len + i] += s * rows[k * len + i]!;
+    }
+  }
+  const refit = solveSymmetricPositive(skk, n, rhs, len, 1e-9);
+  const mu = stats.mean;
+  const biasDelta = new Float64Array(len);
+  for (let k = 0; k < width; k++) for (let i = 0; i < len; i++) biasDelta[i] += rows[k * len + i]! * mu[k]!;
+  kept.forEach((k, a) => {
+    for (let i = 0; i < len; i++) biasDelta[i] -= refit[a * len + i]! * mu[k]!;
+  });
+  const full = new Float64Array(rows.length);
+  kept.forEach((k, a) => full.set(refit.subarray(a * len, (a + 1) * len), k * len));
+  writeConsumer(model, layer, consumer, full, len, kept, biasDelta);
+}
+
+/** Writes the consumer's rows (only `kept`) back and adds `biasDelta` (in y's units) to its bias. */
+function writeConsumer(model: Model, layer: NeuronLayer, consumer: Consumer, rows: Float64Array, len: number, keep: number[], biasDelta: Float64Array | undefined): void {
+  const g = model.graph;
+  const t = consumer.weight.value.constantTensor()!;
+  const out = new Float64Array(keep.length * len);
+  keep.forEach((k, i) => out.set(rows.subarray(k * len, (k + 1) * len), i * len));
+  const dims = t.dims.map((d, i) => (i === consumer.inAxis ? keep.length : d));
+  g.setConstant(consumer.weight.value, Tensor.fromNumbers(t.dataType, dims, rowsToAxis(out, keep.length, dims, consumer.inAxis), t.name));
+  if (!biasDelta) return;
+  // y = scale * (h . A) + biasScale * c: a change d of y needs c += d * scale / biasScale.
+  const weightScale = consumer.weight.scale;
+  if (consumer.bias) {
+    const bt = consumer.bias.value.constantTensor()!;
+    const c = bt.toFloat64();
+    const factor = weightScale / consumer.bias.scale;
+    for (let i = 0; i < len; i++) c[i] += factor * biasDelta[i]!;
+    g.setConstant(consumer.bias.value, Tensor.fromNumbers(bt.dataType, bt.dims, c, bt.name));
+    return;
+  }
+  const dataType = t.dataType;
+  const values = biasDelta.map((d) => d * weightScale);
+  const node = consumer.node;
+  if (node.is('Gemm')) {
+    if (node.getFloat('beta', 1) !== 1) node.setAttribute({ name: 'beta', type: 'float', value: 1 });
+    node.setInput(2, g.addInitializer(`${node.name || 'gemm'}_bias`, Tensor.fromNumbers(dataType, [len], values)));
+    return;
+  }
+  // A MatMul without bias gets an Add; the Add takes over the MatMul's output name so that
+  // downstream names (and graph output names) stay as they were.
+  const product = node.outputs[0]!;
+  const bias = g.addInitializer(`${node.name || 'matmul'}_bias`, Tensor.fromNumbers(dataType, [len], values));
+  const add = g.addNode({ opType: 'Add', inputs: [product, bias], outputs: [`${product.name}_biased`], after: node });
+  const sum = add.outputs[0]!;
+  for (const use of product.uses()) if (use.node !== add) use.node.setInput(use.inputIndex, sum);
+  g.outputs = g.outputs.map((v) => (v === product ? sum : v));
+  g.valueInfos = g.valueInfos.map((v) => (v === product ? sum : v));
+  const [a, b] = [product.name, sum.name];
+  product.name = b;
+  sum.name = a;
+  sum.type = product.type;
+  product.type = undefined;
+}
+

@@ -1,0 +1,162 @@
+// Planning, the pure half of a rewrite: from measured layers to a serialisable MergePlan that a
+// dry run prints and applyMergePlan carries out. Exactness rules: condensation.md, "Why merging
+// is exact, and when it is not".
+
+import { OptionError } from '../errors.js';
+import type { LayerCondensation } from '../analysis/measure-condensation.js';
+import { inputWeightVectors } from '../analysis/input-weights.js';
+
+/** Neuron `neuron` computes `scale` times neuron `into` on every input, so it folds into it. */
+export interface NeuronMerge {
+  neuron: number;
+  into: number;
+  scale: number;
+  /** copy: u_j = u_r (any activation); multiple: u_j = t u_r, t > 0 (homogeneous); negated: u_j = -u_r (odd). */
+  kind: 'copy' | 'multiple' | 'negated';
+}
+
+/** Neuron `neuron` outputs the constant `value` (or nothing reads it), so it is dropped. */
+export interface StaticRemoval {
+  neuron: number;
+  value: number;
+  kind: 'zero-output' | 'zero-input' | 'constant-on-probes' | 'low-amplitude';
+}
+
+export interface LayerMergePlan {
+  layer: string;
+  width: number;
+  widthAfter: number;
+  merges: NeuronMerge[];
+  statics: StaticRemoval[];
+  /** Approximate mode: neurons kept, with the consumers refit by least squares on probe statistics. */
+  refit?: { kept: number[]; dropped: number[] };
+}
+
+export interface MergePlan {
+  layers: LayerMergePlan[];
+}
+
+export interface MergeOptions {
+  /** Also merge the rest of each cluster and drop low-amplitude neurons, refitting consumers. */
+  approximate?: boolean;
+  /** Largest relative residual |u_j - t u_r| / |u_j| still treated as an exact relation (default 1e-6). */
+  exactTolerance?: number;
+}
+
+/** Plans the merges of every mergeable layer; pure: reads weights and statistics, changes nothing. */
+export function planMerges(measured: LayerCondensation[], options: MergeOptions = {}): MergePlan {
+  const tolerance = options.exactTolerance ?? 1e-6;
+  if (!(tolerance >= 0 && tolerance < 1)) throw new OptionError('exactTolerance', `expected a number in [0, 1), got "${tolerance}"`);
+  const layers: LayerMergePlan[] = [];
+  for (const m of measured) {
+    if (!m.layer.mergeable) continue;
+    const plan = options.approximate ? planApproximate(m, tolerance) : planExact(m, tolerance);
+    if (plan.widthAfter < plan.width) layers.push(plan);
+  }
+  return { layers };
+}
+
+function planExact(m: LayerCondensation, tolerance: number): LayerMergePlan {
+  const { layer } = m;
+  const width = layer.width;
+  const { rows, dim } = inputWeightVectors(layer);
+  const fanIn = layer.bias ? dim - 1 : dim;
+  const statics = exactStatics(m, rows, dim, fanIn);
+  const removed = new Set(statics.map((s) => s.neuron));
+  const merges: NeuronMerge[] = [];
+  // Larger vectors become representatives: dividing by a tiny |u_r| would amplify rounding.
+  const order = [...Array(width).keys()].filter((k) => !removed.has(k)).sort((a, b) => m.inputWeightNorms[b]! - m.inputWeightNorms[a]! || a - b);
+  const act = layer.activation;
+  for (let oi = 0; oi < order.length; oi++) {
+    const r = order[oi]!;
+    if (removed.has(r)) continue;
+    const nr = m.inputWeightNorms[r]!;
+    if (nr === 0) continue;
+    for (let oj = oi + 1; oj < order.length; oj++) {
+      const j = order[oj]!;
+      if (removed.has(j) || act.functionIds[j] !== act.functionIds[r]) continue;
+      const c = m.weightCosine[j * width + r]!;
+      if (Math.abs(c) < 1 - 1e-3) continue;
+      let dot = 0;
+      for (let i = 0; i < dim; i++) dot += rows[j * dim + i]! * rows[r * dim + i]!;
+      const t = dot / (nr * nr);
+      let residual = 0;
+      for (let i = 0; i < dim; i++) residual += (rows[j * dim + i]! - t * rows[r * dim + i]!) ** 2;
+      if (Math.sqrt(residual) > tolerance * m.inputWeightNorms[j]!) continue;
+      let kind: NeuronMerge['kind'] | undefined;
+      let scale = t;
+      if (Math.abs(t - 1) <= tolerance) {
+        kind = 'copy';
+        scale = 1;
+      } else if (t > 0 && act.isPositivelyHomogeneous) kind = 'multiple';
+      else if (Math.abs(t + 1) <= tolerance && act.isOdd) {
+        kind = 'negated';
+        scale = -1;
+      } else if (t < 0 && act.isOdd && act.isPositivelyHomogeneous) kind = 'multiple';
+      if (!kind) continue;
+      merges.push({ neuron: j, into: r, scale, kind });
+      removed.add(j);
+    }
+  }
+  merges.sort((a, b) => a.neuron - b.neuron);
+  return { layer: layer.name, width, widthAfter: width - removed.size, merges, statics };
+}
+
+function exactStatics(m: LayerCondensation, rows: Float64Array, dim: number, fanIn: number): StaticRemoval[] {
+  const { layer } = m;
+  const statics: StaticRemoval[] = [];
+  const variance = m.statistics?.variance();
+  for (let k = 0; k < layer.width; k++) {
+    if (m.outgoingWeightNorms && m.outgoingWeightNorms[k] === 0) {
+      statics.push({ neuron: k, value: 0, kind: 'zero-output' });
+      continue;
+    }
+    let inputIsZero = true;
+    for (let i = 0; i < fanIn && inputIsZero; i++) if (rows[k * dim + i] !== 0) inputIsZero = false;
+    if (inputIsZero) {
+      // With w_k = 0 the neuron sees only its bias: s(b_k), the same for every input.
+      const b = fanIn < dim ? rows[k * dim + fanIn]! : 0;
+      statics.push({ neuron: k, value: layer.activation.evaluate(k, Float64Array.of(b))[0]!, kind: 'zero-input' });
+      continue;
+    }
+    if (variance && m.statistics!.count > 1 && variance[k] === 0) {
+      statics.push({ neuron: k, value: m.statistics!.mean[k]!, kind: 'constant-on-probes' });
+    }
+  }
+  return statics;
+}
+
+function planApproximate(m: LayerCondensation, tolerance: number): LayerMergePlan {
+  const exact = planExact(m, tolerance);
+  if (!m.statistics || m.statistics.count === 0) {
+    throw new OptionError('--approximate', `layer "${m.layer.name}" has no probe statistics; approximate merging refits consumers on probe data: give --probe or --random`);
+  }
+  const dropped = new Set<number>([...exact.merges.map((x) => x.neuron), ...exact.statics.map((s) => s.neuron)]);
+  const statics: StaticRemoval[] = [...exact.statics];
+  for (const k of m.staticNeurons) {
+    if (!dropped.has(k)) {
+      dropped.add(k);
+      statics.push({ neuron: k, value: m.statistics.mean[k]!, kind: 'low-amplitude' });
+    }
+  }
+  // Keep the largest-amplitude member of each output cluster (outputs are what the refit matches).
+  const clusters = m.outputClusters ?? m.weightClusters;
+  const best = new Map<number, number>();
+  for (let k = 0; k < m.width; k++) {
+    const label = clusters.labels[k]!;
+    if (label < 0 || dropped.has(k)) continue;
+    const cur = best.get(label);
+    if (cur === undefined || m.amplitude[k]! > m.amplitude[cur]!) best.set(label, k);
+  }
+  const kept = [...best.values()].sort((a, b) => a - b);
+  const keptSet = new Set(kept);
+  for (let k = 0; k < m.width; k++) if (!keptSet.has(k)) dropped.add(k);
+  return {
+    layer: m.layer.name,
+    width: m.width,
+    widthAfter: kept.length,
+    merges: exact.merges,
+    statics,
+    refit: { kept, dropped: [...dropped].sort((a, b) => a - b) },
+  };
+}

@@ -37,15 +37,16 @@ export function saveModel(model: Model, file: string, options: SaveOptions = {})
   if (threshold === undefined) threshold = totalTensorBytes(model) > PROTOBUF_LIMIT * 0.9 ? 1024 : Number.POSITIVE_INFINITY;
   const { modelBytes, externalChunks } = encodeModel(model, { externalData: { location, thresholdBytes: threshold } });
   const dataFile = path.join(path.dirname(file), location);
-  const written: string[] = [];
+  // Both files are written in full before either is renamed into place, so a failure leaves
+  // the previous pair (if any) untouched.
+  const staged: { tmp: string; target: string }[] = [];
   try {
-    if (externalChunks.length > 0) {
-      written.push(writeAtomically(dataFile, externalChunks));
-    }
-    written.push(writeAtomically(file, [modelBytes]));
-  } catch (error) {
-    for (const w of written) fs.rmSync(w, { force: true });
-    throw error;
+    if (externalChunks.length > 0) staged.push({ tmp: writeTemporary(dataFile, externalChunks), target: dataFile });
+    staged.push({ tmp: writeTemporary(file, [modelBytes]), target: file });
+    for (const s of staged) fs.renameSync(s.tmp, s.target);
+  } catch (cause) {
+    for (const s of staged) fs.rmSync(s.tmp, { force: true });
+    throw new CondenseError('FILE_NOT_FOUND', file, `cannot be written (${(cause as NodeJS.ErrnoException).code ?? (cause as Error).message})`, { cause });
   }
 }
 
@@ -58,8 +59,8 @@ function totalTensorBytes(model: Model): number {
   return total;
 }
 
-/** Writes chunks to a temporary file in the target's folder, then renames it over the target. */
-export function writeAtomically(file: string, chunks: Uint8Array[]): string {
+/** Writes chunks to a temporary file beside `file` and returns its path. */
+function writeTemporary(file: string, chunks: Uint8Array[]): string {
   const tmp = path.join(path.dirname(file), `.${path.basename(file)}.${process.pid}.${Date.now()}.tmp`);
   const fd = fs.openSync(tmp, 'w');
   try {
@@ -71,6 +72,12 @@ export function writeAtomically(file: string, chunks: Uint8Array[]): string {
     throw error;
   }
   fs.closeSync(fd);
+  return tmp;
+}
+
+/** Writes chunks to a temporary file in the target's folder, then renames it over the target. */
+export function writeAtomically(file: string, chunks: Uint8Array[]): string {
+  const tmp = writeTemporary(file, chunks);
   try {
     fs.renameSync(tmp, file);
   } catch (error) {

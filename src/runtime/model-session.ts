@@ -44,7 +44,8 @@ export class ModelSession {
     const device = options.device ?? 'cpu';
     const sessionOptions: ort.InferenceSession.SessionOptions = {
       executionProviders: [device],
-      logSeverityLevel: 3,
+      // Failures reach callers as RuntimeError; onnxruntime's own log would print them twice.
+      logSeverityLevel: 4,
       graphOptimizationLevel: options.disableOptimizations ? 'disabled' : 'all',
     };
     if (options.threads) sessionOptions.intraOpNumThreads = options.threads;

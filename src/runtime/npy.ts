@@ -84,8 +84,9 @@ export function decodeNpy(bytes: Uint8Array, subject: string): NpyArray {
     throw new ProbeDataError(subject, `${what}: expected ${expectedBytes} bytes for shape (${shape.join(', ')}), got ${actualBytes}`);
   }
   // Copying gives the typed array its own aligned buffer: the data offset inside a file (or a zip
-  // entry) need not be a multiple of the element size.
-  const buffer = bytes.slice(dataStart, dataStart + expectedBytes).buffer;
+  // entry) need not be a multiple of the element size. Uint8Array's slice, not Buffer's: a Node
+  // Buffer's slice is a view whose .buffer is the whole file (or Node's shared pool).
+  const buffer = Uint8Array.prototype.slice.call(bytes, dataStart, dataStart + expectedBytes).buffer;
   switch (format.dtype) {
     case 'float32':
       return { dtype: 'float32', shape, data: new Float32Array(buffer) };

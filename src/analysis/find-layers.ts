@@ -7,7 +7,7 @@ import type { Model } from '../ir/model.js';
 import type { Node } from '../ir/node.js';
 import { isFloatType } from '../ir/data-type.js';
 import type { Value } from '../ir/value.js';
-import { consumerBlockReason, consumerRules, producerRules } from './layer-rules.js';
+import { channelwiseOps, consumerBlockReason, consumerOutputAxis, consumerRules, producerRules } from './layer-rules.js';
 import { traceActivation, type Activation } from './trace-activation.js';
 
 /** A constant operand of a layer: its value, and the scale attributes apply to it. */
@@ -21,10 +21,19 @@ export interface WeightRef {
 export interface Consumer {
   node: Node;
   weight: WeightRef;
-  /** Weight axis whose slice k multiplies neuron k. */
+  /**
+   * The weight seen with neuron k's slice on one axis: the weight's own dims, except that after a
+   * Flatten the input axis is split into [channels, block] (each channel owns a block of columns).
+   */
+  viewDims: number[];
+  /** Axis of viewDims whose slice k multiplies neuron k. */
   inAxis: number;
-  /** The bias the consumer adds: Gemm's C, or the constant of an Add right after a MatMul. */
+  /** Axis of viewDims that indexes the consumer's outputs (the axis its bias adds along). */
+  outAxis: number;
+  /** The bias the consumer adds: Gemm's C, Conv's B, or the constant of an Add after a MatMul. */
   bias?: WeightRef & { node: Node; inputIndex: number };
+  /** Channel-wise nodes between the layer and this consumer (pooling, padding, Flatten). */
+  path: Node[];
 }
 
 export interface NeuronLayer {
@@ -48,6 +57,10 @@ export interface NeuronLayer {
   mergeable: boolean;
   /** Why the layer is not mergeable (empty when it is). */
   reasons: string[];
+  /** False when a MaxPool sits between the layer and a consumer: max(-h) != -max(h). */
+  allowsNegativeScale: boolean;
+  /** False when padding between the layer and a consumer turns a constant channel non-constant. */
+  keepsConstants: boolean;
   /** Set for layers inside a subgraph: the node whose attribute holds it. */
   subgraphOf?: Node;
 }
@@ -159,19 +172,9 @@ function matchLayer(node: Node): NeuronLayer | undefined {
   const h = activation.output;
   if (h.isGraphOutput) reasons.push(`its output "${h.name}" is a graph output`);
 
-  const consumers: Consumer[] = [];
-  const inChain = new Set(activation.nodes);
-  for (const use of h.uses()) {
-    if (inChain.has(use.node)) continue;
-    const c = matchConsumer(use.node, use.inputIndex);
-    if (typeof c === 'string') reasons.push(c);
-    else consumers.push(c);
-  }
-  if (consumers.length > 0 && consumers.length === h.useCount && reasons.length === 0) {
-    // Every reader is linear: the layer can be rewritten.
-  } else if (consumers.length === 0 && reasons.length === 0) {
-    reasons.push('its output has no linear consumer');
-  }
+  const { consumers, problems, allowsNegativeScale, keepsConstants } = traceConsumers(h, new Set(activation.nodes), width, rank - neuronAxisFromEnd === 1 && rank > 2);
+  reasons.push(...problems);
+  if (consumers.length === 0 && reasons.length === 0) reasons.push('its output has no linear consumer');
   return {
     name: node.label,
     op,
@@ -187,27 +190,102 @@ function matchLayer(node: Node): NeuronLayer | undefined {
     consumers,
     mergeable: reasons.length === 0,
     reasons: [...new Set(reasons)],
+    allowsNegativeScale,
+    keepsConstants,
   };
 }
 
-function matchConsumer(node: Node, inputIndex: number): Consumer | string {
+interface TracedConsumers {
+  consumers: Consumer[];
+  problems: string[];
+  allowsNegativeScale: boolean;
+  keepsConstants: boolean;
+}
+
+/**
+ * Follows the layer output h through channel-wise ops (pooling, padding, resizing; only for
+ * channel-first feature maps) and at most one Flatten to the linear consumers.
+ */
+function traceConsumers(h: Value, activationNodes: Set<Node>, width: number, isFeatureMap: boolean): TracedConsumers {
+  const out: TracedConsumers = { consumers: [], problems: [], allowsNegativeScale: true, keepsConstants: true };
+  const visit = (v: Value, path: Node[], flattened: boolean): void => {
+    if (v.isGraphOutput) out.problems.push(`its output "${v.name}" is a graph output`);
+    for (const use of v.uses()) {
+      const n = use.node;
+      if (activationNodes.has(n)) continue;
+      const channelwise = (n.domain === '' || n.domain === 'ai.onnx') && !flattened ? channelwiseOps[n.opType] : undefined;
+      if (channelwise && use.inputIndex === 0 && (isFeatureMap || n.is('Identity') || n.is('Dropout'))) {
+        const problem = channelwise.check?.(n);
+        if (problem) {
+          out.problems.push(`"${n.label}" ${problem}`);
+          continue;
+        }
+        out.allowsNegativeScale &&= channelwise.allowsNegativeScale;
+        out.keepsConstants &&= channelwise.keepsConstants(n);
+        visit(n.outputs[0]!, [...path, n], false);
+        continue;
+      }
+      if (!flattened && use.inputIndex === 0 && (isFlatten(n) || (isFeatureMap && isReshapeTo2d(n)))) {
+        visit(n.outputs[0]!, [...path, n], true);
+        continue;
+      }
+      const c = matchConsumer(n, use.inputIndex, width, flattened, path);
+      if (typeof c === 'string') out.problems.push(c);
+      else {
+        if (c.node.is('Conv') && convPads(c.node)) out.keepsConstants = false;
+        out.consumers.push(c);
+      }
+    }
+  };
+  visit(h, [], false);
+  return out;
+}
+
+function isFlatten(n: Node): boolean {
+  return n.is('Flatten') && n.getInt('axis', 1) === 1;
+}
+
+/** A Reshape to [batch, features] (shape constant of two entries, the first 0, -1 or fixed). */
+function isReshapeTo2d(n: Node): boolean {
+  if (!n.is('Reshape')) return false;
+  const shape = n.inputs[1]?.constantTensor();
+  return !!shape && shape.elementCount === 2;
+}
+
+function convPads(n: Node): boolean {
+  const autoPad = n.getString('auto_pad', 'NOTSET');
+  return (autoPad !== 'NOTSET' && autoPad !== 'VALID') || (n.getInts('pads') ?? []).some((p) => p !== 0);
+}
+
+function matchConsumer(node: Node, inputIndex: number, width: number, flattened: boolean, path: Node[]): Consumer | string {
   const rule = (node.domain === '' || node.domain === 'ai.onnx') ? consumerRules[node.opType] : undefined;
   if (!rule || inputIndex !== rule.dataInput) return consumerBlockReason(node);
+  if (flattened && node.is('Conv')) return `consumer "${node.label}" reads a flattened tensor`;
   const unsupported = rule.unsupported?.(node);
   if (unsupported) return `consumer "${node.label}" ${unsupported}`;
   const weight = weightRef(node.inputs[rule.weightInput], rule.weightScale(node));
   if (!weight) return `consumer "${node.label}" (${node.opType}) multiplies by a non-constant`;
-  if (weight.dims.length !== 2) return `consumer "${node.label}" has ${weight.dims.length}-D weights`;
+  if (!node.is('Conv') && weight.dims.length !== 2) return `consumer "${node.label}" has ${weight.dims.length}-D weights`;
   if (otherReaders(weight.value, node).length) return `consumer "${node.label}" shares its weights with "${otherReaders(weight.value, node)[0]!.label}"`;
-  const consumer: Consumer = { node, weight, inAxis: rule.inAxis(node) };
-  const outWidth = weight.dims[1 - consumer.inAxis]!;
+  const inAxis = rule.inAxis(node);
+  const outAxis = consumerOutputAxis(node, inAxis);
+  const inFeatures = weight.dims[inAxis]!;
+  if (inFeatures % width !== 0 || (!flattened && inFeatures !== width)) {
+    return `consumer "${node.label}" reads ${inFeatures} features, which do not split into ${width} channels`;
+  }
+  // After a Flatten each channel owns a contiguous block of inFeatures / width columns.
+  const block = inFeatures / width;
+  const viewDims = node.is('Conv') ? [...weight.dims] : inAxis === 0 ? [width, block, weight.dims[1]!] : [weight.dims[0]!, width, block];
+  const consumer: Consumer = { node, weight, viewDims, inAxis: node.is('Conv') ? 1 : inAxis === 0 ? 0 : 1, outAxis: node.is('Conv') ? 0 : inAxis === 0 ? 2 : 0, path };
+  const outWidth = weight.dims[outAxis]!;
   const biasOf = (owner: Node, index: number, scale: number): Consumer['bias'] | string => {
     const v = owner.inputs[index];
-    if (!v) return undefined as unknown as Consumer['bias'];
+    if (!v) return undefined;
     const ref = weightRef(v, scale);
     if (!ref) return `consumer "${node.label}" adds a non-constant bias`;
     const count = ref.dims.reduce((a, b) => a * b, 1);
-    if (count !== outWidth || ref.dims[ref.dims.length - 1] !== outWidth) return `consumer "${node.label}" has a bias of shape [${ref.dims.join(', ')}]`;
+    const lastAxisOk = node.is('Conv') ? ref.dims.length === 1 : ref.dims[ref.dims.length - 1] === outWidth;
+    if (count !== outWidth || !lastAxisOk) return `consumer "${node.label}" has a bias of shape [${ref.dims.join(', ')}]`;
     if (otherReaders(v, owner).length) return `consumer "${node.label}" shares its bias`;
     return { ...ref, node: owner, inputIndex: index };
   };
@@ -215,10 +293,10 @@ function matchConsumer(node: Node, inputIndex: number): Consumer | string {
     const b = biasOf(node, rule.biasInput, rule.biasScale(node));
     if (typeof b === 'string') return b;
     if (b) consumer.bias = b;
-  } else if (node.opType === 'MatMul') {
-    const out = node.outputs[0]!;
-    const uses = out.uses();
-    if (uses.length === 1 && !out.isGraphOutput && uses[0]!.node.is('Add')) {
+  } else if (node.is('MatMul')) {
+    const product = node.outputs[0]!;
+    const uses = product.uses();
+    if (uses.length === 1 && !product.isGraphOutput && uses[0]!.node.is('Add')) {
       const add = uses[0]!.node;
       const other = 1 - uses[0]!.inputIndex;
       if (add.inputs[other]?.constantTensor()) {

@@ -26,7 +26,7 @@ export function outgoingWeightNorms(layer: NeuronLayer): Float64Array | undefine
   const norms = new Float64Array(layer.width);
   for (const c of layer.consumers) {
     const a = constantNumbers(c.weight.value)!;
-    const rows = axisToRows(a, c.weight.dims, c.inAxis);
+    const rows = axisToRows(a, c.viewDims, c.inAxis);
     const len = rows.length / layer.width;
     for (let k = 0; k < layer.width; k++) {
       let s = 0;

@@ -55,7 +55,7 @@ export const producerRules: Record<string, ProducerRule> = {
     neuronAxisFromEnd: (_n, rank) => rank - 1,
     weightScale: () => 1,
     biasScale: () => 1,
-    unsupported: () => 'merging convolution channels is not supported yet (audited only)',
+    unsupported: (n) => (n.getInt('group', 1) !== 1 ? `is a grouped convolution (group=${n.getInt('group', 1)}): each channel follows its own input channels` : undefined),
   },
   ConvTranspose: {
     weightInput: 1,
@@ -84,6 +84,42 @@ export const consumerRules: Record<string, ConsumerRule> = {
     inAxis: () => 0,
     weightScale: () => 1,
     biasScale: () => 1,
+  },
+  Conv: {
+    dataInput: 0,
+    weightInput: 1,
+    biasInput: 2,
+    inAxis: () => 1,
+    weightScale: () => 1,
+    biasScale: () => 1,
+    unsupported: (n) => (n.getInt('group', 1) !== 1 ? `is a grouped convolution (group=${n.getInt('group', 1)}), whose channels follow their input channels` : undefined),
+  },
+};
+
+/** Consumer weight axis that indexes the consumer's own outputs (where a bias adds). */
+export function consumerOutputAxis(node: Node, inAxis: number): number {
+  if (node.is('Conv')) return 0;
+  return inAxis === 0 ? 1 : 0;
+}
+
+/**
+ * Ops between a layer and its consumers that act on each channel separately, so a merge passes
+ * through them. `allowsNegativeScale`: max(-h) != -max(h). `keepsConstants`: a constant channel
+ * stays the same constant (not so where padding brings in zeros).
+ */
+export const channelwiseOps: Record<string, { allowsNegativeScale: boolean; keepsConstants: (n: Node) => boolean; check?: (n: Node) => string | undefined }> = {
+  Identity: { allowsNegativeScale: true, keepsConstants: () => true },
+  Dropout: { allowsNegativeScale: true, keepsConstants: () => true },
+  MaxPool: { allowsNegativeScale: false, keepsConstants: () => true, check: (n) => (n.outputs.length > 1 && n.outputs[1]!.useCount > 0 ? 'uses MaxPool indices' : undefined) },
+  GlobalMaxPool: { allowsNegativeScale: false, keepsConstants: () => true },
+  AveragePool: { allowsNegativeScale: true, keepsConstants: (n) => !n.getInt('count_include_pad', 0) || !(n.getInts('pads') ?? []).some((p) => p !== 0) },
+  GlobalAveragePool: { allowsNegativeScale: true, keepsConstants: () => true },
+  Resize: { allowsNegativeScale: true, keepsConstants: () => true },
+  Upsample: { allowsNegativeScale: true, keepsConstants: () => true },
+  Pad: {
+    allowsNegativeScale: true,
+    keepsConstants: () => false,
+    check: (n) => (n.getString('mode', 'constant') !== 'constant' ? `pads with mode "${n.getString('mode', 'constant')}"` : n.inputs[2] ? 'pads with a non-zero constant value' : undefined),
   },
 };
 

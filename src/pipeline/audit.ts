@@ -7,6 +7,8 @@ import { loadModel } from '../onnx/model-file.js';
 import type { CollectProgress } from '../runtime/collect-statistics.js';
 import type { SessionOptions } from '../runtime/model-session.js';
 import type { ProbeOptions } from '../runtime/probe-data.js';
+import { foldBatchNorms } from '../rewrite/fold-batch-norms.js';
+import { cloneModel } from './clone-model.js';
 import { collectLayerStatistics } from './collect-layer-statistics.js';
 import { prepareProbes, wantsProbes } from './prepare-probes.js';
 
@@ -32,8 +34,11 @@ export interface AuditResult {
 /** Audits a model file (or a loaded model): per-layer condensation measures. */
 export async function audit(model: string | Model, options: AuditOptions = {}): Promise<AuditResult> {
   const path = typeof model === 'string' ? model : 'model';
-  const loaded = typeof model === 'string' ? loadModel(model) : model;
+  const original = typeof model === 'string' ? loadModel(model) : model;
   const analysis = resolveAnalysisOptions(options.analysis);
+  // Measures are taken on BatchNorm-folded weights: a conv channel's u_k includes its BN.
+  const loaded = cloneModel(original);
+  foldBatchNorms(loaded);
   const layers = findLayers(loaded);
   let statistics = new Map<string, import('../numeric/streaming-moments.js').StreamingMoments>();
   let probeSamples = 0;
@@ -51,7 +56,7 @@ export async function audit(model: string | Model, options: AuditOptions = {}): 
   return {
     path,
     model: loaded,
-    parameterCount: loaded.parameterCount(),
+    parameterCount: original.parameterCount(),
     layers: layers.map((l) => measureCondensation(l, statistics.get(l.name), analysis)),
     probeSamples,
     probeSource,

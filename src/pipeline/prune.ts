@@ -11,6 +11,7 @@ import { loadModel, saveModel } from '../onnx/model-file.js';
 import { applyMergePlan } from '../rewrite/apply-merge-plan.js';
 import { planMerges, type MergeOptions, type MergePlan } from '../rewrite/plan-merges.js';
 import { cleanUp } from '../rewrite/clean-up.js';
+import { foldBatchNorms } from '../rewrite/fold-batch-norms.js';
 import type { CollectProgress } from '../runtime/collect-statistics.js';
 import type { SessionOptions } from '../runtime/model-session.js';
 import type { ProbeOptions } from '../runtime/probe-data.js';
@@ -51,8 +52,11 @@ export async function prune(input: string, options: PruneOptions): Promise<Prune
   const maxError = options.verify?.maxError ?? 1e-4;
   if (!(maxError >= 0) || !Number.isFinite(maxError)) throw new OptionError('--max-error', `expected a non-negative number, got "${maxError}"`);
   if (!options.dryRun) checkOutputPath(input, options.output);
-  const model = loadModel(input);
+  const original = loadModel(input);
   const analysis = resolveAnalysisOptions(options.analysis);
+  // Analysis and rewriting work on a BatchNorm-folded copy; verification compares with the original.
+  const model = cloneModel(original);
+  foldBatchNorms(model);
   const layers = findLayers(model);
   const probeOptions: ProbeOptions = wantsProbes(options.probe) ? options.probe! : { ...options.probe, random: DEFAULT_PRUNE_PROBES };
   const probes = prepareProbes(model, probeOptions, { ...(options.verify?.holdoutSamples ? { samples: options.verify.holdoutSamples } : {}) });
@@ -72,7 +76,7 @@ export async function prune(input: string, options: PruneOptions): Promise<Prune
     return copy;
   };
   options.onProgress?.('verifying');
-  const originalBytes = modelBytes(model);
+  const originalBytes = modelBytes(original);
   const rewritten = rewrite(plan);
   const fidelity = await compareModels(originalBytes, modelBytes(rewritten), input, probes.holdout!, sessionOpts);
   if (!(fidelity.maxRelError <= maxError)) {
@@ -91,7 +95,7 @@ export async function prune(input: string, options: PruneOptions): Promise<Prune
   return {
     input,
     output: options.dryRun ? null : options.output,
-    params: { before: model.parameterCount(), after: rewritten.parameterCount() },
+    params: { before: original.parameterCount(), after: rewritten.parameterCount() },
     neurons: { before: widthBefore, after: widthBefore - removed },
     fidelity,
     plan,

@@ -42,7 +42,7 @@ export function formatPruneSummary(report: PruneReport): string {
       (f.top1Agreement === null ? '' : `, top-1 agreement ${(100 * f.top1Agreement).toFixed(2)}%`),
   ];
   if (report.layers.length === 0) {
-    lines.push('no layer had neurons to merge; the written model equals the input');
+    lines.push('no layer had neurons to merge');
   } else {
     lines.push('', renderTable(
       [{ header: 'layer' }, { header: 'width', align: 'right' }, { header: 'after', align: 'right' }, { header: 'merged', align: 'right' }, { header: 'static', align: 'right' }, { header: 'mode' }],

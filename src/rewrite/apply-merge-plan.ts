@@ -65,20 +65,45 @@ function keepAlongAxis(v: Value, axis: number, kept: number[]): Tensor {
 
 /** Exact merges: A[:, r] += t A[:, j]; statics: c += A[:, j] * value (condensation.md). */
 function foldIntoConsumer(model: Model, layer: NeuronLayer, consumer: Consumer, lp: LayerMergePlan): void {
-  const t = consumer.weight.value.constantTensor()!;
-  const rows = axisToRows(t.toFloat64(), t.dims, consumer.inAxis);
+  const rows = consumerRows(consumer);
   const len = rows.length / layer.width;
   for (const m of lp.merges) {
     for (let i = 0; i < len; i++) rows[m.into * len + i] += m.scale * rows[m.neuron * len + i]!;
   }
-  const biasDelta = new Float64Array(len);
+  const outputs = consumerOutputCount(consumer);
+  const biasDelta = new Float64Array(outputs);
   let hasDelta = false;
   for (const s of lp.statics) {
     if (s.value === 0) continue;
     hasDelta = true;
-    for (let i = 0; i < len; i++) biasDelta[i] += s.value * rows[s.neuron * len + i]!;
+    const perOutput = sumPerOutput(rows.subarray(s.neuron * len, (s.neuron + 1) * len), consumer);
+    for (let o = 0; o < outputs; o++) biasDelta[o] += s.value * perOutput[o]!;
   }
   writeConsumer(model, layer, consumer, rows, len, keptOf(layer.width, lp), hasDelta ? biasDelta : undefined);
+}
+
+/** The consumer's weight as one row per input neuron (the neuron's slice of viewDims). */
+function consumerRows(consumer: Consumer): Float64Array {
+  return axisToRows(consumer.weight.value.constantTensor()!.toFloat64(), consumer.viewDims, consumer.inAxis);
+}
+
+function consumerOutputCount(consumer: Consumer): number {
+  return consumer.viewDims[consumer.outAxis]!;
+}
+
+/**
+ * What a constant input of 1 on this neuron's slice adds to each consumer output: the sum of the
+ * slice over everything but the output axis (kernel positions, a Flatten block).
+ */
+function sumPerOutput(row: Float64Array, consumer: Consumer): Float64Array {
+  const rowDims = consumer.viewDims.filter((_, i) => i !== consumer.inAxis);
+  const outAxis = consumer.outAxis < consumer.inAxis ? consumer.outAxis : consumer.outAxis - 1;
+  const byOutput = axisToRows(row, rowDims, outAxis);
+  const outputs = rowDims[outAxis]!;
+  const per = byOutput.length / outputs;
+  const sums = new Float64Array(outputs);
+  for (let o = 0; o < outputs; o++) for (let i = 0; i < per; i++) sums[o] += byOutput[o * per + i]!;
+  return sums;
 }
 
 function keptOf(width: number, lp: LayerMergePlan): number[] {
@@ -93,8 +118,7 @@ function keptOf(width: number, lp: LayerMergePlan): number[] {
 function refitConsumer(model: Model, layer: NeuronLayer, consumer: Consumer, kept: number[], stats: StreamingMoments | undefined): void {
   if (!stats) throw new Error(`layer "${layer.name}" has a refit plan but no statistics`);
   const width = layer.width;
-  const t = consumer.weight.value.constantTensor()!;
-  const rows = axisToRows(t.toFloat64(), t.dims, consumer.inAxis);
+  const rows = consumerRows(consumer);
   const len = rows.length / width;
   const cov = stats.covariance();
   const n = kept.length;
@@ -112,14 +136,15 @@ function refitConsumer(model: Model, layer: NeuronLayer, consumer: Consumer, kep
   }
   const refit = solveSymmetricPositive(skk, n, rhs, len, 1e-9);
   const mu = stats.mean;
-  const biasDelta = new Float64Array(len);
-  for (let k = 0; k < width; k++) for (let i = 0; i < len; i++) biasDelta[i] += rows[k * len + i]! * mu[k]!;
+  // Bias change: (R^T mu - R'^T mu_K), summed per consumer output.
+  const delta = new Float64Array(len);
+  for (let k = 0; k < width; k++) for (let i = 0; i < len; i++) delta[i] += rows[k * len + i]! * mu[k]!;
   kept.forEach((k, a) => {
-    for (let i = 0; i < len; i++) biasDelta[i] -= refit[a * len + i]! * mu[k]!;
+    for (let i = 0; i < len; i++) delta[i] -= refit[a * len + i]! * mu[k]!;
   });
   const full = new Float64Array(rows.length);
   kept.forEach((k, a) => full.set(refit.subarray(a * len, (a + 1) * len), k * len));
-  writeConsumer(model, layer, consumer, full, len, kept, biasDelta);
+  writeConsumer(model, layer, consumer, full, len, kept, sumPerOutput(delta, consumer));
 }
 
 /** Writes the consumer's rows (only `kept`) back and adds `biasDelta` (in y's units) to its bias. */
@@ -128,8 +153,13 @@ function writeConsumer(model: Model, layer: NeuronLayer, consumer: Consumer, row
   const t = consumer.weight.value.constantTensor()!;
   const out = new Float64Array(keep.length * len);
   keep.forEach((k, i) => out.set(rows.subarray(k * len, (k + 1) * len), i * len));
-  const dims = t.dims.map((d, i) => (i === consumer.inAxis ? keep.length : d));
-  g.setConstant(consumer.weight.value, Tensor.fromNumbers(t.dataType, dims, rowsToAxis(out, keep.length, dims, consumer.inAxis), t.name));
+  const view = consumer.viewDims.map((d, i) => (i === consumer.inAxis ? keep.length : d));
+  const kept = rowsToAxis(out, keep.length, view, consumer.inAxis);
+  // The view splits a flattened axis; the tensor keeps the weight's own rank.
+  const dims = [...t.dims];
+  const inAxis = t.dims.length === view.length ? consumer.inAxis : consumer.inAxis === 0 ? 0 : 1;
+  dims[inAxis] = kept.length / t.dims.reduce((p, d, i) => (i === inAxis ? p : p * d), 1);
+  g.setConstant(consumer.weight.value, Tensor.fromNumbers(t.dataType, dims, kept, t.name));
   if (!biasDelta) return;
   // y = scale * (h . A) + biasScale * c: a change d of y needs c += d * scale / biasScale.
   const weightScale = consumer.weight.scale;
@@ -137,22 +167,27 @@ function writeConsumer(model: Model, layer: NeuronLayer, consumer: Consumer, row
     const bt = consumer.bias.value.constantTensor()!;
     const c = bt.toFloat64();
     const factor = weightScale / consumer.bias.scale;
-    for (let i = 0; i < len; i++) c[i] += factor * biasDelta[i]!;
+    for (let i = 0; i < biasDelta.length; i++) c[i] += factor * biasDelta[i]!;
     g.setConstant(consumer.bias.value, Tensor.fromNumbers(bt.dataType, bt.dims, c, bt.name));
     return;
   }
   const dataType = t.dataType;
   const values = biasDelta.map((d) => d * weightScale);
+  const outputs = values.length;
   const node = consumer.node;
+  if (node.is('Conv')) {
+    node.setInput(2, g.addInitializer(`${node.name || 'conv'}_bias`, Tensor.fromNumbers(dataType, [outputs], values)));
+    return;
+  }
   if (node.is('Gemm')) {
     if (node.getFloat('beta', 1) !== 1) node.setAttribute({ name: 'beta', type: 'float', value: 1 });
-    node.setInput(2, g.addInitializer(`${node.name || 'gemm'}_bias`, Tensor.fromNumbers(dataType, [len], values)));
+    node.setInput(2, g.addInitializer(`${node.name || 'gemm'}_bias`, Tensor.fromNumbers(dataType, [outputs], values)));
     return;
   }
   // A MatMul without bias gets an Add; the Add takes over the MatMul's output name so that
   // downstream names (and graph output names) stay as they were.
   const product = node.outputs[0]!;
-  const bias = g.addInitializer(`${node.name || 'matmul'}_bias`, Tensor.fromNumbers(dataType, [len], values));
+  const bias = g.addInitializer(`${node.name || 'matmul'}_bias`, Tensor.fromNumbers(dataType, [outputs], values));
   const add = g.addNode({ opType: 'Add', inputs: [product, bias], outputs: [`${product.name}_biased`], after: node });
   const sum = add.outputs[0]!;
   for (const use of product.uses()) if (use.node !== add) use.node.setInput(use.inputIndex, sum);

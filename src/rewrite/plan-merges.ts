@@ -89,10 +89,10 @@ function planExact(m: LayerCondensation, tolerance: number): LayerMergePlan {
         kind = 'copy';
         scale = 1;
       } else if (t > 0 && act.isPositivelyHomogeneous) kind = 'multiple';
-      else if (Math.abs(t + 1) <= tolerance && act.isOdd) {
+      else if (Math.abs(t + 1) <= tolerance && act.isOdd && layer.allowsNegativeScale) {
         kind = 'negated';
         scale = -1;
-      } else if (t < 0 && act.isOdd && act.isPositivelyHomogeneous) kind = 'multiple';
+      } else if (t < 0 && act.isOdd && act.isPositivelyHomogeneous && layer.allowsNegativeScale) kind = 'multiple';
       if (!kind) continue;
       merges.push({ neuron: j, into: r, scale, kind });
       removed.add(j);
@@ -113,13 +113,16 @@ function exactStatics(m: LayerCondensation, rows: Float64Array, dim: number, fan
     }
     let inputIsZero = true;
     for (let i = 0; i < fanIn && inputIsZero; i++) if (rows[k * dim + i] !== 0) inputIsZero = false;
+    // A constant channel stays constant on the way to the consumer unless padding brings in zeros.
+    const canFold = (value: number): boolean => value === 0 || layer.keepsConstants;
     if (inputIsZero) {
       // With w_k = 0 the neuron sees only its bias: s(b_k), the same for every input.
       const b = fanIn < dim ? rows[k * dim + fanIn]! : 0;
-      statics.push({ neuron: k, value: layer.activation.evaluate(k, Float64Array.of(b))[0]!, kind: 'zero-input' });
+      const value = layer.activation.evaluate(k, Float64Array.of(b))[0]!;
+      if (canFold(value)) statics.push({ neuron: k, value, kind: 'zero-input' });
       continue;
     }
-    if (variance && m.statistics!.count > 1 && variance[k] === 0) {
+    if (variance && m.statistics!.count > 1 && variance[k] === 0 && canFold(m.statistics!.mean[k]!)) {
       statics.push({ neuron: k, value: m.statistics!.mean[k]!, kind: 'constant-on-probes' });
     }
   }

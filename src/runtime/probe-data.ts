@@ -3,7 +3,7 @@
 
 import * as fs from 'node:fs';
 import * as path from 'node:path';
-import { FileNotFoundError, OptionError, ProbeDataError } from '../errors.js';
+import { FileNotFoundError, joinProblems, OptionError, ProbeDataError } from '../errors.js';
 import { DataType, dataTypeName, isFloatType } from '../ir/data-type.js';
 import type { Model } from '../ir/model.js';
 import type { Dim } from '../ir/value.js';
@@ -44,6 +44,19 @@ export function modelInputs(model: Model): ModelInput[] {
     .map((v) => ({ name: v.name, elemType: v.type?.kind === 'tensor' ? v.type.elemType : DataType.UNDEFINED, dims: v.type?.kind === 'tensor' ? v.type.shape : undefined }));
 }
 
+/** One thing wrong with the probes: what it is about (a file, an option) and what is wrong. */
+interface ProbeProblem {
+  subject: string;
+  problem: string;
+}
+
+/** Throws all problems at once; one problem keeps its own subject, several go under `subject`. */
+function throwProbeProblems(problems: ProbeProblem[], subject: string): void {
+  if (problems.length === 0) return;
+  if (problems.length === 1) throw new ProbeDataError(problems[0]!.subject, problems[0]!.problem);
+  throw new ProbeDataError(subject, joinProblems(problems.map((p) => (p.subject === subject ? p.problem : `${p.subject}: ${p.problem}`))));
+}
+
 function dimText(d: Dim | undefined): string {
   return d?.value !== undefined ? String(d.value) : d?.param || '?';
 }
@@ -71,9 +84,9 @@ export function loadProbeFiles(model: Model, specs: string[]): ProbeSet {
       arrays.set(target, { array: decodeNpy(bytes, file), subject: file });
     }
   }
-  const problems: string[] = [];
-  for (const name of arrays.keys()) {
-    if (!inputs.some((i) => i.name === name)) problems.push(`probe data for "${name}", which is not a model input (inputs: ${inputs.map((i) => i.name).join(', ')})`);
+  const problems: ProbeProblem[] = [];
+  for (const [name, { subject }] of arrays) {
+    if (!inputs.some((i) => i.name === name)) problems.push({ subject, problem: `feeds "${name}", which is not a model input; expected one of ${inputs.map((i) => `"${i.name}"`).join(', ')}` });
   }
   const tensors: Record<string, HostTensor> = {};
   let count: number | undefined;
@@ -81,7 +94,7 @@ export function loadProbeFiles(model: Model, specs: string[]): ProbeSet {
   for (const input of inputs) {
     const entry = arrays.get(input.name);
     if (!entry) {
-      problems.push(`model input "${input.name}" has no probe data; expected --probe ${input.name}=file.npy`);
+      problems.push({ subject: '--probe', problem: `model input "${input.name}" has no probe data; expected --probe ${input.name}=file.npy` });
       continue;
     }
     const { array, subject } = entry;
@@ -90,24 +103,24 @@ export function loadProbeFiles(model: Model, specs: string[]): ProbeSet {
     if (dims) {
       const expected = `[${dims.map(dimText).join(', ')}]`;
       if (shape.length !== dims.length) {
-        problems.push(`${subject}: input "${input.name}" expects shape ${expected}, got [${shape.join(', ')}]`);
+        problems.push({ subject, problem: `input "${input.name}" expects shape ${expected}, got [${shape.join(', ')}]` });
         continue;
       }
       const bad = dims.findIndex((d, i) => i > 0 && d.value !== undefined && d.value !== shape[i]);
       if (bad >= 0) {
-        problems.push(`${subject}: input "${input.name}" expects shape ${expected}, got [${shape.join(', ')}]`);
+        problems.push({ subject, problem: `input "${input.name}" expects shape ${expected}, got [${shape.join(', ')}]` });
         continue;
       }
       if (dims[0]?.value !== undefined) fixedBatch = dims[0].value;
     }
     const n = shape[0] ?? 1;
-    if (count !== undefined && n !== count) problems.push(`${subject}: has ${n} samples, other probe inputs have ${count}`);
+    if (count !== undefined && n !== count) problems.push({ subject, problem: `has ${n} samples, other probe inputs have ${count}` });
     count = n;
-    const converted = convertArray(array, input, subject);
-    if (typeof converted === 'string') problems.push(converted);
+    const converted = convertArray(array, input);
+    if (typeof converted === 'string') problems.push({ subject, problem: converted });
     else tensors[input.name] = { dataType: input.elemType, dims: shape.length ? [...shape] : [1], data: converted };
   }
-  if (problems.length) throw new ProbeDataError(problems.length === 1 ? problems[0]!.split(':')[0]! : '--probe', problems.length === 1 ? problems[0]!.slice(problems[0]!.indexOf(':') + 1).trim() : problems.join('; '));
+  throwProbeProblems(problems, '--probe');
   if (fixedBatch !== undefined && count! % fixedBatch !== 0) {
     throw new ProbeDataError('--probe', `the model takes batches of exactly ${fixedBatch} samples; ${count} samples is not a multiple`);
   }
@@ -118,7 +131,8 @@ function decodeNpzKeyCount(bytes: Uint8Array): number {
   return decodeNpz(bytes, 'npz').size;
 }
 
-function convertArray(array: NpyArray, input: ModelInput, subject: string): HostData | string {
+/** The array as the input's element type, or what is wrong (without the subject). */
+function convertArray(array: NpyArray, input: ModelInput): HostData | string {
   const want = input.elemType;
   const given = array.dtype;
   if (want === DataType.FLOAT) {
@@ -136,7 +150,7 @@ function convertArray(array: NpyArray, input: ModelInput, subject: string): Host
   } else if (want === DataType.BOOL || want === DataType.UINT8) {
     if (given === 'bool' || given === 'uint8') return array.data;
   }
-  return `${subject}: input "${input.name}" expects ${dataTypeName(want)} data, got ${given}`;
+  return `input "${input.name}" expects ${dataTypeName(want)} data, got ${given}`;
 }
 
 /** Draws `count` seeded Gaussian samples (small non-negative integers for integer inputs). */
@@ -145,40 +159,40 @@ export function randomProbes(model: Model, count: number, options: { seed?: numb
   const rng = new SeededRandom(options.seed ?? 0);
   const inputs: Record<string, HostTensor> = {};
   let fixedBatch: number | undefined;
-  const problems: string[] = [];
+  const problems: ProbeProblem[] = [];
   for (const name of Object.keys(options.shapes ?? {})) {
-    if (!modelInputs(model).some((i) => i.name === name)) problems.push(`--shape: "${name}" is not a model input`);
+    if (!modelInputs(model).some((i) => i.name === name)) problems.push({ subject: '--shape', problem: `"${name}" is not a model input` });
   }
   for (const input of modelInputs(model)) {
     const given = options.shapes?.[input.name];
     const dims = input.dims;
     if (!dims && !given) {
-      problems.push(`--shape: input "${input.name}" declares no shape; give it as --shape ${input.name}=1x...`);
+      problems.push({ subject: '--shape', problem: `input "${input.name}" declares no shape; give it as --shape ${input.name}=1x...` });
       continue;
     }
     let sample: number[];
     if (given) {
       if (dims && given.length !== dims.length) {
-        problems.push(`--shape: input "${input.name}" has rank ${dims.length} ([${dims.map(dimText).join(', ')}]), got ${given.join('x')}`);
+        problems.push({ subject: '--shape', problem: `input "${input.name}" has rank ${dims.length} ([${dims.map(dimText).join(', ')}]), got ${given.join('x')}` });
         continue;
       }
       const clash = dims?.findIndex((d, i) => i > 0 && d.value !== undefined && d.value !== given[i]) ?? -1;
       if (clash >= 0) {
-        problems.push(`--shape: input "${input.name}" has dimension ${clash} fixed at ${dims![clash]!.value}, got ${given[clash]}`);
+        problems.push({ subject: '--shape', problem: `input "${input.name}" has dimension ${clash} fixed at ${dims![clash]!.value}, got ${given[clash]}` });
         continue;
       }
       sample = given.slice(1);
     } else {
       const unknown = dims!.findIndex((d, i) => i > 0 && d.value === undefined);
       if (unknown >= 0) {
-        problems.push(`--shape: input "${input.name}" has dynamic dimension ${unknown} ("${dimText(dims![unknown])}"); give a full shape with --shape ${input.name}=${dims!.map((d) => d.value ?? 'N').join('x')}`);
+        problems.push({ subject: '--shape', problem: `input "${input.name}" has dynamic dimension ${unknown} ("${dimText(dims![unknown])}"); give a full shape with --shape ${input.name}=${dims!.map((d) => d.value ?? 'N').join('x')}` });
         continue;
       }
       sample = dims!.slice(1).map((d) => d.value!);
     }
     if (dims?.[0]?.value !== undefined) fixedBatch = dims[0].value;
     if (dims && dims.length === 0) {
-      problems.push(`input "${input.name}" is a scalar; probes need a batch axis`);
+      problems.push({ subject: '--random', problem: `input "${input.name}" is a scalar; probes need a batch axis` });
       continue;
     }
     const per = sample.reduce((a, b) => a * b, 1);
@@ -192,12 +206,12 @@ export function randomProbes(model: Model, count: number, options: { seed?: numb
       const range = input.elemType === DataType.BOOL ? 2 : 8;
       for (let i = 0; i < d.length; i++) d[i] = rng.integer(range);
     } else {
-      problems.push(`input "${input.name}" has element type ${dataTypeName(input.elemType)}; random probes cannot make it, give --probe files`);
+      problems.push({ subject: '--random', problem: `input "${input.name}" has element type ${dataTypeName(input.elemType)}; random probes cannot make it, give --probe files` });
       continue;
     }
     inputs[input.name] = { dataType: input.elemType, dims: [count, ...sample], data };
   }
-  if (problems.length) throw new ProbeDataError(problems.length === 1 ? problems[0]!.split(':')[0]! : '--random', problems.length === 1 ? problems[0]!.slice(problems[0]!.indexOf(':') + 1).trim() : problems.join('; '));
+  throwProbeProblems(problems, '--random');
   if (fixedBatch !== undefined && count % fixedBatch !== 0) {
     throw new OptionError('--random', `the model takes batches of exactly ${fixedBatch} samples; ${count} is not a multiple`);
   }

@@ -172,7 +172,7 @@ function matchLayer(node: Node): NeuronLayer | undefined {
   const h = activation.output;
   if (h.isGraphOutput) reasons.push(`its output "${h.name}" is a graph output`);
 
-  const { consumers, problems, allowsNegativeScale, keepsConstants } = traceConsumers(h, new Set(activation.nodes), width, rank - neuronAxisFromEnd === 1 && rank > 2);
+  const { consumers, problems, allowsNegativeScale, keepsConstants } = traceConsumers(h, new Set(activation.nodes), width, isFeatureMapAxis(rank, neuronAxisFromEnd));
   reasons.push(...problems);
   if (consumers.length === 0 && reasons.length === 0) reasons.push('its output has no linear consumer');
   return {
@@ -195,9 +195,11 @@ function matchLayer(node: Node): NeuronLayer | undefined {
   };
 }
 
-interface TracedConsumers {
+export interface TracedConsumers {
   consumers: Consumer[];
   problems: string[];
+  /** The readers behind each problem (the channel-group analysis looks at Adds among them). */
+  blockedReaders: { node: Node; inputIndex: number; problem: string }[];
   allowsNegativeScale: boolean;
   keepsConstants: boolean;
 }
@@ -206,8 +208,12 @@ interface TracedConsumers {
  * Follows the layer output h through channel-wise ops (pooling, padding, resizing; only for
  * channel-first feature maps) and at most one Flatten to the linear consumers.
  */
-function traceConsumers(h: Value, activationNodes: Set<Node>, width: number, isFeatureMap: boolean): TracedConsumers {
-  const out: TracedConsumers = { consumers: [], problems: [], allowsNegativeScale: true, keepsConstants: true };
+export function traceConsumers(h: Value, activationNodes: Set<Node>, width: number, isFeatureMap: boolean): TracedConsumers {
+  const out: TracedConsumers = { consumers: [], problems: [], blockedReaders: [], allowsNegativeScale: true, keepsConstants: true };
+  const block = (node: Node, inputIndex: number, problem: string): void => {
+    out.problems.push(problem);
+    out.blockedReaders.push({ node, inputIndex, problem });
+  };
   const visit = (v: Value, path: Node[], flattened: boolean): void => {
     if (v.isGraphOutput) out.problems.push(`its output "${v.name}" is a graph output`);
     for (const use of v.uses()) {
@@ -217,7 +223,7 @@ function traceConsumers(h: Value, activationNodes: Set<Node>, width: number, isF
       if (channelwise && use.inputIndex === 0 && (isFeatureMap || n.is('Identity') || n.is('Dropout'))) {
         const problem = channelwise.check?.(n);
         if (problem) {
-          out.problems.push(`"${n.label}" ${problem}`);
+          block(n, use.inputIndex, `"${n.label}" ${problem}`);
           continue;
         }
         out.allowsNegativeScale &&= channelwise.allowsNegativeScale;
@@ -230,7 +236,7 @@ function traceConsumers(h: Value, activationNodes: Set<Node>, width: number, isF
         continue;
       }
       const c = matchConsumer(n, use.inputIndex, width, flattened, path);
-      if (typeof c === 'string') out.problems.push(c);
+      if (typeof c === 'string') block(n, use.inputIndex, c);
       else {
         if (c.node.is('Conv') && convPads(c.node)) out.keepsConstants = false;
         out.consumers.push(c);
@@ -239,6 +245,11 @@ function traceConsumers(h: Value, activationNodes: Set<Node>, width: number, isF
   };
   visit(h, [], false);
   return out;
+}
+
+/** True when the neurons are the channels (axis 1) of a feature map of rank 3 or more. */
+export function isFeatureMapAxis(rank: number, neuronAxisFromEnd: number): boolean {
+  return rank - neuronAxisFromEnd === 1 && rank > 2;
 }
 
 function isFlatten(n: Node): boolean {

@@ -136,8 +136,10 @@ export function consumerBlockReason(node: Node): string {
     ReduceSum: 'a ReduceSum, which mixes neurons',
     LpNormalization: 'an LpNormalization, which normalises across neurons',
     Concat: 'a Concat, which ties its channels to other tensors',
-    Add: 'an Add with a non-constant operand (a residual connection?)',
-    Mul: 'a Mul with a non-constant operand (a gate?)',
+    Add: 'an Add with a non-constant operand (a residual connection), which ties its channels to other layers',
+    Sub: 'a Sub with a non-constant operand, which ties its channels to other layers',
+    Sum: 'a Sum, which ties its channels to other layers',
+    Mul: 'a Mul with a non-constant operand (a gate), which scales each channel by data',
   };
   const what = normalisers[node.opType];
   return what ? `feeds ${what} ("${node.label}")` : `consumer "${node.label}" (${node.opType}) is not a linear layer with constant weights`;

@@ -1,5 +1,6 @@
 // audit: find the layers, optionally run probe data for output statistics, measure condensation.
 
+import { findChannelGroups, type ChannelGroup } from '../analysis/channel-groups.js';
 import { findLayers } from '../analysis/find-layers.js';
 import { measureCondensation, resolveAnalysisOptions, type AnalysisOptions, type LayerCondensation } from '../analysis/measure-condensation.js';
 import type { Model } from '../ir/model.js';
@@ -24,6 +25,8 @@ export interface AuditResult {
   model: Model;
   parameterCount: number;
   layers: LayerCondensation[];
+  /** Layers whose channels are tied by residual Adds (dependency groups). */
+  groups: ChannelGroup[];
   /** Probe samples run for output statistics (0: data-free audit, weight measures only). */
   probeSamples: number;
   probeSource: string | undefined;
@@ -58,6 +61,7 @@ export async function audit(model: string | Model, options: AuditOptions = {}): 
     model: loaded,
     parameterCount: original.parameterCount(),
     layers: layers.map((l) => measureCondensation(l, statistics.get(l.name), analysis)),
+    groups: findChannelGroups(layers),
     probeSamples,
     probeSource,
     similarityThreshold: analysis.similarityThreshold,

@@ -3,6 +3,7 @@
 
 import * as fs from 'node:fs';
 import * as path from 'node:path';
+import { findChannelGroups } from '../analysis/channel-groups.js';
 import { findLayers } from '../analysis/find-layers.js';
 import { measureCondensation, resolveAnalysisOptions, type AnalysisOptions, type LayerCondensation } from '../analysis/measure-condensation.js';
 import { OptionError, VerificationError } from '../errors.js';
@@ -67,7 +68,8 @@ export async function prune(input: string, options: PruneOptions): Promise<Prune
     ...(options.onProgress ? { onProgress: (p: CollectProgress) => options.onProgress!('collecting statistics', p) } : {}),
   });
   const measured = layers.map((l) => measureCondensation(l, statistics.get(l.name), analysis));
-  const plan = planMerges(measured, options.merge);
+  const groups = findChannelGroups(layers);
+  const plan = planMerges(measured, options.merge, groups);
 
   const rewrite = (subset: MergePlan): Model => {
     const copy = cloneModel(model);
@@ -82,16 +84,20 @@ export async function prune(input: string, options: PruneOptions): Promise<Prune
   if (!(fidelity.maxRelError <= maxError)) {
     // Find which layers' merges alone break the bound, so the report can name them.
     const atFault: string[] = [];
-    for (const lp of plan.layers) {
-      const alone = await compareModels(originalBytes, modelBytes(rewrite({ layers: [lp] })), input, probes.holdout!, sessionOpts);
-      if (!(alone.maxRelError <= maxError)) atFault.push(`${lp.layer} (${alone.maxRelError.toExponential(2)})`);
+    const parts: [string, MergePlan][] = [
+      ...plan.layers.map((lp): [string, MergePlan] => [lp.layer, { layers: [lp], groups: [] }]),
+      ...plan.groups.map((gp): [string, MergePlan] => [`${gp.group} (${gp.members.join(', ')})`, { layers: [], groups: [gp] }]),
+    ];
+    for (const [name, part] of parts) {
+      const alone = await compareModels(originalBytes, modelBytes(rewrite(part)), input, probes.holdout!, sessionOpts);
+      if (!(alone.maxRelError <= maxError)) atFault.push(`${name} (${alone.maxRelError.toExponential(2)})`);
     }
     const blame = atFault.length ? `; layers at fault: ${atFault.join(', ')}` : '; no single layer exceeds it alone (errors add up across layers)';
     throw new VerificationError(input, `pruned model differs from the original by a relative error of ${fidelity.maxRelError.toExponential(2)} on output "${fidelity.worstOutput}" (${fidelity.samples} held-out samples), above --max-error ${maxError}${blame}; nothing was written`, atFault.map((a) => a.split(' (')[0]!));
   }
   if (!options.dryRun) saveModel(rewritten, options.output);
   const widthBefore = measured.reduce((s, m) => s + m.width, 0);
-  const removed = plan.layers.reduce((s, lp) => s + lp.width - lp.widthAfter, 0);
+  const removed = plan.layers.reduce((s, lp) => s + lp.width - lp.widthAfter, 0) + plan.groups.reduce((s, gp) => s + (gp.width - gp.widthAfter) * gp.members.length, 0);
   return {
     input,
     output: options.dryRun ? null : options.output,

@@ -2,6 +2,7 @@
 
 import type { LayerCondensation } from '../analysis/measure-condensation.js';
 import { redundancy } from '../analysis/measure-condensation.js';
+import type { ChannelGroup } from '../analysis/channel-groups.js';
 import type { AuditResult } from '../pipeline/audit.js';
 import { renderTable } from './text-table.js';
 
@@ -21,6 +22,17 @@ export interface LayerReport {
   mergeable: boolean;
   /** Why the layer cannot be merged; null when it can. */
   reason: string | null;
+  /** The channel group (residual stream) the layer's channels are tied into; null if none. */
+  coupledGroup: string | null;
+}
+
+export interface GroupReport {
+  id: string;
+  members: string[];
+  ties: string[];
+  width: number;
+  mergeable: boolean;
+  reason: string | null;
 }
 
 export interface AuditReport {
@@ -30,6 +42,8 @@ export interface AuditReport {
   probe: { samples: number; source: string } | null;
   options: { similarityThreshold: number; staticThreshold: number };
   layers: LayerReport[];
+  /** Channel groups: layers whose channels are tied by residual Adds and merge together. */
+  groups: GroupReport[];
   notes: string[];
 }
 
@@ -39,7 +53,7 @@ function sizes(labels: Int32Array, count: number): number[] {
   return s.sort((a, b) => b - a);
 }
 
-export function layerReport(m: LayerCondensation): LayerReport {
+export function layerReport(m: LayerCondensation, groups: ChannelGroup[] = []): LayerReport {
   const out = m.outputClusters;
   return {
     name: m.layer.name,
@@ -53,6 +67,18 @@ export function layerReport(m: LayerCondensation): LayerReport {
     clusterSizes: { weight: sizes(m.weightClusters.labels, m.weightClusters.count), output: out ? sizes(out.labels, out.count) : null },
     mergeable: m.layer.mergeable,
     reason: m.layer.reasons.length ? m.layer.reasons.join('; ') : null,
+    coupledGroup: groups.find((g) => g.producers.includes(m.layer))?.id ?? null,
+  };
+}
+
+export function groupReport(g: ChannelGroup): GroupReport {
+  return {
+    id: g.id,
+    members: g.producers.map((p) => p.name),
+    ties: g.ties.map((t) => t.label),
+    width: g.width,
+    mergeable: g.mergeable,
+    reason: g.reasons.length ? g.reasons.join('; ') : null,
   };
 }
 
@@ -66,7 +92,8 @@ export function auditReport(result: AuditResult): AuditReport {
     model: { path: result.path, params: result.parameterCount },
     probe: result.probeSamples > 0 ? { samples: result.probeSamples, source: result.probeSource ?? '' } : null,
     options: { similarityThreshold: result.similarityThreshold, staticThreshold: result.staticThreshold },
-    layers: result.layers.map(layerReport),
+    layers: result.layers.map((l) => layerReport(l, result.groups)),
+    groups: result.groups.map(groupReport),
     notes,
   };
 }
@@ -85,8 +112,9 @@ export function formatAuditTable(report: AuditReport): string {
     report.layers.map((l) => [
       l.name, l.op, l.activation, String(l.width), String(l.static), String(l.effectiveWidth.weight),
       l.effectiveWidth.output === null ? '-' : String(l.effectiveWidth.output), pct(l.redundancy.output ?? l.redundancy.weight),
-      l.mergeable ? 'yes' : `no: ${l.reason}`,
+      l.mergeable ? 'yes' : l.coupledGroup ? `coupled (${l.coupledGroup})` : `no: ${l.reason}`,
     ]),
   );
-  return [head, '', table, ...report.notes.map((n) => `note: ${n}`)].join('\n');
+  const groups = report.groups.map((g) => `${g.id}: channels of ${g.members.join(', ')} are tied by ${g.ties.join(', ')}; ${g.mergeable ? 'merged together where every member agrees' : `not mergeable: ${g.reason}`}`);
+  return [head, '', table, ...(groups.length ? ['', ...groups] : []), ...report.notes.map((n) => `note: ${n}`)].join('\n');
 }

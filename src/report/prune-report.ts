@@ -15,6 +15,8 @@ export interface PruneReport {
   fidelity: { maxAbsError: number; maxRelError: number; top1Agreement: number | null; samples: number; maxError: number };
   probe: string;
   layers: { name: string; width: number; widthAfter: number; merges: LayerMergePlan['merges']; statics: LayerMergePlan['statics']; refit: boolean }[];
+  /** Channel groups merged together (every member layer loses the same channels). */
+  groups: { name: string; members: string[]; width: number; widthAfter: number; merges: LayerMergePlan['merges'] }[];
 }
 
 export function pruneReport(r: PruneResult): PruneReport {
@@ -28,6 +30,7 @@ export function pruneReport(r: PruneResult): PruneReport {
     fidelity: { maxAbsError: r.fidelity.maxAbsError, maxRelError: r.fidelity.maxRelError, top1Agreement: r.fidelity.top1Agreement, samples: r.fidelity.samples, maxError: r.maxError },
     probe: r.probeSource,
     layers: r.plan.layers.map((lp) => ({ name: lp.layer, width: lp.width, widthAfter: lp.widthAfter, merges: lp.merges, statics: lp.statics, refit: !!lp.refit })),
+    groups: r.plan.groups.map((gp) => ({ name: gp.group, members: gp.members, width: gp.width, widthAfter: gp.widthAfter, merges: gp.merges })),
   };
 }
 
@@ -41,12 +44,15 @@ export function formatPruneSummary(report: PruneReport): string {
     `verified on ${f.samples} held-out samples (${report.probe}): max abs error ${f.maxAbsError.toExponential(2)}, max rel error ${f.maxRelError.toExponential(2)} (limit ${f.maxError})` +
       (f.top1Agreement === null ? '' : `, top-1 agreement ${(100 * f.top1Agreement).toFixed(2)}%`),
   ];
-  if (report.layers.length === 0) {
+  if (report.layers.length === 0 && report.groups.length === 0) {
     lines.push('no layer had neurons to merge');
   } else {
     lines.push('', renderTable(
       [{ header: 'layer' }, { header: 'width', align: 'right' }, { header: 'after', align: 'right' }, { header: 'merged', align: 'right' }, { header: 'static', align: 'right' }, { header: 'mode' }],
-      report.layers.map((l) => [l.name, String(l.width), String(l.widthAfter), String(l.merges.length), String(l.statics.length), l.refit ? 'least-squares refit' : 'exact']),
+      [
+        ...report.layers.map((l) => [l.name, String(l.width), String(l.widthAfter), String(l.merges.length), String(l.statics.length), l.refit ? 'least-squares refit' : 'exact']),
+        ...report.groups.map((g) => [`${g.name} (${g.members.join(', ')})`, String(g.width), String(g.widthAfter), String(g.merges.length), '0', 'exact, coupled']),
+      ],
     ));
   }
   return lines.join('\n');

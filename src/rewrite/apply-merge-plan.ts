@@ -8,7 +8,8 @@ import type { Value } from '../ir/value.js';
 import { axisToRows, rowsToAxis } from '../numeric/axis-slices.js';
 import { solveSymmetricPositive } from '../numeric/linear-solve.js';
 import type { StreamingMoments } from '../numeric/streaming-moments.js';
-import type { LayerMergePlan, MergePlan } from './plan-merges.js';
+import { findChannelGroups, type ChannelGroup } from '../analysis/channel-groups.js';
+import type { GroupMergePlan, LayerMergePlan, MergePlan } from './plan-merges.js';
 
 /**
  * Applies `plan` to `model` in place. `layers` must be found on this same model (findLayers);
@@ -22,6 +23,23 @@ export function applyMergePlan(model: Model, layers: NeuronLayer[], plan: MergeP
     if (!layer.mergeable) throw new Error(`merge plan names layer "${lp.layer}", which is not mergeable: ${layer.reasons.join('; ')}`);
     applyLayerPlan(model, layer, lp, statistics?.get(lp.layer));
   }
+  if (plan.groups.length === 0) return;
+  const groups = new Map(findChannelGroups(layers).map((g) => [g.id, g]));
+  for (const gp of plan.groups) {
+    const group = groups.get(gp.group);
+    if (!group || !group.mergeable) throw new Error(`merge plan names channel group "${gp.group}", which the model does not have as a mergeable group`);
+    applyGroupPlan(model, group, gp);
+  }
+}
+
+/** A group merge: every consumer absorbs, every producer loses the merged channels. */
+function applyGroupPlan(model: Model, group: ChannelGroup, gp: GroupMergePlan): void {
+  const lp: LayerMergePlan = { layer: gp.group, width: gp.width, widthAfter: gp.widthAfter, merges: gp.merges, statics: [] };
+  const kept = keptOf(gp.width, lp);
+  const shapeCarrier = group.producers[0]!;
+  for (const consumer of group.consumers) foldIntoConsumer(model, shapeCarrier, consumer, lp);
+  for (const producer of group.producers) cutProducer(model, producer, kept);
+  for (const v of group.values) updateNeuronDim(v, shapeCarrier.neuronAxisFromEnd, gp.width, kept.length);
 }
 
 function applyLayerPlan(model: Model, layer: NeuronLayer, lp: LayerMergePlan, stats: StreamingMoments | undefined): void {
@@ -31,7 +49,11 @@ function applyLayerPlan(model: Model, layer: NeuronLayer, lp: LayerMergePlan, st
     if (lp.refit) refitConsumer(model, layer, consumer, lp.refit.kept, stats);
     else foldIntoConsumer(model, layer, consumer, lp);
   }
-  // Producer: keep only the surviving neurons' input weights and biases.
+  cutProducer(model, layer, kept);
+}
+
+/** Producer side of a merge: keep only the surviving neurons' weights, bias and activation constants. */
+function cutProducer(model: Model, layer: NeuronLayer, kept: number[]): void {
   const g = model.graph;
   g.setConstant(layer.weight.value, keepAlongAxis(layer.weight.value, layer.outAxis, kept));
   if (layer.bias?.perNeuron) {
@@ -44,12 +66,15 @@ function applyLayerPlan(model: Model, layer: NeuronLayer, lp: LayerMergePlan, st
   }
   // Declared shapes of the layer's inner values now have the new width on the neuron axis.
   const inner: Value[] = [...layer.producer.outputs, ...(layer.biasNode?.outputs ?? []), ...layer.activation.nodes.flatMap((n) => n.outputs)];
-  for (const v of inner) {
-    if (v.type?.kind !== 'tensor' || !v.type.shape) continue;
-    const axis = v.type.shape.length - layer.neuronAxisFromEnd;
-    const d = v.type.shape[axis];
-    if (d?.value === layer.width) v.type = { ...v.type, shape: v.type.shape.map((x, i) => (i === axis ? { ...x, value: kept.length } : x)) };
-  }
+  for (const v of inner) updateNeuronDim(v, layer.neuronAxisFromEnd, layer.width, kept.length);
+}
+
+/** A declared shape's neuron axis goes from `width` to `widthAfter`. */
+function updateNeuronDim(v: Value, neuronAxisFromEnd: number, width: number, widthAfter: number): void {
+  if (v.type?.kind !== 'tensor' || !v.type.shape) return;
+  const axis = v.type.shape.length - neuronAxisFromEnd;
+  const d = v.type.shape[axis];
+  if (d?.value === width) v.type = { ...v.type, shape: v.type.shape.map((x, i) => (i === axis ? { ...x, value: widthAfter } : x)) };
 }
 
 /** The constant `v` with only the slices `kept` along `axis`, in its own element type. */

@@ -5,6 +5,7 @@
 import { OptionError } from '../errors.js';
 import type { LayerCondensation } from '../analysis/measure-condensation.js';
 import { inputWeightVectors } from '../analysis/input-weights.js';
+import type { ChannelGroup } from '../analysis/channel-groups.js';
 
 /** Neuron `neuron` computes `scale` times neuron `into` on every input, so it folds into it. */
 export interface NeuronMerge {
@@ -34,6 +35,8 @@ export interface LayerMergePlan {
 
 export interface MergePlan {
   layers: LayerMergePlan[];
+  /** Merges of channels tied across layers (residual streams); see analysis/channel-groups.ts. */
+  groups: GroupMergePlan[];
 }
 
 export interface MergeOptions {
@@ -43,8 +46,8 @@ export interface MergeOptions {
   exactTolerance?: number;
 }
 
-/** Plans the merges of every mergeable layer; pure: reads weights and statistics, changes nothing. */
-export function planMerges(measured: LayerCondensation[], options: MergeOptions = {}): MergePlan {
+/** Plans the merges of every mergeable layer and group; pure: reads weights and statistics, changes nothing. */
+export function planMerges(measured: LayerCondensation[], options: MergeOptions = {}, groups: ChannelGroup[] = []): MergePlan {
   const tolerance = options.exactTolerance ?? 1e-6;
   if (!(tolerance >= 0 && tolerance < 1)) throw new OptionError('exactTolerance', `expected a number in [0, 1), got "${tolerance}"`);
   const layers: LayerMergePlan[] = [];
@@ -53,7 +56,8 @@ export function planMerges(measured: LayerCondensation[], options: MergeOptions 
     const plan = options.approximate ? planApproximate(m, tolerance) : planExact(m, tolerance);
     if (plan.widthAfter < plan.width) layers.push(plan);
   }
-  return { layers };
+  const groupPlans = groups.map((g) => planGroupMerges(g, options)).filter((g): g is GroupMergePlan => g !== undefined);
+  return { layers, groups: groupPlans };
 }
 
 function planExact(m: LayerCondensation, tolerance: number): LayerMergePlan {
@@ -162,4 +166,65 @@ function planApproximate(m: LayerCondensation, tolerance: number): LayerMergePla
     statics,
     refit: { kept, dropped: [...dropped].sort((a, b) => a - b) },
   };
+}
+
+/** Merges of a channel group: neuron j folds into r only if u_j = t u_r with one t > 0 in every producer. */
+export interface GroupMergePlan {
+  group: string;
+  members: string[];
+  width: number;
+  widthAfter: number;
+  merges: NeuronMerge[];
+}
+
+/** Plans the exact merges of a mergeable channel group (positive multiples and copies only). */
+export function planGroupMerges(group: ChannelGroup, options: MergeOptions = {}): GroupMergePlan | undefined {
+  if (!group.mergeable || group.producers.length === 0) return undefined;
+  const tolerance = options.exactTolerance ?? 1e-6;
+  const vectors = group.producers.map((p) => inputWeightVectors(p));
+  const width = group.width;
+  const norms = vectors.map(({ rows, dim }) => Float64Array.from({ length: width }, (_, k) => Math.hypot(...rows.subarray(k * dim, (k + 1) * dim))));
+  // Representatives: the largest first producer vectors, as in planExact.
+  const order = [...Array(width).keys()].sort((a, b) => norms[0]![b]! - norms[0]![a]! || a - b);
+  const removed = new Set<number>();
+  const merges: NeuronMerge[] = [];
+  const scaleIn = (p: number, j: number, r: number): number | undefined => {
+    const { rows, dim } = vectors[p]!;
+    const nr = norms[p]![r]!;
+    const nj = norms[p]![j]!;
+    if (nr === 0) return nj === 0 ? NaN : undefined;
+    let dot = 0;
+    for (let i = 0; i < dim; i++) dot += rows[j * dim + i]! * rows[r * dim + i]!;
+    const t = dot / (nr * nr);
+    let residual = 0;
+    for (let i = 0; i < dim; i++) residual += (rows[j * dim + i]! - t * rows[r * dim + i]!) ** 2;
+    return Math.sqrt(residual) <= tolerance * Math.max(nj, 1e-300) ? t : undefined;
+  };
+  for (let oi = 0; oi < order.length; oi++) {
+    const r = order[oi]!;
+    if (removed.has(r)) continue;
+    for (let oj = oi + 1; oj < order.length; oj++) {
+      const j = order[oj]!;
+      if (removed.has(j)) continue;
+      let t: number | undefined;
+      let agree = true;
+      for (let p = 0; p < group.producers.length && agree; p++) {
+        const act = group.producers[p]!.activation;
+        if (act.functionIds[j] !== act.functionIds[r]) agree = false;
+        const tp = scaleIn(p, j, r);
+        if (tp === undefined) agree = false;
+        else if (!Number.isNaN(tp)) {
+          if (t === undefined) t = tp;
+          else if (Math.abs(tp - t) > tolerance * Math.max(1, Math.abs(t))) agree = false;
+        }
+      }
+      if (!agree || t === undefined || !(t > 0)) continue;
+      const kind = Math.abs(t - 1) <= tolerance ? 'copy' : 'multiple';
+      merges.push({ neuron: j, into: r, scale: kind === 'copy' ? 1 : t, kind });
+      removed.add(j);
+    }
+  }
+  if (merges.length === 0) return undefined;
+  merges.sort((a, b) => a.neuron - b.neuron);
+  return { group: group.id, members: group.producers.map((p) => p.name), width, widthAfter: width - merges.length, merges };
 }

@@ -72,11 +72,13 @@ export class Value {
   }
 
   /**
-   * The constant this value always holds: an initializer that is not also a graph input (which a
-   * caller could override), or the output of a Constant node. Both forms read the same way here.
+   * The constant this value always holds: an initializer, or the output of a Constant node. Both
+   * forms read the same way here. An initializer that is also a graph input counts too: before IR
+   * version 4 every initializer had to be listed as an input (old PyTorch exports do), and later
+   * it is a default that inference callers practically never override.
    */
   constantTensor(): Tensor | undefined {
-    if (this.initializer) return this.isGraphInput ? undefined : this.initializer;
+    if (this.initializer) return this.initializer;
     const node = this.producer;
     if (node && node.opType === 'Constant' && (node.domain === '' || node.domain === 'ai.onnx')) {
       return constantNodeTensor(node);

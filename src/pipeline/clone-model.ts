@@ -1,13 +1,10 @@
-// A deep copy of a model through the codec: the runtime and rewrite stages change copies, never
-// the caller's model. Names are unchanged, so values are found again by name.
+// Bytes for onnxruntime. Copies of models come from ir/clone-model.ts (structure only, tensors
+// shared); a model is encoded only when a session needs it.
 
-import { decodeModel } from '../onnx/decode-model.js';
 import { encodeModel } from '../onnx/encode-model.js';
 import type { Model } from '../ir/model.js';
 
-export function cloneModel(model: Model): Model {
-  return decodeModel(encodeModel(model).modelBytes);
-}
+export { cloneModel } from '../ir/clone-model.js';
 
 /** The model as bytes onnxruntime can load. */
 export function modelBytes(model: Model): Uint8Array {

@@ -132,6 +132,7 @@ function matchLayer(node: Node): NeuronLayer | undefined {
   const sharedWith = otherReaders(weight.value, node);
   if (sharedWith.length) reasons.push(`its weights are shared with "${sharedWith[0]!.label}"`);
 
+  const isConvLike = node.opType === 'Conv' || node.opType === 'ConvTranspose';
   let op = node.opType;
   let z = node.outputs[0]!;
   let biasNode: Node | undefined;
@@ -145,7 +146,7 @@ function matchLayer(node: Node): NeuronLayer | undefined {
     }
     const count = ref.dims.reduce((a, b) => a * b, 1);
     if (count === 1) bias = { ...ref, perNeuron: false };
-    else if (count === width && ref.dims[ref.dims.length - 1] === width && node.opType !== 'Conv' && node.opType !== 'ConvTranspose') bias = { ...ref, perNeuron: true };
+    else if (count === width && ref.dims[ref.dims.length - 1] === width && !isConvLike) bias = { ...ref, perNeuron: true };
     else if (count === width && ref.dims.length === 1) bias = { ...ref, perNeuron: true };
     else reasons.push(`its bias "${v.name}" has shape [${ref.dims.join(', ')}], not one value per neuron`);
     if (otherReaders(v, owner).length) reasons.push(`its bias "${v.name}" is shared with "${otherReaders(v, owner)[0]!.label}"`);
@@ -165,13 +166,12 @@ function matchLayer(node: Node): NeuronLayer | undefined {
     }
   }
 
-  const rank = z.shape?.length ?? (node.opType === 'Conv' ? weight.dims.length : 2);
+  // A conv's output has the rank of its kernel (batch, channels, spatial...); dense layers put neurons last.
+  const rank = z.shape?.length ?? (isConvLike ? weight.dims.length : 2);
   const neuronAxisFromEnd = rule.neuronAxisFromEnd(node, rank);
   const activation = traceActivation(z, width, neuronAxisFromEnd, constantNumbers, constantDims);
   reasons.push(...activation.blockers);
   const h = activation.output;
-  if (h.isGraphOutput) reasons.push(`its output "${h.name}" is a graph output`);
-
   const { consumers, problems, allowsNegativeScale, keepsConstants } = traceConsumers(h, new Set(activation.nodes), width, isFeatureMapAxis(rank, neuronAxisFromEnd));
   reasons.push(...problems);
   if (consumers.length === 0 && reasons.length === 0) reasons.push('its output has no linear consumer');

@@ -60,12 +60,16 @@ export function planMerges(measured: LayerCondensation[], options: MergeOptions 
   return { layers, groups: groupPlans };
 }
 
-function planExact(m: LayerCondensation, tolerance: number): LayerMergePlan {
+/**
+ * Exact merges and statics. `withProbeStatics` also drops neurons that were constant on every
+ * probe (a ReLU dead on the data): exact on the probes only, so approximate mode alone does it.
+ */
+function planExact(m: LayerCondensation, tolerance: number, withProbeStatics = false): LayerMergePlan {
   const { layer } = m;
   const width = layer.width;
   const { rows, dim } = inputWeightVectors(layer);
   const fanIn = layer.bias ? dim - 1 : dim;
-  const statics = exactStatics(m, rows, dim, fanIn);
+  const statics = exactStatics(m, rows, dim, fanIn, withProbeStatics);
   const removed = new Set(statics.map((s) => s.neuron));
   const merges: NeuronMerge[] = [];
   // Larger vectors become representatives: dividing by a tiny |u_r| would amplify rounding.
@@ -106,7 +110,7 @@ function planExact(m: LayerCondensation, tolerance: number): LayerMergePlan {
   return { layer: layer.name, width, widthAfter: width - removed.size, merges, statics };
 }
 
-function exactStatics(m: LayerCondensation, rows: Float64Array, dim: number, fanIn: number): StaticRemoval[] {
+function exactStatics(m: LayerCondensation, rows: Float64Array, dim: number, fanIn: number, withProbeStatics: boolean): StaticRemoval[] {
   const { layer } = m;
   const statics: StaticRemoval[] = [];
   const variance = m.statistics?.variance();
@@ -126,7 +130,7 @@ function exactStatics(m: LayerCondensation, rows: Float64Array, dim: number, fan
       if (canFold(value)) statics.push({ neuron: k, value, kind: 'zero-input' });
       continue;
     }
-    if (variance && m.statistics!.count > 1 && variance[k] === 0 && canFold(m.statistics!.mean[k]!)) {
+    if (withProbeStatics && variance && m.statistics!.count > 1 && variance[k] === 0 && canFold(m.statistics!.mean[k]!)) {
       statics.push({ neuron: k, value: m.statistics!.mean[k]!, kind: 'constant-on-probes' });
     }
   }
@@ -134,7 +138,7 @@ function exactStatics(m: LayerCondensation, rows: Float64Array, dim: number, fan
 }
 
 function planApproximate(m: LayerCondensation, tolerance: number): LayerMergePlan {
-  const exact = planExact(m, tolerance);
+  const exact = planExact(m, tolerance, true);
   if (!m.statistics || m.statistics.count === 0) {
     throw new OptionError('--approximate', `layer "${m.layer.name}" has no probe statistics; approximate merging refits consumers on probe data: give --probe or --random`);
   }

@@ -6,6 +6,13 @@ import {
   audit, auditReport, CondenseError, DEVICES, formatAuditTable, formatInspect, formatPruneSummary, inspect, inspectReport,
   OptionError, prune, pruneReport, type Device, type ProbeOptions,
 } from '../src/index.js';
+import {
+  auditPictures, check, checkReport, diffAuditFiles, diffReport, ensureOutputFolder, formatCheckTable, formatDiffTable, formatSeriesTable,
+  loadCheckConfig, readAuditReport, renderGithubAnnotations, renderHtmlReport, renderJunitReport, renderMarkdownReport, renderPng, renderSvg,
+  series, seriesFigure, seriesReport, writeReportFile, type AuditResult,
+} from '../src/index.js';
+import * as fs from 'node:fs';
+import * as path from 'node:path';
 
 export const EXIT = { ok: 0, checkFailed: 1, usage: 2, verificationFailed: 3, runtime: 4, internal: 70 } as const;
 
@@ -14,6 +21,8 @@ export interface CliIO {
   stderr: (text: string) => void;
   /** Progress lines are drawn only when stderr is a terminal. */
   isStderrTTY: boolean;
+  /** Environment read by `check` (GITHUB_ACTIONS); process.env when absent. */
+  env?: Record<string, string | undefined>;
 }
 
 const defaultIO: CliIO = {
@@ -67,6 +76,12 @@ function analysisOptions(o: CommonOptions) {
   };
 }
 
+/** An OptionError (not commander's two-line message) names --device first, like every other option. */
+function parseDevice(text: string): Device {
+  if (!(DEVICES as readonly string[]).includes(text)) throw new OptionError('--device', `expected one of ${DEVICES.join(', ')}, got "${text}"`);
+  return text as Device;
+}
+
 function sessionOptions(o: CommonOptions) {
   return { device: (o.device ?? 'cpu') as Device };
 }
@@ -80,7 +95,7 @@ function addProbeOptions(cmd: Command): Command {
     .option('--batch-size <n>', 'samples per onnxruntime run', '32')
     .option('--threshold <s>', 'similarity at or above which neurons share a cluster', '0.95')
     .option('--static-threshold <f>', 'amplitude below this fraction of the layer maximum makes a neuron static', '0.01')
-    .addOption(new Option('--device <name>', 'execution provider').choices([...DEVICES]).default('cpu'))
+    .addOption(new Option('--device <name>', `execution provider: ${DEVICES.join(', ')}`).argParser(parseDevice).default('cpu'))
     .option('--json', 'print the JSON report instead of a table');
 }
 
@@ -89,9 +104,13 @@ export function buildProgram(io: CliIO = defaultIO): Command {
   const program = new Command('condense')
     .description('Measure neuron condensation in ONNX models and merge condensed neurons into a smaller, verified model')
     .version('0.1.0')
-    .configureOutput({ writeOut: io.stdout, writeErr: io.stderr })
-    .exitOverride()
-    .showHelpAfterError('(run condense --help for usage)');
+    .configureOutput({
+      writeOut: io.stdout,
+      writeErr: io.stderr,
+      // commander's own usage errors (unknown option, missing argument) are one line like ours.
+      outputError: (message, write) => write(`condense: ${message.trim().replace(/^error: /, '')} (run condense --help for usage)\n`),
+    })
+    .exitOverride();
 
   const progress = (stage: string, p?: { samplesDone: number; samplesTotal: number }): void => {
     if (!io.isStderrTTY) return;
@@ -114,7 +133,10 @@ export function buildProgram(io: CliIO = defaultIO): Command {
   addProbeOptions(program.command('audit'))
     .description('measure condensation per layer (weights always; outputs with --probe or --random)')
     .argument('<model>', 'ONNX model file')
-    .action(async (model: string, o: CommonOptions) => {
+    .option('--html <file>', 'also write a self-contained HTML report with the pictures per layer')
+    .option('--md <file>', 'also write a Markdown summary (for a pull-request comment or $GITHUB_STEP_SUMMARY)')
+    .option('--png-dir <dir>', 'also write the pictures per layer as PNG files into this folder')
+    .action(async (model: string, o: CommonOptions & AuditOutputOptions) => {
       const probe = probeOptions(o);
       const result = await audit(model, {
         ...(probe ? { probe } : {}),
@@ -125,6 +147,7 @@ export function buildProgram(io: CliIO = defaultIO): Command {
       endProgress();
       const report = auditReport(result);
       io.stdout(o.json ? `${JSON.stringify(report, null, 2)}\n` : `${formatAuditTable(report)}\n`);
+      writeAuditOutputs(result, o, io);
     });
 
   addProbeOptions(program.command('prune'))
@@ -152,6 +175,7 @@ export function buildProgram(io: CliIO = defaultIO): Command {
       io.stdout(o.json ? `${JSON.stringify(report, null, 2)}\n` : `${formatPruneSummary(report)}\n`);
     });
 
+  addReportingCommands(program, io);
   return program;
 }
 
@@ -163,6 +187,10 @@ export async function runCli(args: string[], io: CliIO = defaultIO): Promise<num
     return EXIT.ok;
   } catch (error) {
     if (io.isStderrTTY) io.stderr('\r\x1b[K');
+    if (error instanceof CheckFailed) {
+      io.stderr(`condense: ${error.message}\n`);
+      return EXIT.checkFailed;
+    }
     if (error instanceof CommanderError) {
       // Help and version exit through here with code 0; commander already printed the message.
       return error.exitCode === 0 ? EXIT.ok : EXIT.usage;
@@ -178,4 +206,91 @@ export async function runCli(args: string[], io: CliIO = defaultIO): Promise<num
     io.stderr(`condense: internal error (a bug, please report it): ${error instanceof Error ? error.stack ?? error.message : String(error)}\n`);
     return EXIT.internal;
   }
+}
+
+// ---- reports people read and CI gates on (issue 4): audit outputs, check, series, diff
+
+/** Thrown by `check` after its report is printed, when a rule failed: runCli maps it to EXIT.checkFailed. */
+class CheckFailed extends Error {}
+
+interface AuditOutputOptions {
+  html?: string;
+  md?: string;
+  pngDir?: string;
+}
+
+function writeAuditOutputs(result: AuditResult, o: AuditOutputOptions, io: CliIO): void {
+  if (o.html !== undefined) io.stderr(`condense: wrote ${writeReportFile(o.html, renderHtmlReport(result), '--html')}\n`);
+  if (o.md !== undefined) io.stderr(`condense: wrote ${writeReportFile(o.md, renderMarkdownReport(auditReport(result)), '--md')}\n`);
+  if (o.pngDir !== undefined) {
+    ensureOutputFolder(o.pngDir, '--png-dir');
+    const pictures = auditPictures(result);
+    for (const p of pictures) writeReportFile(path.join(o.pngDir, p.fileName), p.bytes, '--png-dir');
+    io.stderr(`condense: wrote ${pictures.length} pictures to ${o.pngDir}\n`);
+  }
+}
+
+/** The options the user typed (not commander's defaults), so they override a config file key by key. */
+function explicitOptions<T extends object>(o: T, command: Command): Partial<T> {
+  return Object.fromEntries(Object.entries(o).filter(([key]) => command.getOptionValueSource(key) === 'cli')) as Partial<T>;
+}
+
+function addReportingCommands(program: Command, io: CliIO): void {
+  addProbeOptions(program.command('check'))
+    .description('CI gate: evaluate the rules of a config (redundancy, effective width, static share, prune target, baseline); exit 1 when one fails')
+    .argument('<model>', 'ONNX model file')
+    .option('--config <file>', 'rules as JSON (default: condense.config.json in the current folder, if present)')
+    .option('--baseline <file>', 'a previous `condense audit --json` report: fail when a layer\'s redundancy grew')
+    .option('--junit <file>', 'also write the results as JUnit XML (one testcase per rule and layer)')
+    .action(async (model: string, o: CommonOptions & { config?: string; baseline?: string; junit?: string }, command: Command) => {
+      const started = Date.now();
+      const configPath = o.config ?? (fs.existsSync('condense.config.json') ? 'condense.config.json' : undefined);
+      const config = configPath !== undefined ? loadCheckConfig(configPath) : undefined;
+      const typed = explicitOptions(o, command);
+      const probe = probeOptions(typed);
+      const baselinePath = o.baseline ?? config?.baseline;
+      const result = await check(model, {
+        ...(config ? { config } : {}),
+        ...(configPath !== undefined ? { configPath } : {}),
+        ...(baselinePath !== undefined ? { baseline: { path: baselinePath, layers: readAuditReport(baselinePath).layers } } : {}),
+        ...(probe ? { probe } : {}),
+        analysis: analysisOptions(typed),
+        session: sessionOptions(o),
+      });
+      const report = checkReport(result);
+      io.stdout(o.json ? `${JSON.stringify(report, null, 2)}\n` : `${formatCheckTable(report)}\n`);
+      const env = io.env ?? process.env;
+      if (env.GITHUB_ACTIONS === 'true' && !o.json) io.stdout(renderGithubAnnotations(report));
+      if (o.junit !== undefined) writeReportFile(o.junit, renderJunitReport(report, (Date.now() - started) / 1000), '--junit');
+      if (!report.passed) throw new CheckFailed(`check failed: ${report.summary.failed} of ${report.results.length} rules failed`);
+    });
+
+  program
+    .command('series')
+    .description('effective width and relative distance RD of input weights over training checkpoints; phase-diagram regime for two-layer networks')
+    .argument('<checkpoints...>', 'ONNX files of one architecture, in training order (the first is the reference, ideally the initialisation)')
+    .option('--alpha <a>', 'output scale of f(x) = (1/alpha) sum a_k s(w_k . x), for the phase diagram', '1')
+    .option('--threshold <s>', 'similarity at or above which neurons share a cluster', '0.95')
+    .option('--static-threshold <f>', 'amplitude below this fraction of the layer maximum makes a neuron static', '0.01')
+    .option('--svg <file>', 'also write the plot as SVG')
+    .option('--png <file>', 'also write the plot as PNG')
+    .option('--json', 'print the JSON report instead of a table')
+    .action((checkpoints: string[], o: CommonOptions & { alpha: string; svg?: string; png?: string }) => {
+      const alpha = parseNumber('--alpha', o.alpha, (x) => x > 0, 'a positive number');
+      const report = seriesReport(series(checkpoints, { alpha, analysis: analysisOptions(o) }));
+      io.stdout(o.json ? `${JSON.stringify(report, null, 2)}\n` : `${formatSeriesTable(report)}\n`);
+      if (o.svg !== undefined) io.stderr(`condense: wrote ${writeReportFile(o.svg, renderSvg(seriesFigure(report)), '--svg')}\n`);
+      if (o.png !== undefined) io.stderr(`condense: wrote ${writeReportFile(o.png, renderPng(seriesFigure(report)), '--png')}\n`);
+    });
+
+  program
+    .command('diff')
+    .description('compare two audit reports (condense audit --json) layer by layer')
+    .argument('<a>', 'the earlier report')
+    .argument('<b>', 'the later report')
+    .option('--json', 'print the JSON report instead of a table')
+    .action((a: string, b: string, o: { json?: boolean }) => {
+      const report = diffReport(diffAuditFiles(a, b));
+      io.stdout(o.json ? `${JSON.stringify(report, null, 2)}\n` : `${formatDiffTable(report)}\n`);
+    });
 }

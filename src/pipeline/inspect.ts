@@ -4,6 +4,8 @@ import { findLayers, type NeuronLayer } from '../analysis/find-layers.js';
 import { dataTypeName } from '../ir/data-type.js';
 import type { Model } from '../ir/model.js';
 import { loadModel } from '../onnx/model-file.js';
+import { cloneModel } from '../ir/clone-model.js';
+import { foldBatchNorms } from '../rewrite/fold-batch-norms.js';
 
 export interface InspectResult {
   path: string;
@@ -23,6 +25,13 @@ function describeType(v: { elemType: number | undefined; shape: { value?: number
   const elem = v.elemType === undefined ? '?' : dataTypeName(v.elemType);
   const shape = v.shape ? `[${v.shape.map((d) => d.value ?? (d.param || '?')).join(', ')}]` : '[?]';
   return `${elem}${shape}`;
+}
+
+/** Layers are shown as audit and prune see them: with each BatchNorm folded into its conv. */
+function foldedCopy(model: Model): Model {
+  const copy = cloneModel(model);
+  foldBatchNorms(copy);
+  return copy;
 }
 
 export function inspect(model: string | Model): InspectResult {
@@ -45,6 +54,6 @@ export function inspect(model: string | Model): InspectResult {
     opCounts: [...counts].map(([opType, count]) => ({ opType, count })).sort((a, b) => b.count - a.count || a.opType.localeCompare(b.opType)),
     inputs: m.graph.inputs.filter((v) => !v.initializer).map((v) => ({ name: v.name, type: describeType(v) })),
     outputs: m.graph.outputs.map((v) => ({ name: v.name, type: describeType(v) })),
-    layers: findLayers(m),
+    layers: findLayers(foldedCopy(m)),
   };
 }

@@ -202,4 +202,28 @@ describe('convolution layers', () => {
     expect(conv.outputClusters?.count).toBeLessThanOrEqual(5);
     expect(conv.statistics!.count).toBe(8 * 36);
   });
+
+  it('merges through a Resize and audits a ConvTranspose without merging it', async () => {
+    const rng = new SeededRandom(21);
+    const b = new GraphBuilder('upsampling');
+    const x = b.input('x', DataType.FLOAT, ['batch', 2, 6, 6]);
+    const c = plantedRows(rng, 5, 18, [[3, 1, 1.7]]);
+    const [z] = b.node('Conv', [x, b.initializer('w', f32([5, 2, 3, 3], c.w)), b.initializer('b', f32([5], c.b))], { pads: ints([1, 1, 1, 1]) }, { name: 'conv' });
+    const [h] = b.node('Relu', [z!]);
+    const scales = b.initializer('scales', f32([4], [1, 1, 2, 2]));
+    const [up] = b.node('Resize', [h!, null, scales], { mode: { type: 'string', value: new TextEncoder().encode('nearest') } });
+    const [z2] = b.node('Conv', [up!, b.initializer('w2', f32([4, 5, 1, 1], Array.from({ length: 20 }, () => rng.gaussian())))], {}, { name: 'conv2' });
+    const [h2] = b.node('Relu', [z2!]);
+    const [t] = b.node('ConvTranspose', [h2!, b.initializer('wt', f32([4, 3, 2, 2], Array.from({ length: 48 }, () => rng.gaussian())))], {}, { name: 'deconv' });
+    b.output(t!, DataType.FLOAT, ['batch', 3, 13, 13]);
+    const model = b.build(17);
+    const layers = findLayers(model);
+    expect(layers.find((l) => l.name === 'deconv')!.reasons.join(' ')).toMatch(/ConvTranspose/);
+    expect(layers.find((l) => l.name === 'conv2')!.mergeable).toBe(false);
+    const input = tmpFile('upsampling.onnx');
+    saveModel(model, input);
+    const result = await prune(input, { output: path.join(path.dirname(input), 'out.onnx'), probe: { random: 16 } });
+    expect(result.plan.layers.map((l) => [l.layer, l.widthAfter])).toEqual([['conv', 4]]);
+    expect(result.fidelity.maxRelError).toBeLessThan(1e-5);
+  });
 });

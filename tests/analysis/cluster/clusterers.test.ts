@@ -121,6 +121,41 @@ describe('agnes and nn-chain clusterers', () => {
     }
   });
 
+  it('compact the chain\'s working matrix as clusters merge away and still match scipy merge for merge', (context) => {
+    if (!scipyAvailable()) context.skip('python3 with numpy and scipy is not installed');
+    // 700 points: the working matrix is compacted at 350, 175, 87 live clusters.
+    const n = 700;
+    const distance = randomDistances(n, 1234);
+    const script = [
+      'import sys, numpy as np',
+      'from scipy.cluster.hierarchy import linkage',
+      'from scipy.spatial.distance import squareform',
+      `d = np.frombuffer(sys.stdin.buffer.read(), dtype='<f8').reshape(${n}, ${n})`,
+      "np.savetxt(sys.stdout, linkage(squareform(d, checks=False), method='average'), fmt='%.17g')",
+    ].join('\n');
+    const output = execFileSync('python3', ['-c', script], { input: Buffer.from(distance.buffer), maxBuffer: 1 << 26 });
+    const scipy = output.toString().trim().split('\n').map((line) => line.split(' ').map(Number));
+    const dendrogram = nnChainClusterer.linkage(distance, n);
+    dendrogram.forEach((merge, k) => {
+      const [left, right, height, size] = scipy[k]!;
+      expect([merge.left, merge.right, merge.size]).toEqual([left, right, size]);
+      expect(merge.height).toBeCloseTo(height!, 12);
+    });
+  });
+
+  it('leave the distance matrix untouched and give the same dendrogram however often and in whatever order they run', () => {
+    const wide = randomDistances(300, 77);
+    const copy = Float64Array.from(wide);
+    const first = nnChainClusterer.linkage(wide, 300);
+    expect(Array.from(wide)).toEqual(Array.from(copy));
+    // A smaller matrix in between reuses the working memory; nothing of it may leak into the next run.
+    nnChainClusterer.linkage(randomDistances(50, 78), 50);
+    expect(nnChainClusterer.linkage(wide, 300)).toEqual(first);
+    // In place: the same merges, on the caller's own matrix.
+    expect(nnChainClusterer.linkageInPlace(Float64Array.from(wide), 300)).toEqual(first);
+    expect(() => nnChainClusterer.linkageInPlace(Float64Array.from([0, NaN, NaN, 0]), 2)).toThrow(RangeError);
+  });
+
   it('cluster 2048 points with nn-chain into a complete dendrogram', () => {
     const n = 2048;
     const dendrogram = nnChainClusterer.linkage(randomDistances(n, 5), n);

@@ -1,17 +1,26 @@
 // The only importer of onnxruntime-node: creates sessions on an execution provider and runs them
 // on host tensors. Swapping the backend or adding a provider touches this file alone.
 
+import * as os from 'node:os';
 import * as ort from 'onnxruntime-node';
 import { ProviderUnavailableError, RuntimeError } from '../errors.js';
 import { DataType, dataTypeName } from '../ir/data-type.js';
 import type { HostData, HostTensor } from './host-tensor.js';
+
+// Session creation failures reach callers as RuntimeError or ProviderUnavailableError; the
+// runtime's own logger would print them again, in colour and over several lines.
+ort.env.logLevel = 'fatal';
 
 export type Device = 'cpu' | 'cuda' | 'webgpu';
 export const DEVICES: readonly Device[] = ['cpu', 'cuda', 'webgpu'];
 
 export interface SessionOptions {
   device?: Device;
-  /** Threads for onnxruntime's intra-op pool (default: its own choice, all cores). */
+  /**
+   * Threads for onnxruntime's intra-op pool (default: every core Node.js reports). onnxruntime's
+   * own default counts physical cores as it detects them, which on some virtual machines is one
+   * of two cores: half the GEMM throughput.
+   */
   threads?: number;
   /** Turn off graph optimisations, so every node of the file runs as written. */
   disableOptimizations?: boolean;
@@ -28,7 +37,7 @@ const dataTypeByOrtType = Object.fromEntries(Object.entries(ortTypeByDataType).m
 const installHelp: Record<Device, string> = {
   cpu: '',
   cuda: 'install the CUDA provider with network access: npm rebuild onnxruntime-node --onnxruntime-node-install=cuda12 (needs an NVIDIA driver and CUDA 12 libraries)',
-  webgpu: 'the WebGPU provider ships with onnxruntime-node but needs a GPU with a Vulkan loader (Debian: libvulkan1 and the GPU vendor driver)',
+  webgpu: 'the WebGPU provider ships with onnxruntime-node but needs a GPU with a Vulkan loader (Debian: libvulkan1 and the GPU vendor driver; NVIDIA\'s Vulkan driver also needs libglvnd0 and libglx0)',
 };
 
 /** A loaded model ready to run; release() frees native memory. */
@@ -39,18 +48,28 @@ export class ModelSession {
     readonly device: Device,
   ) {}
 
-  /** Creates a session from model bytes; `subject` (the file) names the model in errors. */
-  static async create(modelBytes: Uint8Array, subject: string, options: SessionOptions = {}): Promise<ModelSession> {
+  /**
+   * Creates a session from model bytes, or from the path of an .onnx file, whose external data
+   * onnxruntime then reads from beside it: the way to load a model past protobuf's 2 GiB limit.
+   * `subject` (the file) names the model in errors.
+   */
+  static async create(model: Uint8Array | string, subject: string, options: SessionOptions = {}): Promise<ModelSession> {
     const device = options.device ?? 'cpu';
     const sessionOptions: ort.InferenceSession.SessionOptions = {
       executionProviders: [device],
       // Failures reach callers as RuntimeError; onnxruntime's own log would print them twice.
       logSeverityLevel: 4,
       graphOptimizationLevel: options.disableOptimizations ? 'disabled' : 'all',
+      // The memory pattern plans one block for all intermediates after the first run and so
+      // allocates a second time on the second; first touching that memory costs more than the
+      // plan saves (measured: a statistics run's second batch took 4x the steady batches).
+      enableMemPattern: false,
     };
-    if (options.threads) sessionOptions.intraOpNumThreads = options.threads;
+    sessionOptions.intraOpNumThreads = options.threads ?? os.availableParallelism();
     try {
-      const session = await ort.InferenceSession.create(modelBytes, sessionOptions);
+      const session = typeof model === 'string'
+        ? await ort.InferenceSession.create(model, sessionOptions)
+        : await ort.InferenceSession.create(model, sessionOptions);
       return new ModelSession(session, subject, device);
     } catch (cause) {
       const message = firstLine(cause);

@@ -92,7 +92,7 @@ function addProbeOptions(cmd: Command): Command {
     .option('--random <n>', 'use n seeded Gaussian probe samples')
     .option('--shape <name=dims...>', 'fix dynamic input dimensions for random probes, e.g. x=1x3x32x32')
     .option('--seed <n>', 'seed for random probes', '0')
-    .option('--batch-size <n>', 'samples per onnxruntime run', '32')
+    .option('--batch-size <n>', 'samples per onnxruntime run (default: sized to the model)')
     .option('--threshold <s>', 'similarity at or above which neurons share a cluster', '0.95')
     .option('--static-threshold <f>', 'amplitude below this fraction of the layer maximum makes a neuron static', '0.01')
     .addOption(new Option('--device <name>', `execution provider: ${DEVICES.join(', ')}`).argParser(parseDevice).default('cpu'))

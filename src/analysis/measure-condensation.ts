@@ -50,7 +50,7 @@ export function resolveAnalysisOptions(options: AnalysisOptions = {}): Required<
 }
 
 /** Measures one layer from its weights and, when given, the streaming statistics of its outputs. */
-export function measureCondensation(layer: NeuronLayer, statistics: StreamingMoments | undefined, options: AnalysisOptions = {}): LayerCondensation {
+export function measureCondensation(layer: NeuronLayer, statistics: StreamingMoments | undefined, options: AnalysisOptions = {}, computed: { weightCosine?: Float64Array } = {}): LayerCondensation {
   const opts = resolveAnalysisOptions(options);
   const { rows, dim } = inputWeightVectors(layer);
   const width = layer.width;
@@ -63,7 +63,7 @@ export function measureCondensation(layer: NeuronLayer, statistics: StreamingMom
     if (a <= opts.staticThreshold * maxAmplitude) staticNeurons.push(k);
   });
   const usesAbsoluteCosine = layer.activation.isOdd;
-  const weightCosine = cosineMatrix(rows, width, dim);
+  const weightCosine = computed.weightCosine ?? cosineMatrix(rows, width, dim);
   const maxDistance = 1 - opts.similarityThreshold;
   const weightClusters = clusterActive(weightCosine, width, staticNeurons, usesAbsoluteCosine, maxDistance, opts.clusterMethod);
   const result: LayerCondensation = {

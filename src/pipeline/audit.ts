@@ -10,8 +10,11 @@ import type { SessionOptions } from '../runtime/model-session.js';
 import type { ProbeOptions } from '../runtime/probe-data.js';
 import { foldBatchNorms } from '../rewrite/fold-batch-norms.js';
 import { cloneModel } from './clone-model.js';
-import { collectLayerStatistics } from './collect-layer-statistics.js';
+import { collectLayerStatistics, type PositionSampling } from './collect-layer-statistics.js';
 import { prepareProbes, wantsProbes } from './prepare-probes.js';
+import { inputWeightVectors } from '../analysis/input-weights.js';
+import { encodeModel } from '../onnx/encode-model.js';
+import { cosineMatrixOnRuntime } from '../runtime/gram-matrix.js';
 
 export interface AuditOptions {
   probe?: ProbeOptions;
@@ -32,6 +35,12 @@ export interface AuditResult {
   probeSource: string | undefined;
   similarityThreshold: number;
   staticThreshold: number;
+  /**
+   * Layers whose output statistics kept every positionStride-th position (where all of them would
+   * have cost more than the layer), and the largest cosine error that caused on a calibration
+   * batch. Absent for a data-free audit.
+   */
+  positionSampling?: PositionSampling[];
 }
 
 /** Audits a model file (or a loaded model): per-layer condensation measures. */
@@ -46,25 +55,40 @@ export async function audit(model: string | Model, options: AuditOptions = {}): 
   let statistics = new Map<string, import('../numeric/streaming-moments.js').StreamingMoments>();
   let probeSamples = 0;
   let probeSource: string | undefined;
+  let positionSampling: PositionSampling[] | undefined;
   if (wantsProbes(options.probe)) {
     const probes = prepareProbes(loaded, options.probe!, undefined);
     probeSource = probes.source;
     probeSamples = probes.fit.count;
-    statistics = await collectLayerStatistics(loaded, path, layers, probes.fit, {
+    const collected = await collectLayerStatistics(loaded, path, layers, probes.fit, {
       ...(options.session ? { session: options.session } : {}),
       ...(options.probe?.batchSize ? { batchSize: options.probe.batchSize } : {}),
       ...(options.onProgress ? { onProgress: options.onProgress } : {}),
     });
+    statistics = collected;
+    positionSampling = collected.positionSampling;
+  }
+  const measured: LayerCondensation[] = [];
+  for (const l of layers) {
+    // Wide layers' weight cosines on the runtime's GEMM (a JavaScript loop takes seconds); one
+    // layer at a time, so only one n x n matrix is in the making.
+    const computed: { weightCosine?: Float64Array } = {};
+    if (l.width >= 512) {
+      const { rows, dim } = inputWeightVectors(l);
+      computed.weightCosine = await cosineMatrixOnRuntime(rows, l.width, dim, (m) => encodeModel(m).modelBytes, options.session ?? {});
+    }
+    measured.push(measureCondensation(l, statistics.get(l.name), analysis, computed));
   }
   return {
     path,
     model: loaded,
     parameterCount: original.parameterCount(),
-    layers: layers.map((l) => measureCondensation(l, statistics.get(l.name), analysis)),
+    layers: measured,
     groups: findChannelGroups(layers),
     probeSamples,
     probeSource,
     similarityThreshold: analysis.similarityThreshold,
     staticThreshold: analysis.staticThreshold,
+    ...(positionSampling ? { positionSampling } : {}),
   };
 }

@@ -1,0 +1,252 @@
+// npm run bench [-- --quick] [-- --only cluster,collect,dense,memory,prune,large]
+// Prints, for generated models, every ratio docs/performance.md records: clustering against
+// ml-hclust's agnes and SciPy, collection against plain inference, a dense layer's whole audit
+// against numpy + SciPy, peak memory against probe count, pruned against original latency, and a
+// model over 2 GB through audit and prune. Each measurement that needs a cold start or its own
+// memory high-water mark runs in a child process (bench/child.ts). Not a test: it asserts nothing,
+// it reports; the last table says which target each figure meets.
+
+import * as fs from 'node:fs';
+import * as os from 'node:os';
+import * as path from 'node:path';
+import { canonicalLabels, fixed, OUT_DIR, printTable, PYTHON, runChild, runPython } from './bench-support.js';
+import type { CnnSpec, MlpSpec } from './generated-models.js';
+
+const args = process.argv.slice(2);
+const quick = args.includes('--quick');
+const onlyIndex = args.indexOf('--only');
+const only = onlyIndex >= 0 ? new Set((args[onlyIndex + 1] ?? '').split(',')) : undefined;
+const wants = (section: string): boolean => (only ? only.has(section) : section !== 'large' || !quick);
+
+type ModelSpec = { kind: 'mlp'; spec: MlpSpec } | { kind: 'cnn'; spec: CnnSpec };
+interface Verdict {
+  target: string;
+  measured: string;
+  isMet: boolean | undefined;
+}
+const verdicts: Verdict[] = [];
+const results: Record<string, unknown> = { quick, startedAt: new Date().toISOString(), cpus: os.cpus().length, cpu: os.cpus()[0]?.model, node: process.version, python: PYTHON };
+
+const CNN: CnnSpec = { inputChannels: 3, size: 64, channels: [32, 32, 64, 64, 128, 128], strides: [1, 1, 2, 1, 2, 1], classes: 10, seed: 1 };
+const CNN_WIDE: CnnSpec = { inputChannels: 3, size: 64, channels: [64, 64, 128, 128, 256, 256], strides: [1, 1, 2, 1, 2, 1], classes: 10, seed: 2 };
+
+function section(name: string, run: () => Promise<void> | void): Promise<void> {
+  if (!wants(name)) return Promise.resolve();
+  const start = performance.now();
+  return Promise.resolve(run()).then(
+    () => console.log(`(${name}: ${((performance.now() - start) / 1000).toFixed(0)} s)`),
+    (error: unknown) => {
+      console.log(`\n${name}: FAILED: ${(error as Error).message}`);
+      results[name] = { error: (error as Error).message };
+    },
+  );
+}
+
+interface ClusterResult {
+  n: number;
+  nnChain: { first: number; warm: number; inPlace: number };
+  agnes?: { seconds: number; samePartition: boolean };
+  labels: number[];
+}
+interface LinkageResult {
+  best: number;
+  labels: number[];
+}
+
+await section('cluster', () => {
+  const sizes = quick ? [256, 1024, 4096] : [256, 512, 1024, 2048, 4096];
+  const cut = 0.3;
+  const rows: (string | number)[][] = [];
+  const table: unknown[] = [];
+  for (const n of sizes) {
+    const file = path.join(OUT_DIR, `distances-${n}.npy`);
+    const ours = runChild<ClusterResult>('cluster', { n, seed: n, file, agnes: n <= 1024, cut });
+    const scipy = runPython<LinkageResult>(['linkage', file, '3', String(cut)]);
+    fs.rmSync(file, { force: true });
+    const same = scipy ? JSON.stringify(canonicalLabels(scipy.labels)) === JSON.stringify(canonicalLabels(ours.labels)) : undefined;
+    rows.push([n, fixed(ours.nnChain.first, 3), fixed(ours.nnChain.warm, 3), fixed(ours.nnChain.inPlace, 3), fixed(ours.agnes?.seconds, 3), fixed(scipy?.best, 3), fixed(scipy ? ours.nnChain.first / scipy.best : undefined), fixed(scipy ? ours.nnChain.warm / scipy.best : undefined), same === undefined ? '-' : same && (ours.agnes?.samePartition ?? true) ? 'yes' : 'NO']);
+    table.push({ n, nnChain: ours.nnChain, agnes: ours.agnes, scipy: scipy?.best, samePartition: same });
+    if (n === 4096 && scipy) {
+      verdicts.push({ target: 'average linkage, n = 4096: nn-chain <= SciPy', measured: `${fixed(ours.nnChain.first / scipy.best)}x first call in a process, ${fixed(ours.nnChain.warm / scipy.best)}x after, ${fixed(ours.nnChain.inPlace / scipy.best)}x in place`, isMet: ours.nnChain.warm <= scipy.best });
+    }
+  }
+  printTable('Average linkage (seconds; distances from planted neuron directions; scipy = best of 3)', ['n', 'nn-chain 1st', 'warm', 'in place', 'agnes', 'scipy', '1st/scipy', 'warm/scipy', 'same clusters'], rows);
+  results.cluster = table;
+});
+
+interface CollectResult {
+  layers: number;
+  widths: number[];
+  samples: number;
+  batchSize: number;
+  gmacs: number;
+  plainEndToEnd: number;
+  collectEndToEnd: number;
+  plainPass: number;
+  collectPass: number;
+  positionSampling: { key: string; positionStride: number; calibrationRows: { every: number; kept: number }; maxCosineError: number }[];
+}
+
+await section('collect', () => {
+  const cases: { name: string; model: ModelSpec; samples: number }[] = [
+    { name: 'CNN 32-128 ch, 64x64', model: { kind: 'cnn', spec: CNN }, samples: quick ? 256 : 1024 },
+    { name: 'CNN 64-256 ch, 64x64', model: { kind: 'cnn', spec: CNN_WIDE }, samples: quick ? 128 : 512 },
+    ...(quick ? [256, 4096] : [256, 1024, 2048, 4096]).map((width) => ({ name: `MLP 1024-${width}`, model: { kind: 'mlp' as const, spec: { inputWidth: 1024, widths: [width], classes: 10, seed: 3 } }, samples: quick ? 2048 : 8192 })),
+    ...(quick ? [] : [{ name: 'MLP 1024-4096', model: { kind: 'mlp' as const, spec: { inputWidth: 1024, widths: [4096], classes: 10, seed: 3 } }, samples: 1024 }]),
+  ];
+  const rows: (string | number)[][] = [];
+  const out: unknown[] = [];
+  for (const c of cases) {
+    const r = runChild<CollectResult>('collect', { model: c.model, samples: c.samples, passes: quick ? 2 : 3 });
+    const worst = r.positionSampling.reduce((w, p) => Math.max(w, p.maxCosineError), 0);
+    rows.push([c.name, r.samples, r.batchSize, fixed(r.plainEndToEnd), fixed(r.collectEndToEnd), fixed(r.collectEndToEnd / r.plainEndToEnd), fixed(r.plainPass), fixed(r.collectPass), fixed(r.collectPass / r.plainPass), r.positionSampling.map((p) => `${p.key}/${p.positionStride}`).join(' ') || '-', r.positionSampling.length ? fixed(worst, 3) : '-']);
+    out.push({ ...c, ...r });
+    if (c.model.kind === 'cnn') {
+      verdicts.push({ target: `${c.name}: collection <= 1.5x plain inference`, measured: `${fixed(r.collectPass / r.plainPass)}x per pass (warm sessions), ${fixed(r.collectEndToEnd / r.plainEndToEnd)}x end to end incl. session start`, isMet: r.collectPass / r.plainPass <= 1.5 });
+    }
+  }
+  printTable('Statistics collection against plain inference of the same batches (seconds)', ['model', 'samples', 'batch', 'plain e2e', 'collect e2e', 'ratio', 'plain pass', 'collect pass', 'ratio', 'layer/stride', 'max |dcos|'], rows);
+  results.collect = out;
+});
+
+interface DenseAudit {
+  auditSeconds: number;
+  parts: { collect: number; measure: number; weightCosineInMeasure: number; weightCosineOnRuntime: number; weightCosineOnRuntimeFloat32: number };
+  width: number;
+  samples: number;
+  staticNeurons: number;
+  weightClusters: number;
+  outputClusters: number;
+  peakRssMiB: number;
+}
+interface NumpyAudit {
+  seconds: number;
+  steps: Record<string, number>;
+  weightClusters: number;
+  outputClusters: number;
+  staticNeurons: number;
+}
+
+await section('dense', () => {
+  const samples = quick ? 2048 : 8192;
+  const prefix = path.join(OUT_DIR, `dense-4096-${samples}`);
+  const files = runChild<{ modelFile: string; weightsFile: string; probesFile: string }>('dense-files', { width: 4096, inputWidth: 1024, samples, prefix });
+  const ours = runChild<DenseAudit>('dense-audit', { modelFile: files.modelFile, probesFile: files.probesFile });
+  const numpy = runPython<NumpyAudit>(['dense-audit', files.weightsFile, files.probesFile, '0.95']);
+  for (const f of Object.values(files)) fs.rmSync(f, { force: true });
+  const projected = ours.auditSeconds - ours.parts.weightCosineInMeasure + ours.parts.weightCosineOnRuntime;
+  const rows: (string | number)[][] = [
+    ['onnx-condense audit', fixed(ours.auditSeconds), `collect ${fixed(ours.parts.collect)}, measure ${fixed(ours.parts.measure)} (of which weight cosine in JavaScript ${fixed(ours.parts.weightCosineInMeasure)})`, ours.weightClusters, ours.outputClusters ?? '-', ours.staticNeurons],
+    ['  weight Gram on the runtime', fixed(projected), `projected: the audit with the weight cosine from cosineMatrixOnRuntime (${fixed(ours.parts.weightCosineOnRuntime)} s in float64, ${fixed(ours.parts.weightCosineOnRuntimeFloat32)} s in float32) instead`, '', '', ''],
+  ];
+  if (numpy) rows.push(['numpy + SciPy', fixed(numpy.seconds), Object.entries(numpy.steps).map(([k, v]) => `${k} ${fixed(v)}`).join(', '), numpy.weightClusters, numpy.outputClusters, numpy.staticNeurons]);
+  printTable(`Whole audit of a dense 1024 -> 4096 ReLU layer on ${samples} samples from one .npy file (seconds)`, ['pipeline', 'total', 'parts', 'weight clusters', 'output clusters', 'static'], rows);
+  results.dense = { samples, ours, numpy };
+  if (numpy) verdicts.push({ target: 'dense 4096 audit <= numpy + SciPy', measured: `${fixed(ours.auditSeconds / numpy.seconds)}x (${fixed(ours.auditSeconds)} s against ${fixed(numpy.seconds)} s); ${fixed(projected / numpy.seconds)}x projected with the weight Gram on the runtime`, isMet: ours.auditSeconds <= numpy.seconds });
+});
+
+interface MemoryResult {
+  samples: number;
+  seconds: number;
+  baselineMiB: number;
+  peakRssMiB: number;
+}
+
+await section('memory', () => {
+  const mlp: ModelSpec = { kind: 'mlp', spec: { inputWidth: 1024, widths: [1024], classes: 10, seed: 6 } };
+  const cases: { name: string; model: ModelSpec; samples: number; file?: boolean }[] = [
+    { name: 'CNN, random probes', model: { kind: 'cnn', spec: CNN }, samples: quick ? 256 : 512 },
+    // 8 runs of 1024 at 1x: fewer would measure the process before its first garbage collection
+    // (V8 collects once ~64 MiB of array buffers are dropped), not its steady state.
+    { name: 'MLP 1024, random probes', model: mlp, samples: 8192 },
+    ...(quick ? [] : [{ name: 'MLP 1024, .npy probes', model: mlp, samples: 8192, file: true }]),
+  ];
+  const rows: (string | number)[][] = [];
+  const out: unknown[] = [];
+  for (const c of cases) {
+    const runs = [c.samples, 10 * c.samples].map((samples) => {
+      let probeFile: string | undefined;
+      if (c.file) {
+        probeFile = path.join(OUT_DIR, `memory-probes-${samples}.npy`);
+        runChild('dense-files', { width: 8, inputWidth: 1024, samples, prefix: path.join(OUT_DIR, `memory-${samples}`) });
+        fs.renameSync(path.join(OUT_DIR, `memory-${samples}-probes.npy`), probeFile);
+        for (const ext of ['.onnx', '.npz']) fs.rmSync(path.join(OUT_DIR, `memory-${samples}${ext}`), { force: true });
+      }
+      const r = runChild<MemoryResult>('memory', { model: c.model, samples, ...(probeFile ? { probeFile } : {}) });
+      if (probeFile) fs.rmSync(probeFile, { force: true });
+      return r;
+    });
+    const ratio = runs[1]!.peakRssMiB / runs[0]!.peakRssMiB;
+    rows.push([c.name, runs[0]!.samples, fixed(runs[0]!.peakRssMiB, 0), runs[1]!.samples, fixed(runs[1]!.peakRssMiB, 0), fixed(ratio), fixed(runs[0]!.seconds, 1), fixed(runs[1]!.seconds, 1)]);
+    out.push({ ...c, runs });
+    verdicts.push({ target: `${c.name}: 10x samples <= 1.2x peak RSS`, measured: `${fixed(ratio)}x (${fixed(runs[0]!.peakRssMiB, 0)} -> ${fixed(runs[1]!.peakRssMiB, 0)} MiB)`, isMet: ratio <= 1.2 });
+  }
+  printTable('Peak resident memory of a whole audit, one process each (MiB)', ['probes', 'samples', 'peak RSS', '10x samples', 'peak RSS', 'ratio', 's', 's (10x)'], rows);
+  results.memory = out;
+});
+
+interface PruneResult {
+  pruneSeconds: number;
+  neurons: { before: number; after: number };
+  maxRelError: number;
+  flopsRemoved: number;
+  originalSeconds: number;
+  prunedSeconds: number;
+  speedup: number;
+}
+
+await section('prune', () => {
+  const cases: { name: string; model: ModelSpec }[] = [
+    { name: 'MLP 1024-2048-2048, 50% planted', model: { kind: 'mlp', spec: { inputWidth: 1024, widths: [2048, 2048], classes: 10, seed: 7, redundancy: 0.5 } } },
+    { name: 'MLP 1024-2048-2048, 25% planted', model: { kind: 'mlp', spec: { inputWidth: 1024, widths: [2048, 2048], classes: 10, seed: 8, redundancy: 0.25 } } },
+    { name: 'CNN 32-128 ch, 50% planted', model: { kind: 'cnn', spec: { ...CNN, seed: 9, redundancy: 0.5 } } },
+  ];
+  const rows: (string | number)[][] = [];
+  const out: unknown[] = [];
+  for (const c of cases) {
+    const r = runChild<PruneResult>('prune', { model: c.model, samples: quick ? 512 : 2048, batchSize: 64, passes: 3 });
+    rows.push([c.name, `${r.neurons.before} -> ${r.neurons.after}`, fixed(r.flopsRemoved * 100, 1) + '%', fixed(r.originalSeconds, 3), fixed(r.prunedSeconds, 3), fixed(r.speedup), fixed(1 / (1 - r.flopsRemoved)), r.maxRelError.toExponential(1), fixed(r.pruneSeconds, 1)]);
+    out.push({ ...c, ...r });
+  }
+  printTable('Latency of original against pruned models (seconds for the same batches of 64)', ['model', 'neurons', 'FLOPs removed', 'original', 'pruned', 'speedup', 'ideal', 'max rel err', 'prune s'], rows);
+  results.prune = out;
+});
+
+interface LargeMake {
+  seconds: number;
+  modelBytes: number;
+  externalDataBytes: number;
+  peakRssMiB: number;
+}
+interface LargeRun {
+  loadSeconds: number;
+  auditSeconds: number;
+  layers: { name: string; width: number; outputClusters?: number }[];
+  auditPeakRssMiB: number;
+  prune: { seconds: number; error?: string; neurons?: { before: number; after: number }; maxRelError?: number; outputBytes?: number; outputDataBytes?: number };
+  peakRssMiB: number;
+}
+
+await section('large', () => {
+  const file = path.join(OUT_DIR, 'large.onnx');
+  const output = path.join(OUT_DIR, 'large-pruned.onnx');
+  const made = runChild<LargeMake>('large-make', { file, rowsPerTable: 180_000 }, 900);
+  const run = runChild<LargeRun>('large-run', { file, output }, 1800);
+  for (const f of [file, `${file}.data`, output, `${output}.data`]) fs.rmSync(f, { force: true });
+  const gb = (bytes: number): string => (bytes / 1e9).toFixed(2);
+  const rows: (string | number)[][] = [
+    ['write', fixed(made.seconds, 1), `model ${gb(made.modelBytes)} GB + external data ${gb(made.externalDataBytes)} GB`, fixed(made.peakRssMiB, 0)],
+    ['load', fixed(run.loadSeconds, 1), 'lazy: external data stays on disk', '-'],
+    ['audit --random 64', fixed(run.auditSeconds, 1), run.layers.map((l) => `${l.name} ${l.width}->${l.outputClusters ?? '?'}`).join(', '), fixed(run.auditPeakRssMiB, 0)],
+    ['prune --random 128', fixed(run.prune.seconds, 1), run.prune.error ? `FAILED: ${run.prune.error}` : `neurons ${run.prune.neurons!.before} -> ${run.prune.neurons!.after}, max rel err ${run.prune.maxRelError!.toExponential(1)}, wrote ${gb(run.prune.outputBytes!)} + ${gb(run.prune.outputDataBytes!)} GB`, fixed(run.peakRssMiB, 0)],
+  ];
+  printTable('A model over 2 GB (external data) through audit and prune', ['step', 's', 'what', 'peak RSS MiB'], rows);
+  results.large = { made, run };
+  verdicts.push({ target: 'model > 2 GB: loads, audits and prunes', measured: run.prune.error ? `audit ok; prune failed: ${run.prune.error}` : 'all three ok', isMet: !run.prune.error });
+});
+
+printTable('Targets', ['target', 'measured', 'met'], verdicts.map((v) => [v.target, v.measured, v.isMet === undefined ? '-' : v.isMet ? 'yes' : 'NO']));
+results.verdicts = verdicts;
+fs.mkdirSync(OUT_DIR, { recursive: true });
+fs.writeFileSync(path.join(OUT_DIR, quick ? 'results-quick.json' : 'results.json'), JSON.stringify(results, null, 2));
+console.log(`\nresults: ${path.relative(process.cwd(), path.join(OUT_DIR, quick ? 'results-quick.json' : 'results.json'))}`);

@@ -1,12 +1,4 @@
-// Bytes for onnxruntime. Copies of models come from ir/clone-model.ts (structure only, tensors
-// shared); a model is encoded only when a session needs it.
-
-import { encodeModel } from '../onnx/encode-model.js';
-import type { Model } from '../ir/model.js';
+// Copies of models for the stages that change them: structure only, tensors shared (see
+// ir/clone-model.ts). Sessions are opened through open-model-session.ts.
 
 export { cloneModel } from '../ir/clone-model.js';
-
-/** The model as bytes onnxruntime can load. */
-export function modelBytes(model: Model): Uint8Array {
-  return encodeModel(model).modelBytes;
-}

@@ -16,7 +16,7 @@ import { foldBatchNorms } from '../rewrite/fold-batch-norms.js';
 import type { CollectProgress } from '../runtime/collect-statistics.js';
 import type { SessionOptions } from '../runtime/model-session.js';
 import type { ProbeOptions } from '../runtime/probe-data.js';
-import { cloneModel, modelBytes } from './clone-model.js';
+import { cloneModel } from './clone-model.js';
 import { collectLayerStatistics } from './collect-layer-statistics.js';
 import { prepareProbes, wantsProbes } from './prepare-probes.js';
 import { compareModels, type Fidelity, type VerifyOptions } from './verify-rewrite.js';
@@ -78,9 +78,9 @@ export async function prune(input: string, options: PruneOptions): Promise<Prune
     return copy;
   };
   options.onProgress?.('verifying');
-  const originalBytes = modelBytes(original);
   const rewritten = rewrite(plan);
-  const fidelity = await compareModels(originalBytes, modelBytes(rewritten), input, probes.holdout!, sessionOpts);
+  // Models, not bytes: one past protobuf's 2 GB limit is staged through a file with external data.
+  const fidelity = await compareModels(original, rewritten, input, probes.holdout!, sessionOpts);
   if (!(fidelity.maxRelError <= maxError)) {
     // Find which layers' merges alone break the bound, so the report can name them.
     const atFault: string[] = [];
@@ -89,7 +89,7 @@ export async function prune(input: string, options: PruneOptions): Promise<Prune
       ...plan.groups.map((gp): [string, MergePlan] => [`${gp.group} (${gp.members.join(', ')})`, { layers: [], groups: [gp] }]),
     ];
     for (const [name, part] of parts) {
-      const alone = await compareModels(originalBytes, modelBytes(rewrite(part)), input, probes.holdout!, sessionOpts);
+      const alone = await compareModels(original, rewrite(part), input, probes.holdout!, sessionOpts);
       if (!(alone.maxRelError <= maxError)) atFault.push(`${name} (${alone.maxRelError.toExponential(2)})`);
     }
     const blame = atFault.length ? `; layers at fault: ${atFault.join(', ')}` : '; no single layer exceeds it alone (errors add up across layers)';

@@ -2,6 +2,8 @@
 // No model is written unless this passes.
 
 import { isFloatType } from '../ir/data-type.js';
+import { Model } from '../ir/model.js';
+import { openModelSession } from './open-model-session.js';
 import { hostToFloat64 } from '../runtime/host-tensor.js';
 import { ModelSession, type SessionOptions } from '../runtime/model-session.js';
 import { probeBatches, type ProbeSet } from '../runtime/probe-data.js';
@@ -24,10 +26,17 @@ export interface Fidelity {
   worstOutput: string;
 }
 
+/** Encoded bytes, a file path, or a model (staged through a file when too big for one buffer). */
+export type ModelSource = Uint8Array | string | Model;
+
+function openSource(source: ModelSource, subject: string, options: SessionOptions | undefined): Promise<ModelSession> {
+  return source instanceof Model ? openModelSession(source, subject, options) : ModelSession.create(source, subject, options);
+}
+
 /** Runs both models on `holdout` and measures how far the rewritten outputs are from the original. */
-export async function compareModels(original: Uint8Array, rewritten: Uint8Array, subject: string, holdout: ProbeSet, options: { session?: SessionOptions; batchSize?: number } = {}): Promise<Fidelity> {
-  const a = await ModelSession.create(original, subject, options.session);
-  const b = await ModelSession.create(rewritten, `${subject} (rewritten)`, options.session);
+export async function compareModels(original: ModelSource, rewritten: ModelSource, subject: string, holdout: ProbeSet, options: { session?: SessionOptions; batchSize?: number } = {}): Promise<Fidelity> {
+  const a = await openSource(original, subject, options.session);
+  const b = await openSource(rewritten, `${subject} (rewritten)`, options.session);
   const maxAbs = new Map<string, number>();
   const maxRef = new Map<string, number>();
   let agree = 0;

@@ -7,8 +7,7 @@
 
 import * as fs from 'node:fs';
 import { ProbeDataError } from '../errors.js';
-import { float16ArrayToFloat32 } from '../numeric/float16.js';
-import { decodeNpy, decodeNpz, type NpyArray, type NpyDtype } from './npy.js';
+import { decodeNpz, npyDataStart, readNpyLayout, typedNpyArray, type NpyArray, type NpyDtype } from './npy.js';
 
 /** An array on disk (or, for a deflated .npz entry, in memory) that hands out rows on demand. */
 export interface NpyRows {
@@ -21,15 +20,6 @@ export interface NpyRows {
   readRows(from: number, to: number): NpyArray;
 }
 
-const ITEM: Record<string, { dtype: NpyDtype | 'float16'; itemSize: number }> = {
-  '<f4': { dtype: 'float32', itemSize: 4 },
-  '<f8': { dtype: 'float64', itemSize: 8 },
-  '<i8': { dtype: 'int64', itemSize: 8 },
-  '<i4': { dtype: 'int32', itemSize: 4 },
-  '|u1': { dtype: 'uint8', itemSize: 1 },
-  '|b1': { dtype: 'bool', itemSize: 1 },
-  '<f2': { dtype: 'float16', itemSize: 2 },
-};
 
 /** Opens a .npy file for reading by rows (each read opens the file anew, so nothing stays open). */
 export function openNpyFile(file: string, subject: string = file): NpyRows {
@@ -90,35 +80,11 @@ function readAt(fd: number, position: number, length: number): Uint8Array {
 /** A .npy array stored at [start, start + byteLength) of a file. */
 function rowsAt(file: string, start: number, byteLength: number, subject: string): NpyRows {
   const prefix = withFile(file, (fd) => readAt(fd, start, Math.min(byteLength, 12)));
-  if (prefix.length < 10 || [0x93, 0x4e, 0x55, 0x4d, 0x50, 0x59].some((b, i) => prefix[i] !== b)) {
-    throw new ProbeDataError(subject, 'not a numpy .npy file, expected the magic bytes "\\x93NUMPY"');
-  }
-  const major = prefix[6]!;
-  const view = new DataView(prefix.buffer, prefix.byteOffset, prefix.byteLength);
-  let headerStart: number;
-  let headerLength: number;
-  if (major === 1) {
-    headerStart = 10;
-    headerLength = view.getUint16(8, true);
-  } else if (major === 2 || major === 3) {
-    if (prefix.length < 12) throw new ProbeDataError(subject, 'truncated header, expected at least 12 bytes');
-    headerStart = 12;
-    headerLength = view.getUint32(8, true);
-  } else {
-    throw new ProbeDataError(subject, `unsupported .npy format version ${major}.${prefix[7]}, expected 1.0, 2.0 or 3.0`);
-  }
-  const dataStart = headerStart + headerLength;
-  if (dataStart > byteLength) throw new ProbeDataError(subject, `truncated header: expected ${dataStart} bytes, got ${byteLength}`);
-  const headerBytes = withFile(file, (fd) => readAt(fd, start, dataStart));
-  const { descriptor, shape } = headerFields(headerBytes.subarray(headerStart), major, subject);
-  const format = ITEM[descriptor]!;
+  const dataStart = npyDataStart(prefix, byteLength, subject);
+  const head = withFile(file, (fd) => readAt(fd, start, dataStart));
+  const format = readNpyLayout(head, byteLength, subject);
+  const shape = format.shape;
   const elementCount = shape.reduce((p, d) => p * d, 1);
-  const expectedBytes = elementCount * format.itemSize;
-  const actualBytes = byteLength - dataStart;
-  if (actualBytes !== expectedBytes) {
-    const what = actualBytes < expectedBytes ? 'truncated data' : 'unexpected trailing data';
-    throw new ProbeDataError(subject, `${what}: expected ${expectedBytes} bytes for shape (${shape.join(', ')}), got ${actualBytes}`);
-  }
   const rowCount = shape.length === 0 ? 1 : shape[0]!;
   const rowElements = rowCount === 0 ? 0 : elementCount / rowCount;
   const dtype: NpyDtype = format.dtype === 'float16' ? 'float32' : format.dtype;
@@ -131,62 +97,9 @@ function rowsAt(file: string, start: number, byteLength: number, subject: string
       const rowBytes = rowElements * format.itemSize;
       const bytes = withFile(file, (fd) => readAt(fd, start + dataStart + from * rowBytes, (to - from) * rowBytes));
       const rows = shape.length === 0 ? [] : [to - from, ...shape.slice(1)];
-      return typedRows(format.dtype, rows, bytes.buffer as ArrayBuffer);
+      return typedNpyArray(format.dtype, rows, bytes.buffer as ArrayBuffer);
     },
   };
-}
-
-// numpy writes the header as a Python dict literal, e.g.
-// {'descr': '<f4', 'fortran_order': False, 'shape': (3, 4), }. The rules for it live in npy.ts:
-// this reads only the first dimension and the dtype, and hands decodeNpy the header of a zero-row
-// copy of the array, which it accepts or rejects exactly as it would the whole file.
-function headerFields(header: Uint8Array, major: number, subject: string): { descriptor: string; shape: number[] } {
-  const text = new TextDecoder(major === 3 ? 'utf-8' : 'latin1').decode(header);
-  const shapeMatch = /(['"]shape['"]\s*:\s*\()([^)]*)(\))/.exec(text);
-  const descr = /['"]descr['"]\s*:\s*(['"])([^'"]*)\1/.exec(text);
-  if (!shapeMatch || !descr || !ITEM[descr[2]!]) {
-    // Whatever is wrong, decodeNpy names it in its own words.
-    decodeNpy(npyBytes(major, text), subject);
-    throw new ProbeDataError(subject, 'malformed .npy header, expected keys descr, fortran_order and shape');
-  }
-  const dims = shapeMatch[2]!.split(',').map((p) => p.trim().replace(/L$/, '')).filter((p) => p !== '');
-  // The same header with the first dimension set to 0 describes an array with no data bytes.
-  const emptyShape = dims.length === 0 ? '' : ['0', ...dims.slice(1)].join(', ') + (dims.length === 1 ? ',' : '');
-  const emptyText = text.slice(0, shapeMatch.index) + shapeMatch[1] + emptyShape + shapeMatch[3] + text.slice(shapeMatch.index + shapeMatch[0].length);
-  if (dims.length === 0) {
-    // A 0-d array has one element and no rows to drop: check the header alone.
-    const array = decodeNpy(npyBytes(major, text, ITEM[descr[2]!]!.itemSize), subject);
-    return { descriptor: descr[2]!, shape: array.shape };
-  }
-  const empty = decodeNpy(npyBytes(major, emptyText), subject);
-  const first = Number(dims[0]);
-  if (!Number.isSafeInteger(first) || first < 0) throw new ProbeDataError(subject, `malformed shape (${shapeMatch[2]}), expected non-negative integers`);
-  return { descriptor: descr[2]!, shape: [first, ...empty.shape.slice(1)] };
-}
-
-/** A .npy file holding `header` and `dataBytes` zero bytes of data. */
-function npyBytes(major: number, header: string, dataBytes = 0): Uint8Array {
-  const encoded = major === 3 ? new TextEncoder().encode(header) : Uint8Array.from(header, (c) => c.charCodeAt(0) & 0xff);
-  const prefix = major === 1 ? 10 : 12;
-  const out = new Uint8Array(prefix + encoded.length + dataBytes);
-  out.set([0x93, 0x4e, 0x55, 0x4d, 0x50, 0x59, major, 0]);
-  const view = new DataView(out.buffer);
-  if (major === 1) view.setUint16(8, encoded.length, true);
-  else view.setUint32(8, encoded.length, true);
-  out.set(encoded, prefix);
-  return out;
-}
-
-function typedRows(dtype: NpyDtype | 'float16', shape: number[], buffer: ArrayBuffer): NpyArray {
-  switch (dtype) {
-    case 'float32': return { dtype, shape, data: new Float32Array(buffer) };
-    case 'float64': return { dtype, shape, data: new Float64Array(buffer) };
-    case 'int64': return { dtype, shape, data: new BigInt64Array(buffer) };
-    case 'int32': return { dtype, shape, data: new Int32Array(buffer) };
-    case 'uint8': return { dtype, shape, data: new Uint8Array(buffer) };
-    case 'bool': return { dtype, shape, data: new Uint8Array(buffer) };
-    case 'float16': return { dtype: 'float32', shape, data: float16ArrayToFloat32(new Uint16Array(buffer)) };
-  }
 }
 
 function checkRange(from: number, to: number, rowCount: number, subject: string): void {

@@ -44,65 +44,83 @@ const DESCRIPTOR_OF: Record<NpyDtype, string> = {
 
 const SUPPORTED = 'one of <f4, <f8, <f2, <i8, <i4, |u1, |b1';
 
-/** Decodes one .npy file; throws ProbeDataError naming `subject` when the bytes are not a supported array. */
-export function decodeNpy(bytes: Uint8Array, subject: string): NpyArray {
-  if (bytes.length < 10 || MAGIC.some((b, i) => bytes[i] !== b)) {
+/** Where a .npy file's data starts and what it holds. */
+export interface NpyLayout {
+  dtype: NpyDtype | 'float16';
+  itemSize: number;
+  shape: number[];
+  /** Byte offset of the data from the start of the file. */
+  dataStart: number;
+}
+
+/**
+ * The byte offset where a .npy file's header ends (its data starts), from the file's first 12
+ * bytes (fewer for a truncated file); throws ProbeDataError when they are not a .npy preamble.
+ */
+export function npyDataStart(prefix: Uint8Array, totalBytes: number, subject: string): number {
+  if (prefix.length < 10 || MAGIC.some((b, i) => prefix[i] !== b)) {
     throw new ProbeDataError(subject, 'not a numpy .npy file, expected the magic bytes "\\x93NUMPY"');
   }
-  const major = bytes[6]!;
-  const view = new DataView(bytes.buffer, bytes.byteOffset, bytes.byteLength);
-  let headerStart: number;
-  let headerLength: number;
+  const major = prefix[6]!;
+  const view = new DataView(prefix.buffer, prefix.byteOffset, prefix.byteLength);
+  let dataStart: number;
   if (major === 1) {
-    headerStart = 10;
-    headerLength = view.getUint16(8, true);
+    dataStart = 10 + view.getUint16(8, true);
   } else if (major === 2 || major === 3) {
-    if (bytes.length < 12) throw new ProbeDataError(subject, 'truncated header, expected at least 12 bytes');
-    headerStart = 12;
-    headerLength = view.getUint32(8, true);
+    if (prefix.length < 12) throw new ProbeDataError(subject, 'truncated header, expected at least 12 bytes');
+    dataStart = 12 + view.getUint32(8, true);
   } else {
-    throw new ProbeDataError(subject, `unsupported .npy format version ${major}.${bytes[7]}, expected 1.0, 2.0 or 3.0`);
+    throw new ProbeDataError(subject, `unsupported .npy format version ${major}.${prefix[7]}, expected 1.0, 2.0 or 3.0`);
   }
-  const dataStart = headerStart + headerLength;
-  if (dataStart > bytes.length) {
-    throw new ProbeDataError(subject, `truncated header: expected ${dataStart} bytes, got ${bytes.length}`);
-  }
-  // Versions 1 and 2 say latin1, 3 says utf8; the keys and values we accept are ASCII either way.
-  const header = new TextDecoder(major === 3 ? 'utf-8' : 'latin1').decode(bytes.subarray(headerStart, dataStart));
-  const { descriptor, isFortranOrder, shape } = parseHeader(header, subject);
+  if (dataStart > totalBytes) throw new ProbeDataError(subject, `truncated header: expected ${dataStart} bytes, got ${totalBytes}`);
+  return dataStart;
+}
 
+/**
+ * Parses a .npy header. `head` holds at least the whole header; `totalBytes` is the length of
+ * the whole file, checked against what the header says the data needs.
+ */
+export function readNpyLayout(head: Uint8Array, totalBytes: number, subject: string): NpyLayout {
+  const dataStart = npyDataStart(head, totalBytes, subject);
+  const major = head[6]!;
+  // Versions 1 and 2 say latin1, 3 says utf8; the keys and values we accept are ASCII either way.
+  const header = new TextDecoder(major === 3 ? 'utf-8' : 'latin1').decode(head.subarray(major === 1 ? 10 : 12, dataStart));
+  const { descriptor, isFortranOrder, shape } = parseHeader(header, subject);
   const format = DESCRIPTORS[descriptor];
   if (!format) throw new ProbeDataError(subject, `unsupported dtype '${descriptor}', expected ${SUPPORTED}`);
   if (isFortranOrder) {
     throw new ProbeDataError(subject, 'array is in Fortran order, expected C order (save np.ascontiguousarray(a))');
   }
-  const elementCount = shape.reduce((product, d) => product * d, 1);
-  const expectedBytes = elementCount * format.itemSize;
-  const actualBytes = bytes.length - dataStart;
+  const expectedBytes = shape.reduce((product, d) => product * d, 1) * format.itemSize;
+  const actualBytes = totalBytes - dataStart;
   if (actualBytes !== expectedBytes) {
     const what = actualBytes < expectedBytes ? 'truncated data' : 'unexpected trailing data';
     throw new ProbeDataError(subject, `${what}: expected ${expectedBytes} bytes for shape (${shape.join(', ')}), got ${actualBytes}`);
   }
+  return { dtype: format.dtype, itemSize: format.itemSize, shape, dataStart };
+}
+
+/** Views `buffer` (its own, aligned) as the typed array of `dtype`; float16 becomes float32. */
+export function typedNpyArray(dtype: NpyDtype | 'float16', shape: number[], buffer: ArrayBuffer): NpyArray {
+  switch (dtype) {
+    case 'float32': return { dtype, shape, data: new Float32Array(buffer) };
+    case 'float64': return { dtype, shape, data: new Float64Array(buffer) };
+    case 'int64': return { dtype, shape, data: new BigInt64Array(buffer) };
+    case 'int32': return { dtype, shape, data: new Int32Array(buffer) };
+    case 'uint8': return { dtype, shape, data: new Uint8Array(buffer) };
+    case 'bool': return { dtype, shape, data: new Uint8Array(buffer) };
+    case 'float16': return { dtype: 'float32', shape, data: float16ArrayToFloat32(new Uint16Array(buffer)) };
+  }
+}
+
+/** Decodes one .npy file; throws ProbeDataError naming `subject` when the bytes are not a supported array. */
+export function decodeNpy(bytes: Uint8Array, subject: string): NpyArray {
+  const layout = readNpyLayout(bytes, bytes.length, subject);
   // Copying gives the typed array its own aligned buffer: the data offset inside a file (or a zip
   // entry) need not be a multiple of the element size. Uint8Array's slice, not Buffer's: a Node
   // Buffer's slice is a view whose .buffer is the whole file (or Node's shared pool).
-  const buffer = Uint8Array.prototype.slice.call(bytes, dataStart, dataStart + expectedBytes).buffer;
-  switch (format.dtype) {
-    case 'float32':
-      return { dtype: 'float32', shape, data: new Float32Array(buffer) };
-    case 'float64':
-      return { dtype: 'float64', shape, data: new Float64Array(buffer) };
-    case 'int64':
-      return { dtype: 'int64', shape, data: new BigInt64Array(buffer) };
-    case 'int32':
-      return { dtype: 'int32', shape, data: new Int32Array(buffer) };
-    case 'uint8':
-      return { dtype: 'uint8', shape, data: new Uint8Array(buffer) };
-    case 'bool':
-      return { dtype: 'bool', shape, data: new Uint8Array(buffer) };
-    case 'float16':
-      return { dtype: 'float32', shape, data: float16ArrayToFloat32(new Uint16Array(buffer)) };
-  }
+  const buffer = Uint8Array.prototype.slice.call(bytes, layout.dataStart).buffer;
+  return typedNpyArray(layout.dtype, layout.shape, buffer);
 }
 
 // The header is a Python dict literal written by numpy's format module, e.g.

@@ -18,14 +18,16 @@ const ROOT = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..');
  */
 const ALLOWED: Record<string, { imports: string[]; typeOnly?: string[] }> = {
   errors: { imports: [] },
+  // src/json-file.ts: reading user JSON files with typed errors, for report and pipeline alike.
+  'json-file': { imports: ['errors'] },
   numeric: { imports: ['errors'] },
   ir: { imports: ['numeric', 'errors'] },
   onnx: { imports: ['ir', 'numeric', 'errors'] },
   runtime: { imports: ['ir', 'numeric', 'errors'] },
   analysis: { imports: ['ir', 'numeric', 'errors'] },
   rewrite: { imports: ['analysis', 'ir', 'numeric', 'errors'] },
-  report: { imports: ['analysis', 'ir', 'numeric', 'errors'], typeOnly: ['pipeline', 'rewrite'] },
-  pipeline: { imports: ['analysis', 'rewrite', 'runtime', 'onnx', 'ir', 'numeric', 'errors'] },
+  report: { imports: ['analysis', 'ir', 'numeric', 'errors', 'json-file'], typeOnly: ['pipeline', 'rewrite'] },
+  pipeline: { imports: ['analysis', 'rewrite', 'runtime', 'onnx', 'ir', 'numeric', 'errors', 'json-file'] },
   // The public API re-exports from every part of the library.
   index: { imports: ['errors', 'numeric', 'ir', 'onnx', 'runtime', 'analysis', 'rewrite', 'report', 'pipeline'] },
   cli: { imports: ['index'] },
@@ -173,7 +175,7 @@ describe('architecture', () => {
       'src/runtime/bad-session.ts:3: runtime imports analysis ("../analysis/find-layers.js"); runtime may import ir, numeric, errors',
       'src/runtime/bad-session.ts:4: runtime imports pipeline ("../pipeline/prune.js"); runtime may import ir, numeric, errors',
       'src/runtime/bad-session.ts:5: runtime imports rewrite ("../rewrite/plan-merges.js"); runtime may import ir, numeric, errors',
-      'src/report/bad-report.ts:1: report imports pipeline ("../pipeline/prune.js") (only `import type` is allowed there); report may import analysis, ir, numeric, errors, pipeline (types), rewrite (types)',
+      'src/report/bad-report.ts:1: report imports pipeline ("../pipeline/prune.js") (only `import type` is allowed there); report may import analysis, ir, numeric, errors, json-file, pipeline (types), rewrite (types)',
       'src/errors.ts:1: errors imports ir ("./ir/tensor.js"); errors may import nothing of ours',
       'src/analysis/bad-proto.ts:1: imports "onnx-proto", which only src/onnx/ may import',
       'src/analysis/bad-proto.ts:2: imports "onnxruntime-node", which only src/runtime/model-session.ts may import',

@@ -2,9 +2,9 @@
 // analysis settings and a baseline report. Validation collects every problem (unknown keys
 // included) and throws one ConfigError naming the file and each key.
 
-import * as fs from 'node:fs';
 import * as path from 'node:path';
-import { ConfigError, FileNotFoundError, joinProblems } from '../errors.js';
+import { ConfigError, joinProblems } from '../errors.js';
+import { readJsonFile } from '../json-file.js';
 import type { AnalysisOptions } from '../analysis/measure-condensation.js';
 import type { ProbeOptions } from '../runtime/probe-data.js';
 
@@ -194,18 +194,5 @@ export function parseCheckConfig(json: unknown, file: string): CheckConfig {
 
 /** Reads and validates a config file. */
 export function loadCheckConfig(file: string): CheckConfig {
-  let text: string;
-  try {
-    text = fs.readFileSync(file, 'utf8');
-  } catch (cause) {
-    if ((cause as NodeJS.ErrnoException).code === 'ENOENT') throw new FileNotFoundError(file, { cause });
-    throw new ConfigError(file, `cannot be read (${(cause as NodeJS.ErrnoException).code ?? (cause as Error).message})`, { cause });
-  }
-  let json: unknown;
-  try {
-    json = JSON.parse(text);
-  } catch (cause) {
-    throw new ConfigError(file, `is not valid JSON (${(cause as Error).message})`, { cause });
-  }
-  return parseCheckConfig(json, file);
+  return parseCheckConfig(readJsonFile(file), file);
 }

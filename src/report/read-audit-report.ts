@@ -1,8 +1,8 @@
 // Reading a saved audit report (`condense audit --json`, or the `audit` inside a `condense check
 // --json` report) for baselines and diffs. Checks the fields those use; extra fields are fine.
 
-import * as fs from 'node:fs';
-import { ConfigError, FileNotFoundError, joinProblems } from '../errors.js';
+import { ConfigError, joinProblems } from '../errors.js';
+import { readJsonFile } from '../json-file.js';
 import { REPORT_SCHEMA_VERSION, type AuditReport } from './audit-report.js';
 
 const isObject = (v: unknown): v is Record<string, unknown> => typeof v === 'object' && v !== null && !Array.isArray(v);
@@ -38,18 +38,5 @@ export function parseAuditReport(json: unknown, file: string): AuditReport {
 
 /** Reads and validates an audit report file. */
 export function readAuditReport(file: string): AuditReport {
-  let text: string;
-  try {
-    text = fs.readFileSync(file, 'utf8');
-  } catch (cause) {
-    if ((cause as NodeJS.ErrnoException).code === 'ENOENT') throw new FileNotFoundError(file, { cause });
-    throw new ConfigError(file, `cannot be read (${(cause as NodeJS.ErrnoException).code ?? (cause as Error).message})`, { cause });
-  }
-  let json: unknown;
-  try {
-    json = JSON.parse(text);
-  } catch (cause) {
-    throw new ConfigError(file, `is not valid JSON (${(cause as Error).message}); expected a report from condense audit --json`, { cause });
-  }
-  return parseAuditReport(json, file);
+  return parseAuditReport(readJsonFile(file, 'expected a report from condense audit --json'), file);
 }

@@ -1,16 +1,11 @@
 import { describe, expect, it } from 'vitest';
+import { SeededRandom } from '../../src/numeric/seeded-random.js';
 import { StreamingMoments } from '../../src/numeric/streaming-moments.js';
 
-// Deterministic pseudo-random numbers (mulberry32) so failures reproduce.
+// Deterministic numbers (the library's seeded generator) so failures reproduce.
 function random(seed: number): () => number {
-  let state = seed >>> 0;
-  return () => {
-    state = (state + 0x6d2b79f5) >>> 0;
-    let t = state;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
+  const rng = new SeededRandom(seed);
+  return () => rng.next();
 }
 
 function makeRows(rowCount: number, m: number, seed: number, offset = 0): Float64Array {

@@ -1,16 +1,12 @@
 import { describe, expect, it } from 'vitest';
+import { SeededRandom } from '../../../src/numeric/seeded-random.js';
 import { clusterNeurons, clusterSizes } from '../../../src/analysis/cluster/cluster-neurons.js';
 import { OptionError } from '../../../src/errors.js';
 
+// Deterministic numbers (the library's seeded generator) so failures reproduce.
 function random(seed: number): () => number {
-  let state = seed >>> 0;
-  return () => {
-    state = (state + 0x6d2b79f5) >>> 0;
-    let t = state;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
+  const rng = new SeededRandom(seed);
+  return () => rng.next();
 }
 
 // Neurons in planted groups: distance within a group below 0.05, between groups above 0.6.

@@ -1,18 +1,14 @@
 import { execFileSync } from 'node:child_process';
 import { describe, expect, it } from 'vitest';
+import { SeededRandom } from '../../../src/numeric/seeded-random.js';
 import { agnesClusterer } from '../../../src/analysis/cluster/agnes-clusterer.js';
 import { cutDendrogram, type Dendrogram } from '../../../src/analysis/cluster/clusterer.js';
 import { nnChainClusterer } from '../../../src/analysis/cluster/nn-chain-clusterer.js';
 
+// Deterministic numbers (the library's seeded generator) so failures reproduce.
 function random(seed: number): () => number {
-  let state = seed >>> 0;
-  return () => {
-    state = (state + 0x6d2b79f5) >>> 0;
-    let t = state;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
+  const rng = new SeededRandom(seed);
+  return () => rng.next();
 }
 
 function randomDistances(n: number, seed: number): Float64Array {

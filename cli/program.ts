@@ -5,6 +5,7 @@ import { Command, CommanderError, Option } from 'commander';
 import {
   audit, auditReport, CondenseError, DEVICES, formatAuditTable, formatInspect, formatPruneSummary, inspect, inspectReport,
   OptionError, prune, pruneReport, type Device, type ProbeOptions,
+  collectShard, writeStatisticsFile,
 } from '../src/index.js';
 import {
   auditPictures, check, checkReport, diffAuditFiles, diffReport, ensureOutputFolder, formatCheckTable, formatDiffTable, formatSeriesTable,
@@ -57,6 +58,7 @@ interface CommonOptions {
   staticThreshold?: string;
   device?: string;
   json?: boolean;
+  stats?: string[];
 }
 
 function probeOptions(o: CommonOptions): ProbeOptions | undefined {
@@ -99,6 +101,11 @@ function addProbeOptions(cmd: Command): Command {
     .option('--json', 'print the JSON report instead of a table');
 }
 
+/** --stats for the commands that can take their statistics from `condense collect` files. */
+function addStatsOption(cmd: Command): Command {
+  return cmd.option('--stats <files...>', "statistics files from `condense collect` to merge instead of running probes (a pattern like 'shard-*.stats' is expanded)");
+}
+
 /** Builds the program; `io` receives all output so tests can run it in process. */
 export function buildProgram(io: CliIO = defaultIO): Command {
   const program = new Command('condense')
@@ -130,7 +137,22 @@ export function buildProgram(io: CliIO = defaultIO): Command {
       io.stdout(o.json ? `${JSON.stringify(report, null, 2)}\n` : `${formatInspect(report)}\n`);
     });
 
-  addProbeOptions(program.command('audit'))
+  addProbeOptions(program.command('collect'))
+    .description('run one shard of probe data and write its per-layer statistics, for `audit|prune --stats` to merge (docs/stats-format.md)')
+    .argument('<model>', 'ONNX model file')
+    .option('-o, --output <file>', 'where to write the statistics file')
+    .action(async (model: string, o: CommonOptions & { output?: string }) => {
+      if (!o.output) throw new OptionError('--output', 'is required: expected -o <file> for the statistics file');
+      const probe = probeOptions(o);
+      if (!probe || (!probe.files?.length && probe.random === undefined)) throw new OptionError('--probe', 'is required: collect needs probe data (--probe file or --random n)');
+      const shard = await collectShard(model, { probe, session: sessionOptions(o), onProgress: (p) => progress('collecting statistics', p) });
+      endProgress();
+      writeStatisticsFile(o.output, shard);
+      const summary = { output: o.output, model: shard.header.model, samples: shard.header.samples, layers: shard.header.layers };
+      io.stdout(o.json ? `${JSON.stringify(summary, null, 2)}\n` : `wrote ${o.output}: ${shard.header.samples} samples, ${shard.header.layers.length} layers, model sha256 ${shard.header.model.slice(0, 12)}\n`);
+    });
+
+  addStatsOption(addProbeOptions(program.command('audit')))
     .description('measure condensation per layer (weights always; outputs with --probe or --random)')
     .argument('<model>', 'ONNX model file')
     .option('--html <file>', 'also write a self-contained HTML report with the pictures per layer')
@@ -140,6 +162,7 @@ export function buildProgram(io: CliIO = defaultIO): Command {
       const probe = probeOptions(o);
       const result = await audit(model, {
         ...(probe ? { probe } : {}),
+        ...(o.stats?.length ? { statistics: o.stats } : {}),
         analysis: analysisOptions(o),
         session: sessionOptions(o),
         onProgress: (p) => progress('collecting statistics', p),
@@ -150,7 +173,7 @@ export function buildProgram(io: CliIO = defaultIO): Command {
       writeAuditOutputs(result, o, io);
     });
 
-  addProbeOptions(program.command('prune'))
+  addStatsOption(addProbeOptions(program.command('prune')))
     .description('merge condensed neurons, verify against the original on held-out probes, write the smaller model')
     .argument('<model>', 'ONNX model file')
     .option('-o, --output <file>', 'where to write the pruned model (never the input)')
@@ -168,6 +191,7 @@ export function buildProgram(io: CliIO = defaultIO): Command {
         verify: { maxError: parseNumber('--max-error', o.maxError, (x) => x >= 0, 'a non-negative number') },
         session: sessionOptions(o),
         dryRun: !!o.dryRun,
+        ...(o.stats?.length ? { statistics: o.stats } : {}),
         onProgress: progress,
       });
       endProgress();

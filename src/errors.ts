@@ -9,6 +9,7 @@ export type CondenseErrorCode =
   | 'BAD_EXTERNAL_DATA'
   | 'BAD_PROBE'
   | 'BAD_CONFIG'
+  | 'BAD_STATISTICS'
   | 'UNSUPPORTED'
   | 'RUNTIME'
   | 'PROVIDER_UNAVAILABLE'
@@ -66,6 +67,13 @@ export class ProbeDataError extends CondenseError {
 export class ConfigError extends CondenseError {
   constructor(subject: string, problem: string, options?: { cause?: unknown }) {
     super('BAD_CONFIG', subject, problem, options);
+  }
+}
+
+/** A statistics file (condense collect) is truncated, corrupted, or from another model or settings. */
+export class StatisticsFileError extends CondenseError {
+  constructor(subject: string, problem: string, options?: { cause?: unknown }) {
+    super('BAD_STATISTICS', subject, problem, options);
   }
 }
 

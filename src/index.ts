@@ -22,6 +22,8 @@ export { applyMergePlan } from './rewrite/apply-merge-plan.js';
 export { cleanUp } from './rewrite/clean-up.js';
 export { audit, type AuditOptions, type AuditResult } from './pipeline/audit.js';
 export { prune, type PruneOptions, type PruneResult } from './pipeline/prune.js';
+export { collectShard, expandStatisticsPaths, modelFingerprint, readStatisticsShards, writeStatisticsFile, type CollectedShard, type CollectOptions, type MergedShards } from './pipeline/statistics-shards.js';
+export { decodeStatisticsFile, encodeStatisticsFile, STATISTICS_FORMAT_VERSION, type StatisticsHeader } from './runtime/statistics-file.js';
 export { inspect, type InspectResult } from './pipeline/inspect.js';
 export { compareModels, type Fidelity, type VerifyOptions } from './pipeline/verify-rewrite.js';
 export { auditReport, formatAuditTable, layerReport, type AuditReport, type LayerReport } from './report/audit-report.js';

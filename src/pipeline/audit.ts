@@ -15,12 +15,16 @@ import { prepareProbes, wantsProbes } from './prepare-probes.js';
 import { inputWeightVectors } from '../analysis/input-weights.js';
 import { encodeModel } from '../onnx/encode-model.js';
 import { cosineMatrixOnRuntime } from '../runtime/gram-matrix.js';
+import { OptionError } from '../errors.js';
+import { readStatisticsShards } from './statistics-shards.js';
 
 export interface AuditOptions {
   probe?: ProbeOptions;
   analysis?: AnalysisOptions;
   session?: SessionOptions;
   onProgress?: (p: CollectProgress) => void;
+  /** Statistics files (`condense collect`; patterns like shard-*.stats) to merge instead of running probes. */
+  statistics?: string[];
 }
 
 export interface AuditResult {
@@ -56,7 +60,14 @@ export async function audit(model: string | Model, options: AuditOptions = {}): 
   let probeSamples = 0;
   let probeSource: string | undefined;
   let positionSampling: PositionSampling[] | undefined;
-  if (wantsProbes(options.probe)) {
+  if (options.statistics?.length) {
+    if (wantsProbes(options.probe)) throw new OptionError('--stats', 'cannot be combined with --probe or --random: the statistics files already hold the probes\' moments');
+    const shards = readStatisticsShards(options.statistics, original, layers);
+    statistics = shards.statistics;
+    positionSampling = shards.statistics.positionSampling;
+    probeSamples = shards.samples;
+    probeSource = `${shards.files.length} statistics file${shards.files.length === 1 ? '' : 's'} (${shards.files.join(', ')})`;
+  } else if (wantsProbes(options.probe)) {
     const probes = prepareProbes(loaded, options.probe!, undefined);
     probeSource = probes.source;
     probeSamples = probes.fit.count;

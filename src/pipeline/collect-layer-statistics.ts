@@ -42,7 +42,7 @@ export async function collectLayerStatistics(
   options: CollectLayerStatisticsOptions = {},
 ): Promise<LayerStatistics> {
   const prepared = prepareStatisticsModel(model, layers, probes.count, options);
-  if (!prepared) return Object.assign(new Map(), { positionSampling: [] });
+  if (!prepared) return Object.assign(new Map(), { positionSampling: [], positionStrides: new Map<string, number>() });
   const session = await openModelSession(prepared.model, subject, options.session, options.staging);
   try {
     return await collectStatistics(session, prepared.heads, probeBatches(probes, prepared.batchSize), { samplesTotal: probes.count, ...(options.onProgress ? { onProgress: options.onProgress } : {}) });

@@ -19,6 +19,7 @@ import type { ProbeOptions } from '../runtime/probe-data.js';
 import { cloneModel } from './clone-model.js';
 import { collectLayerStatistics } from './collect-layer-statistics.js';
 import { prepareProbes, wantsProbes } from './prepare-probes.js';
+import { readStatisticsShards } from './statistics-shards.js';
 import { compareModels, type Fidelity, type VerifyOptions } from './verify-rewrite.js';
 
 export interface PruneOptions {
@@ -32,6 +33,8 @@ export interface PruneOptions {
   onProgress?: (stage: string, p?: CollectProgress) => void;
   /** Plan and verify but write nothing. */
   dryRun?: boolean;
+  /** Statistics files (`condense collect`) to merge instead of fitting on probes; probes then only verify. */
+  statistics?: string[];
 }
 
 export interface PruneResult {
@@ -63,10 +66,12 @@ export async function prune(input: string, options: PruneOptions): Promise<Prune
   const probes = prepareProbes(model, probeOptions, { ...(options.verify?.holdoutSamples ? { samples: options.verify.holdoutSamples } : {}) });
   options.onProgress?.('collecting statistics');
   const sessionOpts = { ...(options.session ? { session: options.session } : {}), ...(probeOptions.batchSize ? { batchSize: probeOptions.batchSize } : {}) };
-  const statistics = await collectLayerStatistics(model, input, layers, probes.fit, {
-    ...sessionOpts,
-    ...(options.onProgress ? { onProgress: (p: CollectProgress) => options.onProgress!('collecting statistics', p) } : {}),
-  });
+  const statistics = options.statistics?.length
+    ? readStatisticsShards(options.statistics, original, layers).statistics
+    : await collectLayerStatistics(model, input, layers, probes.fit, {
+        ...sessionOpts,
+        ...(options.onProgress ? { onProgress: (p: CollectProgress) => options.onProgress!('collecting statistics', p) } : {}),
+      });
   const measured = layers.map((l) => measureCondensation(l, statistics.get(l.name), analysis));
   const groups = findChannelGroups(layers);
   const plan = planMerges(measured, options.merge, groups);

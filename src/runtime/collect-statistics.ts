@@ -30,8 +30,8 @@ export interface PositionSampling {
   maxCosineError: number;
 }
 
-/** Moments per head key, and the calibration of every head that subsampled positions. */
-export type CollectedStatistics = Map<string, StreamingMoments> & { positionSampling: PositionSampling[] };
+/** Moments per head key, the calibration of every head that subsampled positions, and each head's stride. */
+export type CollectedStatistics = Map<string, StreamingMoments> & { positionSampling: PositionSampling[]; positionStrides: Map<string, number> };
 
 /** Feeds every batch and returns the accumulated moments per head key. */
 export async function collectStatistics(
@@ -61,7 +61,7 @@ export async function collectStatistics(
   }
   const result = new Map<string, StreamingMoments>();
   for (const [key, m] of moments) result.set(key, m.finish());
-  return Object.assign(result, { positionSampling });
+  return Object.assign(result, { positionSampling, positionStrides: new Map(heads.map((h) => [h.key, h.positionStride])) });
 }
 
 function flag(value: boolean): HostTensor {

@@ -59,6 +59,7 @@ interface CommonOptions {
   device?: string;
   json?: boolean;
   stats?: string[];
+  workers?: string;
 }
 
 function probeOptions(o: CommonOptions): ProbeOptions | undefined {
@@ -98,7 +99,12 @@ function addProbeOptions(cmd: Command): Command {
     .option('--threshold <s>', 'similarity at or above which neurons share a cluster', '0.95')
     .option('--static-threshold <f>', 'amplitude below this fraction of the layer maximum makes a neuron static', '0.01')
     .addOption(new Option('--device <name>', `execution provider: ${DEVICES.join(', ')}`).argParser(parseDevice).default('cpu'))
+    .option('--workers <n>', 'collect statistics in n worker threads, each over a range of the probes (for machines with more cores than one session uses)')
     .option('--json', 'print the JSON report instead of a table');
+}
+
+function workerCount(o: CommonOptions): { workers?: number } {
+  return o.workers === undefined ? {} : { workers: parseNumber('--workers', o.workers, (x) => Number.isInteger(x) && x >= 1 && x <= 256, 'a whole number from 1 to 256') };
 }
 
 /** --stats for the commands that can take their statistics from `condense collect` files. */
@@ -145,7 +151,7 @@ export function buildProgram(io: CliIO = defaultIO): Command {
       if (!o.output) throw new OptionError('--output', 'is required: expected -o <file> for the statistics file');
       const probe = probeOptions(o);
       if (!probe || (!probe.files?.length && probe.random === undefined)) throw new OptionError('--probe', 'is required: collect needs probe data (--probe file or --random n)');
-      const shard = await collectShard(model, { probe, session: sessionOptions(o), onProgress: (p) => progress('collecting statistics', p) });
+      const shard = await collectShard(model, { probe, session: sessionOptions(o), ...workerCount(o), onProgress: (p) => progress('collecting statistics', p) });
       endProgress();
       writeStatisticsFile(o.output, shard);
       const summary = { output: o.output, model: shard.header.model, samples: shard.header.samples, layers: shard.header.layers };
@@ -163,6 +169,7 @@ export function buildProgram(io: CliIO = defaultIO): Command {
       const result = await audit(model, {
         ...(probe ? { probe } : {}),
         ...(o.stats?.length ? { statistics: o.stats } : {}),
+        ...workerCount(o),
         analysis: analysisOptions(o),
         session: sessionOptions(o),
         onProgress: (p) => progress('collecting statistics', p),
@@ -192,6 +199,7 @@ export function buildProgram(io: CliIO = defaultIO): Command {
         session: sessionOptions(o),
         dryRun: !!o.dryRun,
         ...(o.stats?.length ? { statistics: o.stats } : {}),
+        ...workerCount(o),
         onProgress: progress,
       });
       endProgress();

@@ -17,6 +17,7 @@ import { encodeModel } from '../onnx/encode-model.js';
 import { cosineMatrixOnRuntime } from '../runtime/gram-matrix.js';
 import { OptionError } from '../errors.js';
 import { readStatisticsShards } from './statistics-shards.js';
+import { collectInWorkers } from './parallel-collect.js';
 
 export interface AuditOptions {
   probe?: ProbeOptions;
@@ -25,6 +26,8 @@ export interface AuditOptions {
   onProgress?: (p: CollectProgress) => void;
   /** Statistics files (`condense collect`; patterns like shard-*.stats) to merge instead of running probes. */
   statistics?: string[];
+  /** Collect in this many worker threads, each over a range of the probes (a model given by path only). */
+  workers?: number;
 }
 
 export interface AuditResult {
@@ -71,11 +74,14 @@ export async function audit(model: string | Model, options: AuditOptions = {}): 
     const probes = prepareProbes(loaded, options.probe!, undefined);
     probeSource = probes.source;
     probeSamples = probes.fit.count;
-    const collected = await collectLayerStatistics(loaded, path, layers, probes.fit, {
-      ...(options.session ? { session: options.session } : {}),
-      ...(options.probe?.batchSize ? { batchSize: options.probe.batchSize } : {}),
-      ...(options.onProgress ? { onProgress: options.onProgress } : {}),
-    });
+    const collected =
+      (options.workers ?? 1) > 1 && typeof model === 'string'
+        ? await collectInWorkers(model, options.probe!, undefined, probes.fit.count, options.workers!, options.session)
+        : await collectLayerStatistics(loaded, path, layers, probes.fit, {
+            ...(options.session ? { session: options.session } : {}),
+            ...(options.probe?.batchSize ? { batchSize: options.probe.batchSize } : {}),
+            ...(options.onProgress ? { onProgress: options.onProgress } : {}),
+          });
     statistics = collected;
     positionSampling = collected.positionSampling;
   }

@@ -20,6 +20,7 @@ import { cloneModel } from './clone-model.js';
 import { collectLayerStatistics } from './collect-layer-statistics.js';
 import { prepareProbes, wantsProbes } from './prepare-probes.js';
 import { readStatisticsShards } from './statistics-shards.js';
+import { collectInWorkers } from './parallel-collect.js';
 import { compareModels, type Fidelity, type VerifyOptions } from './verify-rewrite.js';
 
 export interface PruneOptions {
@@ -35,6 +36,8 @@ export interface PruneOptions {
   dryRun?: boolean;
   /** Statistics files (`condense collect`) to merge instead of fitting on probes; probes then only verify. */
   statistics?: string[];
+  /** Collect in this many worker threads, each over a range of the fit probes. */
+  workers?: number;
 }
 
 export interface PruneResult {
@@ -68,7 +71,9 @@ export async function prune(input: string, options: PruneOptions): Promise<Prune
   const sessionOpts = { ...(options.session ? { session: options.session } : {}), ...(probeOptions.batchSize ? { batchSize: probeOptions.batchSize } : {}) };
   const statistics = options.statistics?.length
     ? readStatisticsShards(options.statistics, original, layers).statistics
-    : await collectLayerStatistics(model, input, layers, probes.fit, {
+    : (options.workers ?? 1) > 1
+      ? await collectInWorkers(input, probeOptions, { ...(options.verify?.holdoutSamples ? { samples: options.verify.holdoutSamples } : {}) }, probes.fit.count, options.workers!, options.session)
+      : await collectLayerStatistics(model, input, layers, probes.fit, {
         ...sessionOpts,
         ...(options.onProgress ? { onProgress: (p: CollectProgress) => options.onProgress!('collecting statistics', p) } : {}),
       });

@@ -20,6 +20,7 @@ import { decodeStatisticsFile, encodeStatisticsFile, type StatisticsHeader } fro
 import { cloneModel } from './clone-model.js';
 import { collectLayerStatistics, type LayerStatistics } from './collect-layer-statistics.js';
 import { prepareProbes, wantsProbes } from './prepare-probes.js';
+import { collectInWorkers } from './parallel-collect.js';
 
 /** sha256 (hex) of a model's graph and weights: its encoding, with every tensor over 1 KiB hashed from an external-data chunk. */
 export function modelFingerprint(model: Model): string {
@@ -33,6 +34,8 @@ export interface CollectOptions {
   probe: ProbeOptions;
   session?: SessionOptions;
   onProgress?: (p: CollectProgress) => void;
+  /** Collect in this many worker threads (a model given by path only). */
+  workers?: number;
 }
 
 /** One shard's statistics and the header that goes with them. */
@@ -50,11 +53,14 @@ export async function collectShard(input: string | Model, options: CollectOption
   foldBatchNorms(model);
   const layers = findLayers(model);
   const probes = prepareProbes(model, options.probe, undefined);
-  const statistics = await collectLayerStatistics(model, subject, layers, probes.fit, {
-    ...(options.session ? { session: options.session } : {}),
-    ...(options.probe.batchSize ? { batchSize: options.probe.batchSize } : {}),
-    ...(options.onProgress ? { onProgress: options.onProgress } : {}),
-  });
+  const statistics =
+    (options.workers ?? 1) > 1 && typeof input === 'string'
+      ? await collectInWorkers(input, options.probe, undefined, probes.fit.count, options.workers!, options.session)
+      : await collectLayerStatistics(model, subject, layers, probes.fit, {
+          ...(options.session ? { session: options.session } : {}),
+          ...(options.probe.batchSize ? { batchSize: options.probe.batchSize } : {}),
+          ...(options.onProgress ? { onProgress: options.onProgress } : {}),
+        });
   const header: StatisticsHeader = {
     model: modelFingerprint(original),
     layers: [...statistics.keys()].map((name) => ({ name, width: statistics.get(name)!.variableCount, positionStride: statistics.positionStrides.get(name) ?? 1 })),

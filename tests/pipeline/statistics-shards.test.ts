@@ -124,6 +124,12 @@ describe.each(cases)('four shards of $name merged with --stats', (c) => {
     expect(b.layers.map((l) => [l.name, l.clusters, l.clusterSizes])).toEqual(a.layers.map((l) => [l.name, l.clusters, l.clusterSizes]));
     expect(a.layers.some((l) => (l.clusters as { output: number | null }).output !== null)).toBe(true);
 
+    // --workers 4: the same four ranges collected in worker threads of one process.
+    const threaded = await runCliInProcess(['audit', model, '--probe', all, '--workers', '4', '--json']);
+    expect(threaded.stderr).toBe('');
+    const t = JSON.parse(threaded.stdout) as typeof a;
+    expect(t.layers.map((l) => [l.name, l.clusters, l.clusterSizes])).toEqual(a.layers.map((l) => [l.name, l.clusters, l.clusterSizes]));
+
     // The moments themselves, against one collection over every probe.
     const original = loadModel(model);
     const folded = loadModel(model);

@@ -2,9 +2,9 @@
 // weights and of outputs, amplitude and static neurons, hierarchical clusters, effective width.
 
 import type { StreamingMoments } from '../numeric/streaming-moments.js';
-import { cosineFromGram, cosineMatrix, norms } from '../numeric/cosine.js';
+import { cosineFromMoments, cosineMatrix, norms } from '../numeric/cosine.js';
 import { OptionError } from '../errors.js';
-import { clusterNeurons, type ClusterMethod } from './cluster/cluster-neurons.js';
+import { clusterNeuronsInPlace, type ClusterMethod } from './cluster/cluster-neurons.js';
 import type { NeuronLayer } from './find-layers.js';
 import { inputWeightVectors, outgoingWeightNorms } from './input-weights.js';
 
@@ -49,10 +49,16 @@ export function resolveAnalysisOptions(options: AnalysisOptions = {}): Required<
   return { similarityThreshold, staticThreshold, clusterMethod: options.clusterMethod ?? 'auto' };
 }
 
+/** What a caller computed already (wide layers' weight cosines on the runtime's GEMM, with the u_k they came from). */
+export interface PrecomputedMeasures {
+  weightCosine?: Float64Array;
+  inputWeights?: { rows: Float64Array; dim: number };
+}
+
 /** Measures one layer from its weights and, when given, the streaming statistics of its outputs. */
-export function measureCondensation(layer: NeuronLayer, statistics: StreamingMoments | undefined, options: AnalysisOptions = {}, computed: { weightCosine?: Float64Array } = {}): LayerCondensation {
+export function measureCondensation(layer: NeuronLayer, statistics: StreamingMoments | undefined, options: AnalysisOptions = {}, computed: PrecomputedMeasures = {}): LayerCondensation {
   const opts = resolveAnalysisOptions(options);
-  const { rows, dim } = inputWeightVectors(layer);
+  const { rows, dim } = computed.inputWeights ?? inputWeightVectors(layer);
   const width = layer.width;
   const uNorms = norms(rows, width, dim);
   const aNorms = outgoingWeightNorms(layer);
@@ -78,7 +84,7 @@ export function measureCondensation(layer: NeuronLayer, statistics: StreamingMom
     weightClusters,
   };
   if (statistics && statistics.count > 0) {
-    const outputCosine = cosineFromGram(statistics.secondMoment(), width);
+    const outputCosine = cosineFromMoments(statistics.scatter, statistics.mean, statistics.count, width);
     result.outputCosine = outputCosine;
     result.outputClusters = clusterActive(outputCosine, width, staticNeurons, usesAbsoluteCosine, maxDistance, opts.clusterMethod);
     result.statistics = statistics;
@@ -95,15 +101,28 @@ function clusterActive(cosine: Float64Array, width: number, staticNeurons: numbe
   const labels = new Int32Array(width).fill(-1);
   const n = active.length;
   if (n === 0) return { labels, count: 0, method: 'none' };
-  const distance = new Float64Array(n * n);
-  for (let i = 0; i < n; i++) {
-    const row = active[i]! * width;
-    for (let j = 0; j < n; j++) {
-      const c = cosine[row + active[j]!]!;
-      distance[i * n + j] = i === j ? 0 : Math.max(0, 1 - (absolute ? Math.abs(c) : c));
+  // The distances go straight into the clusterer's working matrix: no n x n matrix of our own.
+  const fill = (distance: Float64Array): void => {
+    for (let i = 0; i < n; i++) {
+      const row = active[i]! * width;
+      const out = i * n;
+      if (n === width) {
+        for (let j = 0; j < n; j++) {
+          const c = cosine[row + j]!;
+          const d = 1 - (absolute ? Math.abs(c) : c);
+          distance[out + j] = d < 0 ? 0 : d; // NaN stays NaN: the clusterer refuses it
+        }
+      } else {
+        for (let j = 0; j < n; j++) {
+          const c = cosine[row + active[j]!]!;
+          const d = 1 - (absolute ? Math.abs(c) : c);
+          distance[out + j] = d < 0 ? 0 : d; // NaN stays NaN: the clusterer refuses it
+        }
+      }
+      distance[out + i] = 0;
     }
-  }
-  const clusters = clusterNeurons(distance, n, { maxDistance, method });
+  };
+  const clusters = clusterNeuronsInPlace(fill, n, { maxDistance, method });
   active.forEach((k, i) => (labels[k] = clusters.labels[i]!));
   return { labels, count: clusters.count, method: clusters.method };
 }

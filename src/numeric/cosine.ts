@@ -93,6 +93,29 @@ function setPair(out: Float64Array, rowCount: number, i: number, j: number, dot:
   out[j * rowCount + i] = cosine;
 }
 
+/**
+ * The cosines of the uncentred second moment E[h h^T] = scatter / count + mean mean^T (row-major
+ * m x m), in one pass and one m x m allocation: what cosineFromGram(secondMoment()) gives, without
+ * the covariance and second-moment matrices in between.
+ */
+export function cosineFromMoments(scatter: Float64Array, mean: Float64Array, count: number, m: number): Float64Array {
+  checkShape(scatter.length, m, m);
+  const invNorms = new Float64Array(m);
+  for (let i = 0; i < m; i++) {
+    const g = scatter[i * m + i]! / count + mean[i]! * mean[i]!;
+    invNorms[i] = g > 0 ? 1 / Math.sqrt(g) : 0;
+  }
+  const out = new Float64Array(m * m);
+  for (let i = 0; i < m; i++) {
+    const scaleI = invNorms[i]!;
+    const meanI = mean[i]!;
+    const row = i * m;
+    for (let j = 0; j < m; j++) out[row + j] = clampUnit((scatter[row + j]! / count + meanI * mean[j]!) * scaleI * invNorms[j]!);
+    out[row + i] = 1;
+  }
+  return out;
+}
+
 /** Turns a Gram matrix G_ij = u_i . u_j (row-major n x n) into the cosines of the u_i. */
 export function cosineFromGram(gram: Float64Array, n: number): Float64Array {
   checkShape(gram.length, n, n);

@@ -2,7 +2,7 @@
 
 import { findChannelGroups, type ChannelGroup } from '../analysis/channel-groups.js';
 import { findLayers } from '../analysis/find-layers.js';
-import { measureCondensation, resolveAnalysisOptions, type AnalysisOptions, type LayerCondensation } from '../analysis/measure-condensation.js';
+import { resolveAnalysisOptions, type AnalysisOptions, type LayerCondensation } from '../analysis/measure-condensation.js';
 import type { Model } from '../ir/model.js';
 import { loadModel } from '../onnx/model-file.js';
 import type { CollectProgress } from '../runtime/collect-statistics.js';
@@ -12,9 +12,7 @@ import { foldBatchNorms } from '../rewrite/fold-batch-norms.js';
 import { cloneModel } from './clone-model.js';
 import { collectLayerStatistics, type PositionSampling } from './collect-layer-statistics.js';
 import { prepareProbes, wantsProbes } from './prepare-probes.js';
-import { inputWeightVectors } from '../analysis/input-weights.js';
-import { encodeModel } from '../onnx/encode-model.js';
-import { cosineMatrixOnRuntime } from '../runtime/gram-matrix.js';
+import { measureLayers } from './measure-layers.js';
 import { OptionError } from '../errors.js';
 import { readStatisticsShards } from './statistics-shards.js';
 import { collectInWorkers } from './parallel-collect.js';
@@ -85,17 +83,7 @@ export async function audit(model: string | Model, options: AuditOptions = {}): 
     statistics = collected;
     positionSampling = collected.positionSampling;
   }
-  const measured: LayerCondensation[] = [];
-  for (const l of layers) {
-    // Wide layers' weight cosines on the runtime's GEMM (a JavaScript loop takes seconds); one
-    // layer at a time, so only one n x n matrix is in the making.
-    const computed: { weightCosine?: Float64Array } = {};
-    if (l.width >= 512) {
-      const { rows, dim } = inputWeightVectors(l);
-      computed.weightCosine = await cosineMatrixOnRuntime(rows, l.width, dim, (m) => encodeModel(m).modelBytes, options.session ?? {});
-    }
-    measured.push(measureCondensation(l, statistics.get(l.name), analysis, computed));
-  }
+  const measured = await measureLayers(layers, statistics, analysis, options.session);
   return {
     path,
     model: loaded,

@@ -5,7 +5,7 @@ import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { findChannelGroups } from '../analysis/channel-groups.js';
 import { findLayers } from '../analysis/find-layers.js';
-import { measureCondensation, resolveAnalysisOptions, type AnalysisOptions, type LayerCondensation } from '../analysis/measure-condensation.js';
+import { resolveAnalysisOptions, type AnalysisOptions, type LayerCondensation } from '../analysis/measure-condensation.js';
 import { OptionError, VerificationError } from '../errors.js';
 import type { Model } from '../ir/model.js';
 import { loadModel, saveModel } from '../onnx/model-file.js';
@@ -21,6 +21,7 @@ import { collectLayerStatistics } from './collect-layer-statistics.js';
 import { prepareProbes, wantsProbes } from './prepare-probes.js';
 import { readStatisticsShards } from './statistics-shards.js';
 import { collectInWorkers } from './parallel-collect.js';
+import { measureLayers } from './measure-layers.js';
 import { compareModels, type Fidelity, type VerifyOptions } from './verify-rewrite.js';
 
 export interface PruneOptions {
@@ -77,7 +78,7 @@ export async function prune(input: string, options: PruneOptions): Promise<Prune
         ...sessionOpts,
         ...(options.onProgress ? { onProgress: (p: CollectProgress) => options.onProgress!('collecting statistics', p) } : {}),
       });
-  const measured = layers.map((l) => measureCondensation(l, statistics.get(l.name), analysis));
+  const measured = await measureLayers(layers, statistics, analysis, options.session);
   const groups = findChannelGroups(layers);
   const plan = planMerges(measured, options.merge, groups);
 

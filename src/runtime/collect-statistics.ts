@@ -5,7 +5,7 @@
 
 import { DataType } from '../ir/data-type.js';
 import { cosineFromGram } from '../numeric/cosine.js';
-import { StreamingMoments } from '../numeric/streaming-moments.js';
+import { mirrorBlock, StreamingMoments } from '../numeric/streaming-moments.js';
 import type { HostTensor } from './host-tensor.js';
 import type { ModelSession } from './model-session.js';
 import type { ScatterBlock, StatisticsHead, StatisticsOutputs } from './statistics-heads.js';
@@ -121,9 +121,7 @@ class BlockMoments {
     const m = this.width;
     for (const block of this.blocks) {
       if (block.rowStart === block.columnStart) continue;
-      for (let i = block.rowStart; i < block.rowEnd; i++) {
-        for (let j = block.columnStart; j < block.columnEnd; j++) scatter[j * m + i] = scatter[i * m + j]!;
-      }
+      mirrorBlock(scatter, m, block.rowStart, block.rowEnd, block.columnStart, block.columnEnd);
     }
     return this.moments;
   }

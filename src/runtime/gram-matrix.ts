@@ -10,6 +10,7 @@ import { Model } from '../ir/model.js';
 import { Tensor } from '../ir/tensor.js';
 import type { Value } from '../ir/value.js';
 import { norms } from '../numeric/cosine.js';
+import { mirrorBlock } from '../numeric/streaming-moments.js';
 import { ModelSession, type SessionOptions } from './model-session.js';
 
 export interface GramOptions extends SessionOptions {
@@ -28,7 +29,7 @@ const BLOCK_ROWS = 1024;
  * bytes (the runtime does not import the codec).
  */
 export async function gramMatrix(
-  rows: Float64Array,
+  rows: Float64Array | Float32Array,
   rowCount: number,
   dim: number,
   encode: (model: Model) => Uint8Array,
@@ -64,7 +65,7 @@ export async function gramMatrix(
   const { blockRows: _blockRows, precision: _precision, ...sessionOptions } = options;
   const session = await ModelSession.create(encode(model), 'Gram matrix', sessionOptions);
   try {
-    const result = await session.run({ rows: { dataType: elemType, dims: [n, dim], data: isDouble ? rows : Float32Array.from(rows) } });
+    const result = await session.run({ rows: { dataType: elemType, dims: [n, dim], data: isDouble ? (rows instanceof Float64Array ? rows : Float64Array.from(rows)) : rows instanceof Float32Array ? rows : Float32Array.from(rows) } });
     for (const { name, i, j } of products) {
       const data = result[name]!.data as Float64Array | Float32Array;
       const r0 = bounds[i]!;
@@ -73,9 +74,9 @@ export async function gramMatrix(
       for (let r = r0; r < bounds[i + 1]!; r++) {
         const from = (r - r0) * width;
         out.set(data.subarray(from, from + width) as ArrayLike<number>, r * n + c0);
-        // Mirror the off-diagonal blocks into the lower triangle.
-        if (i !== j) for (let c = 0; c < width; c++) out[(c0 + c) * n + r] = data[from + c]!;
       }
+      // The off-diagonal blocks' mirror images in the lower triangle, tile by tile.
+      if (i !== j) mirrorBlock(out, n, r0, bounds[i + 1]!, c0, bounds[j + 1]!);
     }
   } finally {
     await session.release();
@@ -90,7 +91,7 @@ export async function gramMatrix(
  */
 export async function cosineMatrixOnRuntime(rows: Float64Array, rowCount: number, dim: number, encode: (model: Model) => Uint8Array, options: GramOptions = {}): Promise<Float64Array> {
   const rowNorms = norms(rows, rowCount, dim);
-  const unit = new Float64Array(rows.length);
+  const unit = (options.precision ?? 'float64') === 'float64' ? new Float64Array(rows.length) : new Float32Array(rows.length);
   for (let r = 0; r < rowCount; r++) {
     const norm = rowNorms[r]!;
     if (norm === 0) continue;

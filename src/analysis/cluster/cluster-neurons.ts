@@ -45,6 +45,29 @@ export function clusterNeurons(distance: Float64Array, n: number, options: Clust
   return { labels, count, method: chosen };
 }
 
+/**
+ * The same clusters, for a caller that builds the distances only to cluster them: `fill` writes
+ * the row-major n x n distances into a matrix the clusterer lends (for nn-chain its kept working
+ * matrix, so no n x n matrix is allocated, first touched or copied), which is consumed.
+ */
+export function clusterNeuronsInPlace(fill: (distance: Float64Array) => void, n: number, options: ClusterOptions): NeuronClusters {
+  const method = options.method ?? 'auto';
+  const chosen = method === 'auto' ? (n <= AGNES_MAX_NEURONS ? 'agnes' : 'nn-chain') : method;
+  if (chosen !== 'nn-chain' || n <= 1) {
+    const distance = new Float64Array(n * n);
+    fill(distance);
+    return clusterNeurons(distance, n, options);
+  }
+  const { maxDistance } = options;
+  if (!Number.isFinite(maxDistance) || maxDistance < 0) {
+    throw new OptionError('maxDistance', `expected a finite number >= 0, got ${maxDistance}`);
+  }
+  const distance = nnChainClusterer.workingMatrix(n);
+  fill(distance);
+  const { labels, count } = cutDendrogram(nnChainClusterer.linkageInPlace(distance, n), n, maxDistance);
+  return { labels, count, method: chosen };
+}
+
 /** Number of neurons in each cluster, indexed by label. */
 export function clusterSizes(labels: Int32Array, count: number): Int32Array {
   const sizes = new Int32Array(count);

@@ -34,6 +34,12 @@ export const nnChainClusterer: Clusterer & {
    * copying, and first touching, n^2 doubles.
    */
   linkageInPlace(distance: Float64Array, n: number): Dendrogram;
+  /**
+   * The clusterer's own n x n working matrix (kept between calls, so already paged in): a caller
+   * may write its distances straight into it and pass it to linkageInPlace, which then copies
+   * nothing. Valid until the next call of linkage, linkageInPlace or workingMatrix.
+   */
+  workingMatrix(n: number): Float64Array;
 } = {
   name: 'nn-chain',
   linkage(distance: Float64Array, n: number): Dendrogram {
@@ -44,6 +50,9 @@ export const nnChainClusterer: Clusterer & {
     const d = workingMatrix(n * n);
     copyChecked(distance, d, n);
     return dendrogramFromLeafMerges(nearestNeighbourChain(d, n), n);
+  },
+  workingMatrix(n: number): Float64Array {
+    return workingMatrix(n * n).subarray(0, n * n);
   },
   linkageInPlace(distance: Float64Array, n: number): Dendrogram {
     checkDistanceMatrix(distance, n);

@@ -30,6 +30,8 @@ export interface CnnSpec {
   classes: number;
   seed: number;
   redundancy?: number;
+  /** Every tensor in float16 (input, weights, activations, logits), as a half-precision export. */
+  float16?: boolean;
 }
 
 /** A generated model and its multiply-accumulate count per sample. */
@@ -64,14 +66,14 @@ function plantedRows(random: SeededRandom, rows: number, dim: number, redundancy
   return { weights, bias };
 }
 
-function declareInput(graph: Graph, name: string, shape: (number | string)[]): Value {
-  const value = graph.createValue(name, { kind: 'tensor', elemType: DataType.FLOAT, shape: shape.map((d) => (typeof d === 'number' ? { value: d } : { param: d })) });
+function declareInput(graph: Graph, name: string, shape: (number | string)[], elemType: number = DataType.FLOAT): Value {
+  const value = graph.createValue(name, { kind: 'tensor', elemType, shape: shape.map((d) => (typeof d === 'number' ? { value: d } : { param: d })) });
   graph.inputs.push(value);
   return value;
 }
 
-function declareOutput(graph: Graph, value: Value, classes: number): void {
-  value.type = { kind: 'tensor', elemType: DataType.FLOAT, shape: [{ param: 'batch' }, { value: classes }] };
+function declareOutput(graph: Graph, value: Value, classes: number, elemType: number = DataType.FLOAT): void {
+  value.type = { kind: 'tensor', elemType, shape: [{ param: 'batch' }, { value: classes }] };
   graph.outputs.push(value);
 }
 
@@ -82,9 +84,13 @@ function finish(graph: Graph): Model {
   return model;
 }
 
-function gemm(graph: Graph, x: Value, weights: Float32Array, bias: Float32Array, rows: number, dim: number, name: string): Value {
-  const w = graph.addInitializer(`${name}_w`, Tensor.fromFloat32([rows, dim], weights));
-  const b = graph.addInitializer(`${name}_b`, Tensor.fromFloat32([rows], bias));
+function weightTensor(dims: number[], values: Float32Array, isHalf: boolean): Tensor {
+  return isHalf ? Tensor.fromNumbers(DataType.FLOAT16, dims, values) : Tensor.fromFloat32(dims, values);
+}
+
+function gemm(graph: Graph, x: Value, weights: Float32Array, bias: Float32Array, rows: number, dim: number, name: string, isHalf = false): Value {
+  const w = graph.addInitializer(`${name}_w`, weightTensor([rows, dim], weights, isHalf));
+  const b = graph.addInitializer(`${name}_b`, weightTensor([rows], bias, isHalf));
   return graph.addNode({ opType: 'Gemm', name, inputs: [x, w, b], outputs: [`${name}_z`], attributes: [{ name: 'transB', type: 'int', value: 1n }] }).outputs[0]!;
 }
 
@@ -115,7 +121,9 @@ export function buildMlp(spec: MlpSpec): GeneratedModel {
 export function buildCnn(spec: CnnSpec): GeneratedModel {
   const random = new SeededRandom(spec.seed);
   const graph = new Graph('bench_cnn');
-  let x = declareInput(graph, 'x', ['batch', spec.inputChannels, spec.size, spec.size]);
+  const isHalf = spec.float16 ?? false;
+  const elemType = isHalf ? DataType.FLOAT16 : DataType.FLOAT;
+  let x = declareInput(graph, 'x', ['batch', spec.inputChannels, spec.size, spec.size], elemType);
   let inChannels = spec.inputChannels;
   let side = spec.size;
   let macs = 0;
@@ -124,8 +132,8 @@ export function buildCnn(spec: CnnSpec): GeneratedModel {
     const dim = inChannels * 9;
     const { weights, bias } = plantedRows(random, outChannels, dim, spec.redundancy ?? 0);
     const name = `conv${i + 1}`;
-    const w = graph.addInitializer(`${name}_w`, Tensor.fromFloat32([outChannels, inChannels, 3, 3], weights));
-    const b = graph.addInitializer(`${name}_b`, Tensor.fromFloat32([outChannels], bias));
+    const w = graph.addInitializer(`${name}_w`, weightTensor([outChannels, inChannels, 3, 3], weights, isHalf));
+    const b = graph.addInitializer(`${name}_b`, weightTensor([outChannels], bias, isHalf));
     const z = graph.addNode({
       opType: 'Conv',
       name,
@@ -138,16 +146,18 @@ export function buildCnn(spec: CnnSpec): GeneratedModel {
       ],
     }).outputs[0]!;
     side = Math.floor((side + 2 - 3) / stride) + 1;
-    z.type = { kind: 'tensor', elemType: DataType.FLOAT, shape: [{ param: 'batch' }, { value: outChannels }, { value: side }, { value: side }] };
+    z.type = { kind: 'tensor', elemType, shape: [{ param: 'batch' }, { value: outChannels }, { value: side }, { value: side }] };
     x = relu(graph, z, `relu${i + 1}`);
     x.type = z.type;
+    // Declared, so a saved model keeps its shapes (collection strides positions by them).
+    graph.valueInfos.push(z, x);
     macs += outChannels * dim * side * side;
     inChannels = outChannels;
   });
   const pooled = graph.addNode({ opType: 'GlobalAveragePool', name: 'gap', inputs: [x], outputs: ['pooled'] }).outputs[0]!;
   const flat = graph.addNode({ opType: 'Flatten', name: 'flatten', inputs: [pooled], outputs: ['flat'] }).outputs[0]!;
   const head = plantedRows(random, spec.classes, inChannels, 0);
-  declareOutput(graph, gemm(graph, flat, head.weights, head.bias, spec.classes, inChannels, 'head'), spec.classes);
+  declareOutput(graph, gemm(graph, flat, head.weights, head.bias, spec.classes, inChannels, 'head', isHalf), spec.classes, elemType);
   macs += spec.classes * inChannels;
   return { model: finish(graph), macsPerSample: macs, inputName: 'x', sampleShape: [spec.inputChannels, spec.size, spec.size] };
 }

@@ -1,7 +1,10 @@
 // The vectors the condensation measures compare: u_k = [w_k; b_k] (input weights with the bias,
 // scaled as the op applies them) and a_k, the outgoing weights that consumers apply to neuron k.
 
+import { DataType } from '../ir/data-type.js';
+import type { Tensor } from '../ir/tensor.js';
 import { axisToRows } from '../numeric/axis-slices.js';
+import { float16BitsToFloat32 } from '../numeric/float16.js';
 import { constantNumbers, type NeuronLayer } from './find-layers.js';
 
 /** u_k for each neuron: a width x dim row-major matrix (condensation.md, "Measures"). */
@@ -18,6 +21,63 @@ export function inputWeightVectors(layer: NeuronLayer): { rows: Float64Array; di
     if (b) rows[k * dim + fanIn] = layer.bias!.scale * (layer.bias!.perNeuron ? b[k]! : b[0]!);
   }
   return { rows, dim };
+}
+
+/**
+ * u_k / |u_k| in float32 and |u_k| in float64, read straight from the weight tensor: what a wide
+ * layer's weight cosines need on the runtime's float32 GEMM, without the float64 copies
+ * inputWeightVectors makes (for a 1536 x 1536 x 3 x 3 conv those are 3 x 170 MB). Zero rows stay
+ * zero. The same numbers as normalising inputWeightVectors' rows and rounding them to float32.
+ */
+export function unitInputWeights(layer: NeuronLayer): { unit: Float32Array; norms: Float64Array; dim: number } {
+  const tensor = layer.weight.value.constantTensor()!;
+  const w = floatElements(tensor);
+  const dims = layer.weight.dims;
+  const axis = layer.outAxis;
+  const count = layer.width;
+  const outer = dims.slice(0, axis).reduce((a, b) => a * b, 1);
+  const inner = dims.slice(axis + 1).reduce((a, b) => a * b, 1);
+  const fanIn = outer * inner;
+  const b = layer.bias ? constantNumbers(layer.bias.value)! : undefined;
+  const dim = fanIn + (b ? 1 : 0);
+  const scale = layer.weight.scale;
+  const unit = new Float32Array(count * dim);
+  const norms = new Float64Array(count);
+  for (let k = 0; k < count; k++) {
+    const biasValue = b ? layer.bias!.scale * (layer.bias!.perNeuron ? b[k]! : b[0]!) : 0;
+    let sum = biasValue * biasValue;
+    for (let o = 0; o < outer; o++) {
+      const src = (o * count + k) * inner;
+      for (let i = 0; i < inner; i++) {
+        const x = scale * w[src + i]!;
+        sum += x * x;
+      }
+    }
+    const norm = Math.sqrt(sum);
+    norms[k] = norm;
+    if (norm === 0) continue;
+    const row = k * dim;
+    for (let o = 0; o < outer; o++) {
+      const src = (o * count + k) * inner;
+      const dst = row + o * inner;
+      for (let i = 0; i < inner; i++) unit[dst + i] = (scale * w[src + i]!) / norm;
+    }
+    if (b) unit[row + fanIn] = biasValue / norm;
+  }
+  return { unit, norms, dim };
+}
+
+/** A float tensor's elements as float32 (float16 decoded as it is read, not through float64). */
+function floatElements(t: Tensor): Float32Array {
+  if (t.dataType === DataType.FLOAT) return t.toFloat32();
+  if (t.dataType === DataType.FLOAT16) {
+    const bytes = t.bytes();
+    const out = new Float32Array(t.elementCount);
+    const view = new DataView(bytes.buffer, bytes.byteOffset, bytes.byteLength);
+    for (let i = 0; i < out.length; i++) out[i] = float16BitsToFloat32(view.getUint16(2 * i, true));
+    return out;
+  }
+  return Float32Array.from(t.toFloat64());
 }
 
 /** |a_k|: the norm of everything the consumers multiply neuron k by; undefined without consumers. */

@@ -51,16 +51,17 @@ export function resolveAnalysisOptions(options: AnalysisOptions = {}): Required<
 
 /** What a caller computed already (wide layers' weight cosines on the runtime's GEMM, with the u_k they came from). */
 export interface PrecomputedMeasures {
+  /** With inputWeightNorms, the u_k themselves are never built here. */
   weightCosine?: Float64Array;
-  inputWeights?: { rows: Float64Array; dim: number };
+  inputWeightNorms?: Float64Array;
 }
 
 /** Measures one layer from its weights and, when given, the streaming statistics of its outputs. */
 export function measureCondensation(layer: NeuronLayer, statistics: StreamingMoments | undefined, options: AnalysisOptions = {}, computed: PrecomputedMeasures = {}): LayerCondensation {
   const opts = resolveAnalysisOptions(options);
-  const { rows, dim } = computed.inputWeights ?? inputWeightVectors(layer);
   const width = layer.width;
-  const uNorms = norms(rows, width, dim);
+  const vectors = computed.weightCosine && computed.inputWeightNorms ? undefined : inputWeightVectors(layer);
+  const uNorms = computed.inputWeightNorms ?? norms(vectors!.rows, width, vectors!.dim);
   const aNorms = outgoingWeightNorms(layer);
   const amplitude = aNorms ? uNorms.map((u, k) => u * aNorms[k]!) : Float64Array.from(uNorms);
   const maxAmplitude = amplitude.reduce((m, x) => Math.max(m, x), 0);
@@ -69,7 +70,7 @@ export function measureCondensation(layer: NeuronLayer, statistics: StreamingMom
     if (a <= opts.staticThreshold * maxAmplitude) staticNeurons.push(k);
   });
   const usesAbsoluteCosine = layer.activation.isOdd;
-  const weightCosine = computed.weightCosine ?? cosineMatrix(rows, width, dim);
+  const weightCosine = computed.weightCosine ?? cosineMatrix(vectors!.rows, width, vectors!.dim);
   const maxDistance = 1 - opts.similarityThreshold;
   const weightClusters = clusterActive(weightCosine, width, staticNeurons, usesAbsoluteCosine, maxDistance, opts.clusterMethod);
   const result: LayerCondensation = {

@@ -96,9 +96,15 @@ function watchPlan(layer: NeuronLayer, value: Value, isSampling: boolean): Watch
   const weightCount = layer.weight.dims.reduce((p, d) => p * d, 1);
   const positionStride = isSampling ? positionStrideFor({ width: layer.width, fanIn: weightCount / layer.width, positionsPerSample, ...(rowLength ? { rowLength } : {}) }) : 1;
   return {
-    watched: { key: layer.name, value, width: layer.width, neuronAxisFromEnd: layer.neuronAxisFromEnd, rank, positionStride },
+    watched: { key: layer.name, value, width: layer.width, neuronAxisFromEnd: layer.neuronAxisFromEnd, rank, positionStride, ...elemTypeOf(layer) },
     positionsPerSample,
   };
+}
+
+/** A layer's output has its weight's element type (float16 weights, float16 activations). */
+function elemTypeOf(layer: NeuronLayer): { elemType?: number } {
+  const elemType = layer.weight.value.constantTensor()?.dataType;
+  return elemType === undefined ? {} : { elemType };
 }
 
 /**

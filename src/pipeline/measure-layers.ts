@@ -2,12 +2,12 @@
 // audit) share: wide layers' weight cosines on onnxruntime's GEMM, one layer at a time, so only
 // one n x n matrix is in the making.
 
-import { inputWeightVectors } from '../analysis/input-weights.js';
+import { unitInputWeights } from '../analysis/input-weights.js';
 import type { NeuronLayer } from '../analysis/find-layers.js';
 import { measureCondensation, type AnalysisOptions, type LayerCondensation, type PrecomputedMeasures } from '../analysis/measure-condensation.js';
 import type { StreamingMoments } from '../numeric/streaming-moments.js';
 import { encodeModel } from '../onnx/encode-model.js';
-import { cosineMatrixOnRuntime } from '../runtime/gram-matrix.js';
+import { cosineMatrixOfUnitRows } from '../runtime/gram-matrix.js';
 import type { SessionOptions } from '../runtime/model-session.js';
 
 /** Layers at least this wide get their weight cosines from the runtime (a JavaScript loop takes seconds). */
@@ -23,9 +23,9 @@ export async function measureLayers(layers: NeuronLayer[], statistics: ReadonlyM
   for (const l of layers) {
     const computed: PrecomputedMeasures = {};
     if (l.width >= RUNTIME_COSINE_MIN_WIDTH) {
-      const inputWeights = inputWeightVectors(l);
-      computed.inputWeights = inputWeights;
-      computed.weightCosine = await cosineMatrixOnRuntime(inputWeights.rows, l.width, inputWeights.dim, (m) => encodeModel(m).modelBytes, { ...session, precision: 'float32' });
+      const { unit, norms, dim } = unitInputWeights(l);
+      computed.inputWeightNorms = norms;
+      computed.weightCosine = await cosineMatrixOfUnitRows(unit, l.width, dim, (m) => encodeModel(m).modelBytes, { ...session, precision: 'float32' });
     }
     measured.push(measureCondensation(l, statistics.get(l.name), analysis, computed));
   }

@@ -97,6 +97,14 @@ export async function cosineMatrixOnRuntime(rows: Float64Array, rowCount: number
     if (norm === 0) continue;
     for (let k = r * dim; k < (r + 1) * dim; k++) unit[k] = rows[k]! / norm;
   }
+  return cosineMatrixOfUnitRows(unit, rowCount, dim, encode, options);
+}
+
+/**
+ * The cosine matrix from rows already normalised (zero rows left zero): their Gram matrix with
+ * entries clamped to [-1, 1] and a unit diagonal.
+ */
+export async function cosineMatrixOfUnitRows(unit: Float64Array | Float32Array, rowCount: number, dim: number, encode: (model: Model) => Uint8Array, options: GramOptions = {}): Promise<Float64Array> {
   const cosine = await gramMatrix(unit, rowCount, dim, encode, options);
   for (let k = 0; k < cosine.length; k++) {
     const c = cosine[k]!;

@@ -29,6 +29,8 @@ export interface WatchedValue {
   positionStride?: number;
   /** Scatter block side: layers wider than this get their scatter as an upper triangle of blocks (default 1024). */
   scatterBlockNeurons?: number;
+  /** The value's element type where the graph does not declare it (a layer's output has its weight's type). */
+  elemType?: number;
 }
 
 /** One block of the centred scatter: neurons [rowStart, rowEnd) against [columnStart, columnEnd). */
@@ -84,7 +86,8 @@ export function addStatisticsHeads(model: Model, watched: WatchedValue[]): Stati
   for (const w of watched) {
     const base = `condense_stats_${w.key.replace(/[^A-Za-z0-9_]/g, '_')}`;
     let x = w.value;
-    if (x.elemType !== undefined && x.elemType !== DataType.FLOAT) {
+    const elemType = x.elemType ?? w.elemType;
+    if (elemType !== undefined && elemType !== DataType.FLOAT) {
       x = g.addNode({ opType: 'Cast', inputs: [x], outputs: [`${base}_float`], attributes: [{ name: 'to', type: 'int', value: BigInt(DataType.FLOAT) }] }).outputs[0]!;
     }
     const rank = w.rank ?? (w.neuronAxisFromEnd === 1 ? 2 : undefined);

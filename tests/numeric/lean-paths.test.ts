@@ -4,7 +4,11 @@
 
 import { describe, expect, it } from 'vitest';
 import { clusterNeurons, clusterNeuronsInPlace } from '../../src/analysis/cluster/cluster-neurons.js';
-import { cosineFromGram, cosineFromMoments, cosineMatrix } from '../../src/numeric/cosine.js';
+import { findLayers } from '../../src/analysis/find-layers.js';
+import { inputWeightVectors, unitInputWeights } from '../../src/analysis/input-weights.js';
+import { cosineFromGram, cosineFromMoments, cosineMatrix, norms } from '../../src/numeric/cosine.js';
+import { loadModel } from '../../src/onnx/model-file.js';
+import { fixturePath } from '../helpers/cli-runner.js';
 import { SeededRandom } from '../../src/numeric/seeded-random.js';
 import { mirrorBlock, StreamingMoments } from '../../src/numeric/streaming-moments.js';
 
@@ -58,5 +62,23 @@ describe('clusterNeuronsInPlace', () => {
 
   it('still refuses a NaN distance rather than merging it silently', () => {
     expect(() => clusterNeuronsInPlace((d) => d.fill(0.5).fill(NaN, 3, 4), 300, { maxDistance: 0.1 })).toThrow(RangeError);
+  });
+});
+
+describe('unitInputWeights', () => {
+  it.each(['resnet-planted.onnx', 'depthwise-separable.onnx', 'mlp-relu-planted.onnx'])('gives the normalised u_k of inputWeightVectors in float32, and their norms (%s)', (file) => {
+    const layers = findLayers(loadModel(fixturePath(file)));
+    expect(layers.length).toBeGreaterThan(0);
+    for (const layer of layers) {
+      const { rows, dim } = inputWeightVectors(layer);
+      const lean = unitInputWeights(layer);
+      expect(lean.dim).toBe(dim);
+      const expectedNorms = norms(rows, layer.width, dim);
+      lean.norms.forEach((n, k) => expect(n).toBeCloseTo(expectedNorms[k]!, 12));
+      const expectedUnit = Float32Array.from(rows.map((x, i) => (expectedNorms[Math.floor(i / dim)]! === 0 ? 0 : x / expectedNorms[Math.floor(i / dim)]!)));
+      let worst = 0;
+      expectedUnit.forEach((x, i) => (worst = Math.max(worst, Math.abs(x - lean.unit[i]!))));
+      expect(worst).toBeLessThan(1e-7);
+    }
   });
 });

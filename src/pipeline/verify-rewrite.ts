@@ -4,7 +4,7 @@
 import { isFloatType } from '../ir/data-type.js';
 import { Model } from '../ir/model.js';
 import { openModelSession } from './open-model-session.js';
-import { hostToFloat64 } from '../runtime/host-tensor.js';
+import { hostToFloat64, type HostTensor } from '../runtime/host-tensor.js';
 import { ModelSession, type SessionOptions } from '../runtime/model-session.js';
 import { probeBatches, type ProbeSet } from '../runtime/probe-data.js';
 
@@ -35,18 +35,30 @@ function openSource(source: ModelSource, subject: string, options: SessionOption
 
 /** Runs both models on `holdout` and measures how far the rewritten outputs are from the original. */
 export async function compareModels(original: ModelSource, rewritten: ModelSource, subject: string, holdout: ProbeSet, options: { session?: SessionOptions; batchSize?: number } = {}): Promise<Fidelity> {
+  // One session at a time: the original's outputs on the (small) held-out set are kept, its
+  // session released, then the rewritten model runs. Two sessions of a large model at once would
+  // double the runtime's copy of the weights at the peak.
+  const batches = [...probeBatches(holdout, options.batchSize ?? 32)];
+  const reference: Record<string, HostTensor>[] = [];
   const a = await openSource(original, subject, options.session);
-  const b = await openSource(rewritten, `${subject} (rewritten)`, options.session);
+  let outputNames: readonly string[];
+  try {
+    outputNames = a.outputNames;
+    for (const feeds of batches) reference.push(await a.run(feeds));
+  } finally {
+    await a.release();
+  }
   const maxAbs = new Map<string, number>();
   const maxRef = new Map<string, number>();
   let agree = 0;
   let classified = 0;
+  const b = await openSource(rewritten, `${subject} (rewritten)`, options.session);
   try {
-    for (const feeds of probeBatches(holdout, options.batchSize ?? 32)) {
-      const ya = await a.run(feeds);
+    for (const [k, feeds] of batches.entries()) {
+      const ya = reference[k]!;
       const yb = await b.run(feeds);
       let firstClassifier = true;
-      for (const name of a.outputNames) {
+      for (const name of outputNames) {
         const ta = ya[name]!;
         const tb = yb[name];
         if (!tb) throw new Error(`rewritten model lost output "${name}"`);
@@ -80,7 +92,6 @@ export async function compareModels(original: ModelSource, rewritten: ModelSourc
       }
     }
   } finally {
-    await a.release();
     await b.release();
   }
   let maxAbsError = 0;

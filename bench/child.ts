@@ -18,6 +18,7 @@ import { SeededRandom } from '../src/numeric/seeded-random.js';
 import { encodeModel } from '../src/onnx/encode-model.js';
 import { loadModel, saveModel } from '../src/onnx/model-file.js';
 import { audit } from '../src/pipeline/audit.js';
+import { collectShard, readStatisticsShards, writeStatisticsFile } from '../src/pipeline/statistics-shards.js';
 import { collectLayerStatistics, prepareStatisticsModel } from '../src/pipeline/collect-layer-statistics.js';
 import { prune } from '../src/pipeline/prune.js';
 import { collectStatistics } from '../src/runtime/collect-statistics.js';
@@ -152,41 +153,114 @@ async function denseAuditTask(input: { modelFile: string; probesFile: string }):
   let start = performance.now();
   const result = await audit(input.modelFile, { probe: { files: [input.probesFile] } });
   const auditSeconds = secondsSince(start);
+  const auditRss = peakRssMiB();
   const layer = result.layers.find((l) => l.layer.name === 'fc1')!;
-  // The same work in parts, to show where the time goes.
-  const model = loadModel(input.modelFile);
-  const layers = findLayers(model);
-  const fc1 = layers.find((l) => l.name === 'fc1')!;
-  start = performance.now();
-  const statistics = await collectLayerStatistics(model, input.modelFile, [fc1], loadProbeFiles(model, [input.probesFile]));
-  const collectSeconds = secondsSince(start);
-  start = performance.now();
-  measureCondensation(fc1, statistics.get('fc1'), {});
-  const measureSeconds = secondsSince(start);
-  start = performance.now();
+  // What float32 does to the weight cosines audit now takes from the runtime: the float64 Gram of
+  // the same unit rows, and the largest difference.
+  const fc1 = findLayers(loadModel(input.modelFile)).find((l) => l.name === 'fc1')!;
   const { rows, dim } = inputWeightVectors(fc1);
-  cosineMatrix(rows, fc1.width, dim);
-  const weightCosineSeconds = secondsSince(start);
-  // What the weight cosine costs on the runtime's GEMM instead (measure-condensation would have
-  // to take it from the pipeline for the audit to use it).
   const encode = (m: Model): Uint8Array => encodeModel(m).modelBytes;
   start = performance.now();
-  await cosineMatrixOnRuntime(rows, fc1.width, dim, encode);
-  const runtimeWeightCosineSeconds = secondsSince(start);
+  const cos64 = await cosineMatrixOnRuntime(rows, fc1.width, dim, encode);
+  const weightCosine64Seconds = secondsSince(start);
   start = performance.now();
-  await cosineMatrixOnRuntime(rows, fc1.width, dim, encode, { precision: 'float32' });
-  const runtimeWeightCosine32Seconds = secondsSince(start);
+  const cos32 = await cosineMatrixOnRuntime(rows, fc1.width, dim, encode, { precision: 'float32' });
+  const weightCosine32Seconds = secondsSince(start);
+  let maxCosineError = 0;
+  for (let k = 0; k < cos64.length; k++) maxCosineError = Math.max(maxCosineError, Math.abs(cos64[k]! - cos32[k]!));
+  // The clusters the float64 cosines give, against audit's.
+  const threshold = 0.95;
+  const distance = new Float64Array(cos64.length);
+  for (let k = 0; k < distance.length; k++) distance[k] = Math.max(0, 1 - cos64[k]!);
+  for (let i = 0; i < fc1.width; i++) distance[i * fc1.width + i] = 0;
+  const static64 = layer.staticNeurons.length;
+  const clusters64 = static64 === 0 ? cutDendrogram(nnChainClusterer.linkage(distance, fc1.width), fc1.width, 1 - threshold) : undefined;
   return {
     auditSeconds,
-    parts: { collect: collectSeconds, measure: measureSeconds, weightCosineInMeasure: weightCosineSeconds, weightCosineOnRuntime: runtimeWeightCosineSeconds, weightCosineOnRuntimeFloat32: runtimeWeightCosine32Seconds },
+    weightCosine64Seconds,
+    weightCosine32Seconds,
+    maxCosineError,
+    sameWeightClustersAsFloat64: clusters64 ? JSON.stringify(Array.from(clusters64.labels)) === JSON.stringify(Array.from(layer.weightClusters.labels)) : undefined,
     width: fc1.width,
     samples: result.probeSamples,
     staticNeurons: layer.staticNeurons.length,
     weightClusters: layer.weightClusters.count,
     outputClusters: layer.outputClusters?.count,
     clusterMethod: layer.weightClusters.method,
-    peakRssMiB: peakRssMiB(),
+    peakRssMiB: auditRss,
   };
+}
+
+/** A ~42 M-parameter float16 CNN (83 MB file), written to `file`. */
+function bigCnnMakeTask(input: { file: string }): unknown {
+  const start = performance.now();
+  const { model } = buildCnn(BIG_CNN);
+  saveModel(model, input.file);
+  return { seconds: secondsSince(start), parameters: model.parameterCount(), fileBytes: fs.statSync(input.file).size };
+}
+
+export const BIG_CNN: CnnSpec = { inputChannels: 3, size: 32, channels: [64, 128, 256, 512, 1024, 1536, 1536], strides: [1, 2, 1, 2, 2, 1, 2], classes: 10, seed: 11, float16: true, redundancy: 0.25 };
+
+/** Peak RSS of one audit or prune of `file`, alone in this process. */
+async function bigCnnRunTask(input: { file: string; step: 'audit' | 'prune'; samples: number; output?: string }): Promise<unknown> {
+  const baseline = peakRssMiB();
+  const start = performance.now();
+  let detail: unknown;
+  if (input.step === 'audit') {
+    const r = await audit(input.file, { probe: { random: input.samples } });
+    detail = { layers: r.layers.length };
+  } else {
+    try {
+      const r = await prune(input.file, { output: input.output!, probe: { random: input.samples } });
+      detail = { neurons: r.neurons, maxRelError: r.fidelity.maxRelError };
+    } catch (error) {
+      detail = { error: (error as Error).message.split('\n')[0] };
+    }
+  }
+  return { seconds: secondsSince(start), baselineMiB: baseline, peakRssMiB: peakRssMiB(), detail };
+}
+
+/** Four shards collected with collectShard, merged, against one audit over all the probes. */
+async function shardsTask(input: { samples: number }): Promise<unknown> {
+  const dir = path.join(OUT_DIR, `shards-${process.pid}`);
+  fs.mkdirSync(dir, { recursive: true });
+  const { model } = buildCnn({ inputChannels: 3, size: 32, channels: [32, 64, 128, 256], strides: [1, 2, 1, 2], classes: 10, seed: 12, redundancy: 0.25 });
+  const file = path.join(dir, 'model.onnx');
+  saveModel(model, file);
+  const probes = randomProbes(model, input.samples, { seed: 3 });
+  const data = probes.inputs.x!.data as Float32Array;
+  const perSample = data.length / input.samples;
+  const all = path.join(dir, 'all.npy');
+  fs.writeFileSync(all, encodeNpy({ dtype: 'float32', shape: [input.samples, 3, 32, 32], data }));
+  let start = performance.now();
+  const single = await audit(file, { probe: { files: [all] } });
+  const singleSeconds = secondsSince(start);
+  start = performance.now();
+  for (let k = 0; k < 4; k++) {
+    const from = Math.round((k * input.samples) / 4);
+    const to = Math.round(((k + 1) * input.samples) / 4);
+    const shardFile = path.join(dir, `shard-${k}.npy`);
+    fs.writeFileSync(shardFile, encodeNpy({ dtype: 'float32', shape: [to - from, 3, 32, 32], data: data.slice(from * perSample, to * perSample) }));
+    writeStatisticsFile(path.join(dir, `shard-${k}.stats`), await collectShard(file, { probe: { files: [shardFile] } }));
+  }
+  const collectSeconds = secondsSince(start);
+  const statsBytes = [0, 1, 2, 3].reduce((sum, k) => sum + fs.statSync(path.join(dir, `shard-${k}.stats`)).size, 0);
+  const loaded = loadModel(file);
+  const merged = readStatisticsShards([path.join(dir, 'shard-*.stats')], loaded, findLayers(loaded));
+  start = performance.now();
+  const fromShards = await audit(file, { statistics: [path.join(dir, 'shard-*.stats')] });
+  const mergedAuditSeconds = secondsSince(start);
+  const same = single.layers.every((l, k) => JSON.stringify(Array.from(l.outputClusters?.labels ?? [])) === JSON.stringify(Array.from(fromShards.layers[k]!.outputClusters?.labels ?? [])));
+  let worstMoment = 0;
+  for (const l of single.layers) {
+    const a = l.statistics;
+    const b = fromShards.layers.find((x) => x.layer.name === l.layer.name)!.statistics;
+    if (!a || !b) continue;
+    const scale = a.scatter.reduce((x, v) => Math.max(x, Math.abs(v)), 0);
+    for (let k = 0; k < a.scatter.length; k++) worstMoment = Math.max(worstMoment, Math.abs(a.scatter[k]! - b.scatter[k]!) / scale);
+  }
+  fs.rmSync(dir, { recursive: true, force: true });
+  return { samples: input.samples, singleSeconds, collectSeconds, mergeSeconds: merged.seconds, mergedAuditSeconds, sameClusters: same, worstRelativeScatterDifference: worstMoment, statsBytes, layers: single.layers.map((l) => `${l.layer.name} ${l.outputClusters?.count}`) };
 }
 
 async function memoryTask(input: { model: ModelSpec; samples: number; probeFile?: string }): Promise<unknown> {
@@ -347,6 +421,9 @@ const tasks: Record<string, (input: never) => unknown> = {
   collect: collectTask,
   'dense-files': denseFilesTask,
   'dense-audit': denseAuditTask,
+  'big-cnn-make': bigCnnMakeTask,
+  'big-cnn-run': bigCnnRunTask,
+  shards: shardsTask,
   memory: memoryTask,
   prune: pruneTask,
   'large-make': largeMakeTask,

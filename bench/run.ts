@@ -1,4 +1,4 @@
-// npm run bench [-- --quick] [-- --only cluster,collect,dense,memory,prune,large]
+// npm run bench [-- --quick] [-- --only cluster,collect,dense,big-cnn,shards,budget,memory,prune,large]
 // Prints, for generated models, every ratio docs/performance.md records: clustering against
 // ml-hclust's agnes and SciPy, collection against plain inference, a dense layer's whole audit
 // against numpy + SciPy, peak memory against probe count, pruned against original latency, and a
@@ -111,7 +111,10 @@ await section('collect', () => {
 
 interface DenseAudit {
   auditSeconds: number;
-  parts: { collect: number; measure: number; weightCosineInMeasure: number; weightCosineOnRuntime: number; weightCosineOnRuntimeFloat32: number };
+  weightCosine64Seconds: number;
+  weightCosine32Seconds: number;
+  maxCosineError: number;
+  sameWeightClustersAsFloat64?: boolean;
   width: number;
   samples: number;
   staticNeurons: number;
@@ -127,22 +130,86 @@ interface NumpyAudit {
   staticNeurons: number;
 }
 
+// Issue 14: the dense audit at most this share of numpy + SciPy's time.
+const DENSE_TARGET = 0.8;
+
 await section('dense', () => {
   const samples = quick ? 2048 : 8192;
   const prefix = path.join(OUT_DIR, `dense-4096-${samples}`);
   const files = runChild<{ modelFile: string; weightsFile: string; probesFile: string }>('dense-files', { width: 4096, inputWidth: 1024, samples, prefix });
-  const ours = runChild<DenseAudit>('dense-audit', { modelFile: files.modelFile, probesFile: files.probesFile });
-  const numpy = runPython<NumpyAudit>(['dense-audit', files.weightsFile, files.probesFile, '0.95']);
+  // numpy first, then ours, then numpy again: the machine is shared, so each side gets the better of two.
+  const numpyRuns = [runPython<NumpyAudit>(['dense-audit', files.weightsFile, files.probesFile, '0.95'])];
+  const oursRuns = [runChild<DenseAudit>('dense-audit', { modelFile: files.modelFile, probesFile: files.probesFile })];
+  numpyRuns.push(runPython<NumpyAudit>(['dense-audit', files.weightsFile, files.probesFile, '0.95']));
+  oursRuns.push(runChild<DenseAudit>('dense-audit', { modelFile: files.modelFile, probesFile: files.probesFile }));
   for (const f of Object.values(files)) fs.rmSync(f, { force: true });
-  const projected = ours.auditSeconds - ours.parts.weightCosineInMeasure + ours.parts.weightCosineOnRuntime;
+  const ours = oursRuns.reduce((a, b) => (b.auditSeconds < a.auditSeconds ? b : a));
+  const numpyDone = numpyRuns.filter((r): r is NumpyAudit => !!r);
+  const numpy = numpyDone.length ? numpyDone.reduce((a, b) => (b.seconds < a.seconds ? b : a)) : undefined;
   const rows: (string | number)[][] = [
-    ['onnx-condense audit', fixed(ours.auditSeconds), `collect ${fixed(ours.parts.collect)}, measure ${fixed(ours.parts.measure)} (of which weight cosine in JavaScript ${fixed(ours.parts.weightCosineInMeasure)})`, ours.weightClusters, ours.outputClusters ?? '-', ours.staticNeurons],
-    ['  weight Gram on the runtime', fixed(projected), `projected: the audit with the weight cosine from cosineMatrixOnRuntime (${fixed(ours.parts.weightCosineOnRuntime)} s in float64, ${fixed(ours.parts.weightCosineOnRuntimeFloat32)} s in float32) instead`, '', '', ''],
+    ['onnx-condense audit', fixed(ours.auditSeconds), `runs ${oursRuns.map((r) => fixed(r.auditSeconds)).join(', ')}; peak RSS ${fixed(ours.peakRssMiB, 0)} MiB`, ours.weightClusters, ours.outputClusters ?? '-', ours.staticNeurons],
+    ['  weight cosine, float32 vs float64', '', `${fixed(ours.weightCosine32Seconds)} s vs ${fixed(ours.weightCosine64Seconds)} s; max |cos32 - cos64| ${ours.maxCosineError.toExponential(1)}; same weight clusters as float64: ${ours.sameWeightClustersAsFloat64 === undefined ? '-' : ours.sameWeightClustersAsFloat64 ? 'yes' : 'NO'}`, '', '', ''],
   ];
-  if (numpy) rows.push(['numpy + SciPy', fixed(numpy.seconds), Object.entries(numpy.steps).map(([k, v]) => `${k} ${fixed(v)}`).join(', '), numpy.weightClusters, numpy.outputClusters, numpy.staticNeurons]);
-  printTable(`Whole audit of a dense 1024 -> 4096 ReLU layer on ${samples} samples from one .npy file (seconds)`, ['pipeline', 'total', 'parts', 'weight clusters', 'output clusters', 'static'], rows);
-  results.dense = { samples, ours, numpy };
-  if (numpy) verdicts.push({ target: 'dense 4096 audit <= numpy + SciPy', measured: `${fixed(ours.auditSeconds / numpy.seconds)}x (${fixed(ours.auditSeconds)} s against ${fixed(numpy.seconds)} s); ${fixed(projected / numpy.seconds)}x projected with the weight Gram on the runtime`, isMet: ours.auditSeconds <= numpy.seconds });
+  if (numpy) rows.push(['numpy + SciPy', fixed(numpy.seconds), `runs ${numpyDone.map((r) => fixed(r.seconds)).join(', ')}; best: ${Object.entries(numpy.steps).map(([k, v]) => `${k} ${fixed(v)}`).join(', ')}`, numpy.weightClusters, numpy.outputClusters, numpy.staticNeurons]);
+  printTable(`Whole audit of a dense 1024 -> 4096 ReLU layer on ${samples} samples from one .npy file (seconds, best of two runs each, interleaved)`, ['pipeline', 'total', 'parts', 'weight clusters', 'output clusters', 'static'], rows);
+  if (numpy) console.log(`dense audit / numpy+SciPy: ${fixed(ours.auditSeconds / numpy.seconds)} (target <= ${DENSE_TARGET})`);
+  results.dense = { samples, oursRuns, numpyRuns };
+  if (numpy) verdicts.push({ target: `dense 4096 audit <= ${DENSE_TARGET}x numpy + SciPy`, measured: `${fixed(ours.auditSeconds / numpy.seconds)}x (${fixed(ours.auditSeconds)} s against ${fixed(numpy.seconds)} s, best of two each); float32 weight cosines within ${ours.maxCosineError.toExponential(1)} of float64`, isMet: ours.auditSeconds <= DENSE_TARGET * numpy.seconds });
+});
+
+interface BigRun {
+  seconds: number;
+  baselineMiB: number;
+  peakRssMiB: number;
+  detail: { layers?: number; neurons?: { before: number; after: number }; maxRelError?: number; error?: string };
+}
+
+// Peak RSS of audit and prune may exceed the model file by at most this much (issue 14: under
+// 1 GB for a 44 M-parameter float16 model, whose file is 88 MB).
+const BIG_CNN_MARGIN_MIB = 900;
+
+await section('big-cnn', () => {
+  const file = path.join(OUT_DIR, 'big-cnn.onnx');
+  const output = path.join(OUT_DIR, 'big-cnn-pruned.onnx');
+  const made = runChild<{ seconds: number; parameters: number; fileBytes: number }>('big-cnn-make', { file });
+  const fileMiB = made.fileBytes / 2 ** 20;
+  const auditRun = runChild<BigRun>('big-cnn-run', { file, step: 'audit', samples: 8 });
+  const pruneRun = runChild<BigRun>('big-cnn-run', { file, step: 'prune', samples: 64, output });
+  for (const f of [file, output]) fs.rmSync(f, { force: true });
+  const limit = fileMiB + BIG_CNN_MARGIN_MIB;
+  const rows = [
+    ['audit --random 8', fixed(auditRun.seconds, 1), fixed(auditRun.peakRssMiB, 0), fixed(auditRun.peakRssMiB - fileMiB, 0), auditRun.peakRssMiB <= limit ? 'yes' : 'NO', `${auditRun.detail.layers} layers`],
+    ['prune --random 64', fixed(pruneRun.seconds, 1), fixed(pruneRun.peakRssMiB, 0), fixed(pruneRun.peakRssMiB - fileMiB, 0), pruneRun.peakRssMiB <= limit ? 'yes' : 'NO', pruneRun.detail.error ? `FAILED: ${pruneRun.detail.error}` : `neurons ${pruneRun.detail.neurons!.before} -> ${pruneRun.detail.neurons!.after}, max rel err ${pruneRun.detail.maxRelError!.toExponential(1)}`],
+  ];
+  printTable(`A generated ${(made.parameters / 1e6).toFixed(1)} M-parameter float16 CNN (${fixed(fileMiB, 0)} MiB file): peak RSS against file + ${BIG_CNN_MARGIN_MIB} MiB = ${fixed(limit, 0)} MiB`, ['step', 's', 'peak RSS MiB', 'over the file', 'within margin', 'what'], rows);
+  results['big-cnn'] = { made, auditRun, pruneRun, marginMiB: BIG_CNN_MARGIN_MIB };
+  verdicts.push({ target: `${(made.parameters / 1e6).toFixed(0)} M-param fp16 CNN: peak RSS <= file + ${BIG_CNN_MARGIN_MIB} MiB (${fixed(limit, 0)} MiB)`, measured: `audit ${fixed(auditRun.peakRssMiB, 0)} MiB, prune ${fixed(pruneRun.peakRssMiB, 0)} MiB`, isMet: auditRun.peakRssMiB <= limit && pruneRun.peakRssMiB <= limit });
+});
+
+interface ShardsResult {
+  samples: number;
+  singleSeconds: number;
+  collectSeconds: number;
+  mergeSeconds: number;
+  mergedAuditSeconds: number;
+  sameClusters: boolean;
+  worstRelativeScatterDifference: number;
+  statsBytes: number;
+  layers: string[];
+}
+
+await section('shards', () => {
+  const r = runChild<ShardsResult>('shards', { samples: quick ? 256 : 1024 });
+  printTable(`Sharded statistics: 4 shards of ${r.samples} samples (CNN 32-256 ch, 32x32) collected apart and merged with --stats, against one audit over all (seconds)`, ['single audit', 'collect 4 shards', 'read + check + merge', 'audit --stats', 'same clusters', 'max rel scatter diff', 'stats files MiB'], [[fixed(r.singleSeconds), fixed(r.collectSeconds), fixed(r.mergeSeconds, 3), fixed(r.mergedAuditSeconds), r.sameClusters ? 'yes' : 'NO', r.worstRelativeScatterDifference.toExponential(1), fixed(r.statsBytes / 2 ** 20)]]);
+  results.shards = r;
+  verdicts.push({ target: 'sharded audit (4 shards) equals one run', measured: `${r.sameClusters ? 'same' : 'DIFFERENT'} clusters, scatter within ${r.worstRelativeScatterDifference.toExponential(1)}; merge ${fixed(r.mergeSeconds, 3)} s`, isMet: r.sameClusters && r.worstRelativeScatterDifference < 1e-4 });
+});
+
+await section('budget', () => {
+  // Issue 11's budgeted prune: not on main when this bench was written (docs/performance.md).
+  console.log('\nbudget search / audit: not measured: the budgeted prune (issue 11) is not on main yet');
+  results.budget = { available: false };
+  verdicts.push({ target: 'budget search / audit', measured: 'not available (issue 11 not merged)', isMet: undefined });
 });
 
 interface MemoryResult {

@@ -14,10 +14,10 @@
 import type { Node } from '../ir/node.js';
 import type { Value } from '../ir/value.js';
 import { blocker, uniqueBlockers, type Blocker } from './blocker.js';
-import { coupleAt, IDENTITY, type GroupMember } from './coupling-rules.js';
+import { coupleAt, couplingRules, IDENTITY, type CouplingRule, type GroupMember, type IndexMap } from './coupling-rules.js';
 import { isFeatureMapAxis, traceConsumers, type Consumer, type NeuronLayer } from './find-layers.js';
 
-export type { GroupMember, IndexMap } from './coupling-rules.js';
+export type { CouplingRule, GroupMember, IndexMap } from './coupling-rules.js';
 
 export interface DependencyGroup {
   id: string;
@@ -42,7 +42,7 @@ export interface DependencyGroup {
 export type ChannelGroup = DependencyGroup;
 
 /** Groups the layers whose channels are tied by coupling ops (layers in no group are left out). */
-export function findChannelGroups(layers: NeuronLayer[]): DependencyGroup[] {
+export function findChannelGroups(layers: NeuronLayer[], rules: readonly CouplingRule[] = couplingRules): DependencyGroup[] {
   const byOutput = new Map<Value, NeuronLayer>();
   for (const l of layers) {
     if (l.subgraphOf) continue;
@@ -57,12 +57,20 @@ export function findChannelGroups(layers: NeuronLayer[]): DependencyGroup[] {
     const featureMap = isFeatureMapAxis(rank, start.neuronAxisFromEnd);
     const axisFromEnd = start.neuronAxisFromEnd;
     const firstTrace = traceConsumers(start.activation.output, new Set(start.activation.nodes), start.width, featureMap);
-    if (!firstTrace.blockedReaders.some((b) => coupleAt(b.node, axisFromEnd)?.rule.kind === 'tie')) continue;
+    if (!firstTrace.blockedReaders.some((b) => coupleAt(b.node, axisFromEnd, rules)?.rule.kind === 'tie')) continue;
 
     const group: DependencyGroup = { id: `group${groups.length + 1}`, width: start.width, producers: [], consumers: [], ties: [], members: [], values: new Set(), mergeable: true, blockers: [] };
     const queue: Value[] = [];
     const addMember = (member: GroupMember): void => {
-      if (group.values.has(member.value)) return;
+      if (group.values.has(member.value)) {
+        // A producer's output enters as identity; a coupling rule may place it (a Concat offset).
+        const i = group.members.findIndex((m) => m.value === member.value);
+        const known = group.members[i]!;
+        if (member.indexMap.kind === 'identity' || sameIndexMap(known.indexMap, member.indexMap)) return;
+        if (known.indexMap.kind === 'identity') group.members[i] = member;
+        else group.blockers.push(blocker('index-map', `member "${member.value.name}" is coupled by two different index maps`, member.value.producer ?? undefined));
+        return;
+      }
       group.values.add(member.value);
       group.members.push(member);
       queue.push(member.value);
@@ -79,7 +87,7 @@ export function findChannelGroups(layers: NeuronLayer[]): DependencyGroup[] {
       const v = queue.shift()!;
       // Backward: where do this value's channels come from?
       const producerLayer = byOutput.get(v);
-      const coupling = v.producer ? coupleAt(v.producer, axisFromEnd) : undefined;
+      const coupling = v.producer ? coupleAt(v.producer, axisFromEnd, rules) : undefined;
       if (producerLayer) {
         if (producerLayer.activation.output !== v) group.blockers.push(blocker('activation-exit', `the pre-activation of "${producerLayer.name}" is read inside the group`, producerLayer.producer));
         addProducer(producerLayer);
@@ -96,7 +104,7 @@ export function findChannelGroups(layers: NeuronLayer[]): DependencyGroup[] {
       const trace = traceConsumers(v, own, group.width, featureMap);
       for (const c of trace.consumers) if (!group.consumers.some((x) => x.node === c.node)) group.consumers.push(c);
       for (const b of trace.blockedReaders) {
-        const reader = coupleAt(b.node, axisFromEnd);
+        const reader = coupleAt(b.node, axisFromEnd, rules);
         if (reader?.rule.kind === 'tie') {
           if (!group.ties.includes(b.node)) group.ties.push(b.node);
           for (const m of reader.members) addMember(m);
@@ -121,4 +129,8 @@ export function findChannelGroups(layers: NeuronLayer[]): DependencyGroup[] {
     groups.push(group);
   }
   return groups;
+}
+
+function sameIndexMap(a: IndexMap, b: IndexMap): boolean {
+  return JSON.stringify(a) === JSON.stringify(b);
 }

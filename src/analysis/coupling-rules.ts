@@ -1,6 +1,6 @@
 // Coupling rules: how one op ties the channels of the tensors around it, emitted as dependency-group
 // members (tensor, channel axis, index map). A new kind of coupling (Concat offsets, Split/Slice,
-// depthwise channel maps, attention heads) is one rule registered here; the group search in
+// depthwise channel maps, attention heads) is one entry in `couplingRules`; the group search in
 // channel-groups.ts and the group data model do not change.
 
 import type { Node } from '../ir/node.js';
@@ -85,22 +85,15 @@ const passThrough: CouplingRule = {
   },
 };
 
-const registry: CouplingRule[] = [residualAdd, passThrough];
+/**
+ * The coupling rules, tried in order (put a specific rule before a general one). Adding a kind of
+ * coupling is adding an entry here (or passing a list to findChannelGroups).
+ */
+export const couplingRules: readonly CouplingRule[] = [residualAdd, passThrough];
 
-/** The coupling rules in the order they are tried. */
-export function couplingRules(): readonly CouplingRule[] {
-  return registry;
-}
-
-/** Adds a coupling rule, tried before the built-in ones (so a specific rule can refine a general one). */
-export function registerCouplingRule(rule: CouplingRule): void {
-  if (registry.some((r) => r.name === rule.name)) throw new Error(`a coupling rule named "${rule.name}" is already registered`);
-  registry.unshift(rule);
-}
-
-/** The first rule that couples `node`'s channels, with the members it emits. */
-export function coupleAt(node: Node, axisFromEnd: number): { rule: CouplingRule; members: GroupMember[] } | undefined {
-  for (const rule of registry) {
+/** The first rule of `rules` that couples `node`'s channels, with the members it emits. */
+export function coupleAt(node: Node, axisFromEnd: number, rules: readonly CouplingRule[] = couplingRules): { rule: CouplingRule; members: GroupMember[] } | undefined {
+  for (const rule of rules) {
     const members = rule.couple({ node, axisFromEnd });
     if (members) return { rule, members };
   }

@@ -1,0 +1,106 @@
+// measureModel: the one front half every command shares. Loads the model (once), folds BatchNorm
+// into a structural copy, finds layers and dependency groups, runs the probes through one
+// statistics session (once), and measures condensation. audit, prune, check and series take what
+// they need from the Measurement it returns; nothing downstream loads, folds or finds again.
+
+import { findChannelGroups, type DependencyGroup } from '../analysis/channel-groups.js';
+import { findLayers, type NeuronLayer } from '../analysis/find-layers.js';
+import { resolveAnalysisOptions, type AnalysisOptions, type LayerCondensation } from '../analysis/measure-condensation.js';
+import { cloneModel } from '../ir/clone-model.js';
+import type { Model } from '../ir/model.js';
+import { loadModel } from '../onnx/model-file.js';
+import type { CollectProgress } from '../runtime/collect-statistics.js';
+import type { SessionOptions } from '../runtime/model-session.js';
+import type { ProbeOptions } from '../runtime/probe-data.js';
+import { foldBatchNorms } from '../rewrite/fold-batch-norms.js';
+import { collectLayerStatistics, type LayerStatistics } from './collect-layer-statistics.js';
+import { prepareProbes, wantsProbes, type PreparedProbes } from './prepare-probes.js';
+import { OptionError } from '../errors.js';
+import { measureLayers, RUNTIME_COSINE_MIN_WIDTH } from './measure-layers.js';
+import { collectInWorkers } from './parallel-collect.js';
+import { readStatisticsShards } from './statistics-shards.js';
+
+export interface MeasureOptions {
+  probe?: ProbeOptions;
+  analysis?: AnalysisOptions;
+  session?: SessionOptions;
+  /**
+   * Hold probes out for verification (prune, check's prune rule): random probes get a second,
+   * independently seeded draw of `samples` (default max(16, n/4)); files lose their last quarter.
+   */
+  holdout?: { samples?: number };
+  /** Random probes to draw when `probe` asks for none (verification needs data); default none. */
+  defaultRandomProbes?: number;
+  onProgress?: (p: CollectProgress) => void;
+  /**
+   * Statistics files (`condense collect`) to merge instead of collecting on the probes; probes,
+   * when asked for, then serve only as the held-out set.
+   */
+  statistics?: string[];
+  /** Collect in this many worker threads over ranges of the probes (a model given by path only). */
+  workers?: number;
+}
+
+/** Layers at least this wide get their weight cosines from onnxruntime's GEMM (a JavaScript loop takes seconds). */
+export const RUNTIME_COSINE_WIDTH = RUNTIME_COSINE_MIN_WIDTH;
+
+export interface Measurement {
+  /** The model file, or 'model' for a model passed in memory. */
+  path: string;
+  /** The model as loaded: what verification compares a rewrite with. */
+  original: Model;
+  /** A structural copy with BatchNorm folded: the model layers, groups and statistics refer to. */
+  model: Model;
+  layers: NeuronLayer[];
+  groups: DependencyGroup[];
+  /** Output moments per layer name (empty for a data-free measurement). */
+  statistics: LayerStatistics;
+  /** One per layer, in the order of `layers`. */
+  measured: LayerCondensation[];
+  /** The probes the statistics were fitted on (and the held-out ones), when any ran. */
+  probes: PreparedProbes | undefined;
+  analysis: Required<AnalysisOptions>;
+  /** Where the statistics came from when they were read from files (--stats). */
+  statisticsFiles?: { samples: number; source: string; mergeSeconds: number };
+}
+
+/** Loads (when given a path), folds, finds layers and groups, collects statistics once, and measures. */
+export async function measureModel(model: string | Model, options: MeasureOptions = {}): Promise<Measurement> {
+  const path = typeof model === 'string' ? model : 'model';
+  const analysis = resolveAnalysisOptions(options.analysis);
+  const original = typeof model === 'string' ? loadModel(model) : model;
+  // Measures are taken on BatchNorm-folded weights: a conv channel's u_k includes its BN.
+  const folded = cloneModel(original);
+  foldBatchNorms(folded);
+  const layers = findLayers(folded);
+  const groups = findChannelGroups(layers);
+
+  const probeOptions: ProbeOptions | undefined = wantsProbes(options.probe)
+    ? options.probe
+    : options.defaultRandomProbes
+      ? { ...options.probe, random: options.defaultRandomProbes }
+      : undefined;
+  let statistics: LayerStatistics = Object.assign(new Map(), { positionSampling: [], positionStrides: new Map<string, number>() });
+  let probes: PreparedProbes | undefined;
+  let statisticsFiles: Measurement['statisticsFiles'];
+  if (options.statistics?.length) {
+    if (wantsProbes(options.probe) && !options.holdout) throw new OptionError('--stats', "cannot be combined with --probe or --random: the statistics files already hold the probes' moments");
+    const shards = readStatisticsShards(options.statistics, original, layers);
+    statistics = shards.statistics;
+    statisticsFiles = { samples: shards.samples, source: `${shards.files.length} statistics file${shards.files.length === 1 ? '' : 's'} (${shards.files.join(', ')})`, mergeSeconds: shards.seconds };
+    // Held-out probes still verify a rewrite.
+    if (probeOptions && options.holdout) probes = prepareProbes(folded, probeOptions, options.holdout);
+  } else if (probeOptions) {
+    probes = prepareProbes(folded, probeOptions, options.holdout);
+    statistics =
+      (options.workers ?? 1) > 1 && typeof model === 'string'
+        ? await collectInWorkers(model, probeOptions, options.holdout, probes.fit.count, options.workers!, options.session)
+        : await collectLayerStatistics(folded, path, layers, probes.fit, {
+            ...(options.session ? { session: options.session } : {}),
+            ...(probeOptions.batchSize ? { batchSize: probeOptions.batchSize } : {}),
+            ...(options.onProgress ? { onProgress: options.onProgress } : {}),
+          });
+  }
+  const measured = await measureLayers(layers, statistics, analysis, options.session);
+  return { path, original, model: folded, layers, groups, statistics, measured, probes, analysis, ...(statisticsFiles ? { statisticsFiles } : {}) };
+}

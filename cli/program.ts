@@ -99,8 +99,12 @@ function addProbeOptions(cmd: Command): Command {
     .option('--threshold <s>', 'similarity at or above which neurons share a cluster', '0.95')
     .option('--static-threshold <f>', 'amplitude below this fraction of the layer maximum makes a neuron static', '0.01')
     .addOption(new Option('--device <name>', `execution provider: ${DEVICES.join(', ')}`).argParser(parseDevice).default('cpu'))
-    .option('--workers <n>', 'collect statistics in n worker threads, each over a range of the probes (for machines with more cores than one session uses)')
     .option('--json', 'print the JSON report instead of a table');
+}
+
+/** --workers for the commands that collect statistics themselves (check does not take it yet). */
+function addWorkersOption(cmd: Command): Command {
+  return cmd.option('--workers <n>', 'collect statistics in n worker threads, each over a range of the probes (for machines with more cores than one session uses)');
 }
 
 function workerCount(o: CommonOptions): { workers?: number } {
@@ -143,7 +147,7 @@ export function buildProgram(io: CliIO = defaultIO): Command {
       io.stdout(o.json ? `${JSON.stringify(report, null, 2)}\n` : `${formatInspect(report)}\n`);
     });
 
-  addProbeOptions(program.command('collect'))
+  addWorkersOption(addProbeOptions(program.command('collect')))
     .description('run one shard of probe data and write its per-layer statistics, for `audit|prune --stats` to merge (docs/stats-format.md)')
     .argument('<model>', 'ONNX model file')
     .option('-o, --output <file>', 'where to write the statistics file')
@@ -158,7 +162,7 @@ export function buildProgram(io: CliIO = defaultIO): Command {
       io.stdout(o.json ? `${JSON.stringify(summary, null, 2)}\n` : `wrote ${o.output}: ${shard.header.samples} samples, ${shard.header.layers.length} layers, model sha256 ${shard.header.model.slice(0, 12)}\n`);
     });
 
-  addStatsOption(addProbeOptions(program.command('audit')))
+  addWorkersOption(addStatsOption(addProbeOptions(program.command('audit'))))
     .description('measure condensation per layer (weights always; outputs with --probe or --random)')
     .argument('<model>', 'ONNX model file')
     .option('--html <file>', 'also write a self-contained HTML report with the pictures per layer')
@@ -180,7 +184,7 @@ export function buildProgram(io: CliIO = defaultIO): Command {
       writeAuditOutputs(result, o, io);
     });
 
-  addStatsOption(addProbeOptions(program.command('prune')))
+  addWorkersOption(addStatsOption(addProbeOptions(program.command('prune'))))
     .description('merge condensed neurons, verify against the original on held-out probes, write the smaller model')
     .argument('<model>', 'ONNX model file')
     .option('-o, --output <file>', 'where to write the pruned model (never the input)')

@@ -11,7 +11,7 @@ import * as api from '../src/index.js';
 const INDEX = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..', 'src', 'index.ts');
 
 const VALUES = [
-  'CondenseError', 'ConfigError', 'DEFAULT_EXACT_TOLERANCE', 'DEVICES', 'DataType', 'ExternalDataError', 'FileNotFoundError', 'Graph', 'Model',
+  'CondenseError', 'ConfigError', 'DEFAULT_EXACT_TOLERANCE', 'DEVICES', 'DataType', 'ExternalDataError', 'FileNotFoundError', 'FileWriteError', 'Graph', 'Model',
   'ModelFormatError', 'ModelSession', 'Node', 'OptionError', 'ProbeDataError', 'ProviderUnavailableError', 'RuntimeError', 'Tensor', 'Value',
   'VerificationError', 'applyMergePlan', 'audit', 'auditPictures', 'auditReport', 'check', 'checkReport', 'cleanUp', 'clusterNeurons', 'compareModels', 'couplingRules',
   'dataTypeName', 'decodeModel', 'decodeNpy', 'decodeNpz', 'decodeTensorFile', 'diffAuditFiles', 'diffAuditReports', 'diffReport', 'encodeModel', 'encodeNpy',

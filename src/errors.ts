@@ -2,19 +2,17 @@
 // (a file, node, tensor or option). Imports nothing of ours, so every layer may throw these.
 
 export type CondenseErrorCode =
-  | 'USAGE'
   | 'BAD_OPTION'
   | 'FILE_NOT_FOUND'
+  | 'WRITE_FAILED'
   | 'BAD_MODEL'
   | 'BAD_EXTERNAL_DATA'
   | 'BAD_PROBE'
   | 'BAD_CONFIG'
   | 'BAD_STATISTICS'
-  | 'UNSUPPORTED'
   | 'RUNTIME'
   | 'PROVIDER_UNAVAILABLE'
-  | 'VERIFICATION_FAILED'
-  | 'OUTPUT_EXISTS';
+  | 'VERIFICATION_FAILED';
 
 /** Base of every error the library throws on bad input; `subject` is what the message is about. */
 export class CondenseError extends Error {
@@ -39,6 +37,13 @@ export class OptionError extends CondenseError {
 export class FileNotFoundError extends CondenseError {
   constructor(file: string, options?: { cause?: unknown }) {
     super('FILE_NOT_FOUND', file, 'no such file', options);
+  }
+}
+
+/** An output file could not be written (its folder is read-only, the disk is full...). */
+export class FileWriteError extends CondenseError {
+  constructor(file: string, problem: string, options?: { cause?: unknown }) {
+    super('WRITE_FAILED', file, problem, options);
   }
 }
 

@@ -18,18 +18,22 @@ const ROOT = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..');
  */
 const ALLOWED: Record<string, { imports: string[]; typeOnly?: string[] }> = {
   errors: { imports: [] },
-  // src/json-file.ts: reading user JSON files with typed errors, for report and pipeline alike.
-  'json-file': { imports: ['errors'] },
   numeric: { imports: ['errors'] },
   ir: { imports: ['numeric', 'errors'] },
   onnx: { imports: ['ir', 'numeric', 'errors'] },
-  runtime: { imports: ['ir', 'numeric', 'errors'] },
-  analysis: { imports: ['ir', 'numeric', 'errors'] },
+  // Files: reading user JSON with typed errors, writing reports atomically (through the codec's
+  // writeAtomically, which saveModel shares).
+  files: { imports: ['onnx', 'errors'] },
+  // Runtime opens sessions on models, so it may encode them (and stage big ones through a file).
+  runtime: { imports: ['onnx', 'ir', 'numeric', 'errors'] },
+  // A sub-room: the clusterers see distance matrices only, no IR, no rest of analysis.
+  'analysis/cluster': { imports: ['numeric', 'errors'] },
+  analysis: { imports: ['analysis/cluster', 'ir', 'numeric', 'errors'] },
   rewrite: { imports: ['analysis', 'ir', 'numeric', 'errors'] },
-  report: { imports: ['analysis', 'ir', 'numeric', 'errors', 'json-file'], typeOnly: ['pipeline', 'rewrite'] },
-  pipeline: { imports: ['analysis', 'rewrite', 'runtime', 'onnx', 'ir', 'numeric', 'errors', 'json-file'] },
+  report: { imports: ['analysis', 'ir', 'numeric', 'errors', 'files'], typeOnly: ['pipeline', 'rewrite', 'runtime'] },
+  pipeline: { imports: ['analysis', 'rewrite', 'runtime', 'onnx', 'ir', 'numeric', 'errors', 'files'] },
   // The public API re-exports from every part of the library.
-  index: { imports: ['errors', 'numeric', 'ir', 'onnx', 'runtime', 'analysis', 'rewrite', 'report', 'pipeline'] },
+  index: { imports: ['errors', 'numeric', 'ir', 'onnx', 'files', 'runtime', 'analysis', 'analysis/cluster', 'rewrite', 'report', 'pipeline'] },
   cli: { imports: ['index'] },
 };
 
@@ -40,6 +44,16 @@ const PACKAGE_OWNERS: { pattern: RegExp; owners: string[] }[] = [
   { pattern: /^onnxruntime-node(\/|$)/, owners: ['src/runtime/model-session.ts'] },
   // cli/ is commander only, and only cli/ uses commander.
   { pattern: /^commander(\/|$)/, owners: ['cli/'] },
+  // .npz archives (zip): fflate, or the streaming reader that may replace it, in the npy files only.
+  { pattern: /^(fflate|yauzl)(\/|$)/, owners: ['src/runtime/npy.ts', 'src/runtime/npy-file.ts'] },
+  // PNG output: pngjs (or an SVG rasteriser replacing it) in the report room only.
+  { pattern: /^(pngjs|@resvg\/resvg-js)(\/|$)/, owners: ['src/report/'] },
+  // Average linkage: ml-hclust behind the agnes clusterer only (the nn-chain clusterer is ours).
+  { pattern: /^ml-hclust(\/|$)/, owners: ['src/analysis/cluster/agnes-clusterer.ts'] },
+  // Config and report validation.
+  { pattern: /^zod(\/|$)/, owners: ['src/files/', 'src/pipeline/check-config.ts', 'src/report/read-audit-report.ts'] },
+  // Node's file system: only these rooms touch files (the CLI through the library).
+  { pattern: /^(node:)?fs(\/|$)/, owners: ['src/onnx/', 'src/files/', 'src/runtime/', 'src/pipeline/', 'src/report/', 'cli/'] },
 ];
 
 interface ImportEdge {
@@ -86,6 +100,8 @@ function moduleOf(relative: string): string | undefined {
   if (parts[0] === 'cli') return 'cli';
   if (parts[0] !== 'src') return undefined;
   if (parts.length === 2) return parts[1]!.replace(/\.(ts|js)$/, '');
+  // Sub-rooms with their own rule.
+  if (parts[1] === 'analysis' && parts[2] === 'cluster' && parts.length > 3) return 'analysis/cluster';
   return parts[1];
 }
 
@@ -169,19 +185,31 @@ describe('architecture', () => {
       'src/onnx/ok.ts': "import * as pb from 'protobufjs/minimal.js';\nimport { Model } from '../ir/model.js';",
       'cli/program.ts': "import { Command } from 'commander';\nimport { prune } from '../src/pipeline/prune.js';\nimport { audit } from '../src/index.js';",
       'src/widgets/thing.ts': "export const x = 1;",
+      'src/analysis/cluster/bad-cluster.ts': "import { Model } from '../../ir/model.js';\nimport { findLayers } from '../find-layers.js';\nimport { agnes } from 'ml-hclust';\nimport { cosine } from '../../numeric/cosine.js';",
+      'src/analysis/uses-cluster.ts': "import { clusterNeurons } from './cluster/cluster-neurons.js';\nimport { PNG } from 'pngjs';\nimport { unzipSync } from 'fflate';",
+      'src/report/bad-zip.ts': "import { unzipSync } from 'fflate';\nimport { PNG } from 'pngjs';\nimport { z } from 'zod';",
+      'src/analysis/cluster/agnes-clusterer.ts': "import { agnes } from 'ml-hclust';",
+      'src/numeric/bad-fs.ts': "import * as fs from 'node:fs';",
     });
     expect(violations).toEqual([
-      'src/runtime/bad-session.ts:1: runtime imports onnx ("../onnx/model-file.js"); runtime may import ir, numeric, errors',
-      'src/runtime/bad-session.ts:3: runtime imports analysis ("../analysis/find-layers.js"); runtime may import ir, numeric, errors',
-      'src/runtime/bad-session.ts:4: runtime imports pipeline ("../pipeline/prune.js"); runtime may import ir, numeric, errors',
-      'src/runtime/bad-session.ts:5: runtime imports rewrite ("../rewrite/plan-merges.js"); runtime may import ir, numeric, errors',
-      'src/report/bad-report.ts:1: report imports pipeline ("../pipeline/prune.js") (only `import type` is allowed there); report may import analysis, ir, numeric, errors, json-file, pipeline (types), rewrite (types)',
+      'src/runtime/bad-session.ts:3: runtime imports analysis ("../analysis/find-layers.js"); runtime may import onnx, ir, numeric, errors',
+      'src/runtime/bad-session.ts:4: runtime imports pipeline ("../pipeline/prune.js"); runtime may import onnx, ir, numeric, errors',
+      'src/runtime/bad-session.ts:5: runtime imports rewrite ("../rewrite/plan-merges.js"); runtime may import onnx, ir, numeric, errors',
+      'src/report/bad-report.ts:1: report imports pipeline ("../pipeline/prune.js") (only `import type` is allowed there); report may import analysis, ir, numeric, errors, files, pipeline (types), rewrite (types), runtime (types)',
       'src/errors.ts:1: errors imports ir ("./ir/tensor.js"); errors may import nothing of ours',
       'src/analysis/bad-proto.ts:1: imports "onnx-proto", which only src/onnx/ may import',
       'src/analysis/bad-proto.ts:2: imports "onnxruntime-node", which only src/runtime/model-session.ts may import',
       'src/runtime/probe-data.ts:1: imports "onnxruntime-node", which only src/runtime/model-session.ts may import',
       'cli/program.ts:2: cli imports pipeline ("../src/pipeline/prune.js"); cli may import index',
       'src/widgets/thing.ts: module "widgets" is not in the architecture table',
+      'src/analysis/cluster/bad-cluster.ts:1: analysis/cluster imports ir ("../../ir/model.js"); analysis/cluster may import numeric, errors',
+      'src/analysis/cluster/bad-cluster.ts:2: analysis/cluster imports analysis ("../find-layers.js"); analysis/cluster may import numeric, errors',
+      'src/analysis/cluster/bad-cluster.ts:3: imports "ml-hclust", which only src/analysis/cluster/agnes-clusterer.ts may import',
+      'src/analysis/uses-cluster.ts:2: imports "pngjs", which only src/report/ may import',
+      'src/analysis/uses-cluster.ts:3: imports "fflate", which only src/runtime/npy.ts, src/runtime/npy-file.ts may import',
+      'src/report/bad-zip.ts:1: imports "fflate", which only src/runtime/npy.ts, src/runtime/npy-file.ts may import',
+      'src/report/bad-zip.ts:3: imports "zod", which only src/files/, src/pipeline/check-config.ts, src/report/read-audit-report.ts may import',
+      'src/numeric/bad-fs.ts:1: imports "node:fs", which only src/onnx/, src/files/, src/runtime/, src/pipeline/, src/report/, cli/ may import',
     ]);
   });
 });

@@ -91,7 +91,7 @@ export function outgoingWeightNorms(layer: NeuronLayer): Float64Array | undefine
     for (let k = 0; k < layer.width; k++) {
       let s = 0;
       for (let i = 0; i < len; i++) s += rows[k * len + i]! ** 2;
-      norms[k] += s * c.weight.scale ** 2;
+      norms[k]! += s * c.weight.scale ** 2;
     }
   }
   return norms.map(Math.sqrt);

@@ -120,7 +120,8 @@ export class Tensor {
     const bytes = new Uint8Array(size * count);
     const view = new DataView(bytes.buffer);
     for (let i = 0; i < count; i++) {
-      const x = values[i];
+      // values.length === count was checked above.
+      const x = values[i]!;
       switch (dataType) {
         case DataType.FLOAT: view.setFloat32(4 * i, x, true); break;
         case DataType.DOUBLE: view.setFloat64(8 * i, x, true); break;

@@ -3,7 +3,7 @@
 
 import * as fs from 'node:fs';
 import * as path from 'node:path';
-import { CondenseError, FileNotFoundError, ModelFormatError } from '../errors.js';
+import { CondenseError, FileNotFoundError, FileWriteError, ModelFormatError } from '../errors.js';
 import type { Model } from '../ir/model.js';
 import { decodeModel } from './decode-model.js';
 import { encodeModel } from './encode-model.js';
@@ -46,7 +46,7 @@ export function saveModel(model: Model, file: string, options: SaveOptions = {})
     for (const s of staged) fs.renameSync(s.tmp, s.target);
   } catch (cause) {
     for (const s of staged) fs.rmSync(s.tmp, { force: true });
-    throw new CondenseError('FILE_NOT_FOUND', file, `cannot be written (${(cause as NodeJS.ErrnoException).code ?? (cause as Error).message})`, { cause });
+    throw new FileWriteError(file, `cannot be written (${(cause as NodeJS.ErrnoException).code ?? (cause as Error).message})`, { cause });
   }
 }
 

@@ -4,7 +4,7 @@
 
 import * as path from 'node:path';
 import { ConfigError, joinProblems } from '../errors.js';
-import { readJsonFile } from '../json-file.js';
+import { readJsonFile } from '../files/json-file.js';
 import type { AnalysisOptions } from '../analysis/measure-condensation.js';
 import type { ProbeOptions } from '../runtime/probe-data.js';
 

@@ -10,7 +10,7 @@ import { auditResult, type AuditResult } from './audit.js';
 import { measureModel } from './measure-model.js';
 import { LAYER_RULE_NAMES, type CheckConfig, type LayerRuleName, type LayerRules } from './check-config.js';
 import { measureOptionsForPrune, pruneMeasured } from './prune.js';
-import { isReadoutLayer } from './readout-layer.js';
+import { isReadoutLayer } from '../analysis/readout-layer.js';
 
 export type RuleName = LayerRuleName | 'prune';
 

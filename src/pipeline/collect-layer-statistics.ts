@@ -10,7 +10,7 @@ import type { SessionOptions } from '../runtime/model-session.js';
 import { probeBatches, type ProbeSet } from '../runtime/probe-data.js';
 import { addStatisticsHeads, positionStrideFor, type StatisticsHead, type WatchedValue } from '../runtime/statistics-heads.js';
 import { cloneModelWithValues } from '../ir/clone-model.js';
-import { openModelSession, type StagingOptions } from './open-model-session.js';
+import { openModelSession, type StagingOptions } from '../runtime/open-model-session.js';
 
 export type { PositionSampling };
 

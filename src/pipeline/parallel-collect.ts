@@ -15,7 +15,7 @@ import { foldBatchNorms } from '../rewrite/fold-batch-norms.js';
 import type { PositionSampling } from '../runtime/collect-statistics.js';
 import type { SessionOptions } from '../runtime/model-session.js';
 import { sliceProbes, type ProbeOptions } from '../runtime/probe-data.js';
-import { cloneModel } from './clone-model.js';
+import { cloneModel } from '../ir/clone-model.js';
 import { collectLayerStatistics, type LayerStatistics } from './collect-layer-statistics.js';
 import { prepareProbes } from './prepare-probes.js';
 

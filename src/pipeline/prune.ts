@@ -16,7 +16,7 @@ import type { SessionOptions } from '../runtime/model-session.js';
 import type { ProbeOptions } from '../runtime/probe-data.js';
 import { cloneModel } from '../ir/clone-model.js';
 import { measureModel, type MeasureOptions, type Measurement } from './measure-model.js';
-import { compareModels, type Fidelity, type VerifyOptions } from './verify-rewrite.js';
+import { compareModels, type Fidelity, type VerifyOptions } from '../runtime/verify-rewrite.js';
 
 export interface PruneOptions {
   /** Where to write the pruned model; must differ from the input. */

@@ -9,8 +9,8 @@ import { resolveAnalysisOptions, type AnalysisOptions } from '../analysis/measur
 import { ModelFormatError, OptionError, joinProblems } from '../errors.js';
 import type { SessionOptions } from '../runtime/model-session.js';
 import { measureModel, type Measurement } from './measure-model.js';
-import { isReadoutLayer } from './readout-layer.js';
-import { phaseGamma, phaseGammaPrime, predictRegime, standardDeviation, type Regime } from './phase-diagram.js';
+import { isReadoutLayer } from '../analysis/readout-layer.js';
+import { phaseGamma, phaseGammaPrime, predictRegime, standardDeviation, type Regime } from '../analysis/phase-diagram.js';
 
 export interface SeriesOptions {
   analysis?: AnalysisOptions;

@@ -17,7 +17,7 @@ import type { CollectProgress } from '../runtime/collect-statistics.js';
 import type { SessionOptions } from '../runtime/model-session.js';
 import type { ProbeOptions } from '../runtime/probe-data.js';
 import { decodeStatisticsFile, encodeStatisticsFile, type StatisticsHeader } from '../runtime/statistics-file.js';
-import { cloneModel } from './clone-model.js';
+import { cloneModel } from '../ir/clone-model.js';
 import { collectLayerStatistics, type LayerStatistics } from './collect-layer-statistics.js';
 import { prepareProbes, wantsProbes } from './prepare-probes.js';
 import { collectInWorkers } from './parallel-collect.js';

@@ -2,7 +2,7 @@
 // --json` report) for baselines and diffs. Checks the fields those use; extra fields are fine.
 
 import { ConfigError, joinProblems } from '../errors.js';
-import { readJsonFile } from '../json-file.js';
+import { readJsonFile } from '../files/json-file.js';
 import { REPORT_SCHEMA_VERSION, type AuditReport } from './audit-report.js';
 
 const isObject = (v: unknown): v is Record<string, unknown> => typeof v === 'object' && v !== null && !Array.isArray(v);

@@ -94,7 +94,7 @@ function foldIntoConsumer(model: Model, layer: NeuronLayer, consumer: Consumer, 
   const rows = consumerRows(consumer);
   const len = rows.length / layer.width;
   for (const m of lp.merges) {
-    for (let i = 0; i < len; i++) rows[m.into * len + i] += m.scale * rows[m.neuron * len + i]!;
+    for (let i = 0; i < len; i++) rows[m.into * len + i]! += m.scale * rows[m.neuron * len + i]!;
   }
   const outputs = consumerOutputCount(consumer);
   const biasDelta = new Float64Array(outputs);
@@ -103,7 +103,7 @@ function foldIntoConsumer(model: Model, layer: NeuronLayer, consumer: Consumer, 
     if (s.value === 0) continue;
     hasDelta = true;
     const perOutput = sumPerOutput(rows.subarray(s.neuron * len, (s.neuron + 1) * len), consumer);
-    for (let o = 0; o < outputs; o++) biasDelta[o] += s.value * perOutput[o]!;
+    for (let o = 0; o < outputs; o++) biasDelta[o]! += s.value * perOutput[o]!;
   }
   writeConsumer(model, layer, consumer, rows, len, keptOf(layer.width, lp), hasDelta ? biasDelta : undefined);
 }
@@ -128,7 +128,7 @@ function sumPerOutput(row: Float64Array, consumer: Consumer): Float64Array {
   const outputs = rowDims[outAxis]!;
   const per = byOutput.length / outputs;
   const sums = new Float64Array(outputs);
-  for (let o = 0; o < outputs; o++) for (let i = 0; i < per; i++) sums[o] += byOutput[o * per + i]!;
+  for (let o = 0; o < outputs; o++) for (let i = 0; i < per; i++) sums[o]! += byOutput[o * per + i]!;
   return sums;
 }
 
@@ -157,16 +157,16 @@ function refitConsumer(model: Model, layer: NeuronLayer, consumer: Consumer, kep
     for (let k = 0; k < width; k++) {
       const s = cov[ka + k]!;
       if (s === 0) continue;
-      for (let i = 0; i < len; i++) rhs[a * len + i] += s * rows[k * len + i]!;
+      for (let i = 0; i < len; i++) rhs[a * len + i]! += s * rows[k * len + i]!;
     }
   }
   const refit = solveSymmetricPositive(skk, n, rhs, len, 1e-9);
   const mu = stats.mean;
   // Bias change: (R^T mu - R'^T mu_K), summed per consumer output.
   const delta = new Float64Array(len);
-  for (let k = 0; k < width; k++) for (let i = 0; i < len; i++) delta[i] += rows[k * len + i]! * mu[k]!;
+  for (let k = 0; k < width; k++) for (let i = 0; i < len; i++) delta[i]! += rows[k * len + i]! * mu[k]!;
   kept.forEach((k, a) => {
-    for (let i = 0; i < len; i++) delta[i] -= refit[a * len + i]! * mu[k]!;
+    for (let i = 0; i < len; i++) delta[i]! -= refit[a * len + i]! * mu[k]!;
   });
   const full = new Float64Array(rows.length);
   kept.forEach((k, a) => full.set(refit.subarray(a * len, (a + 1) * len), k * len));
@@ -193,7 +193,7 @@ function writeConsumer(model: Model, layer: NeuronLayer, consumer: Consumer, row
     const bt = consumer.bias.value.constantTensor()!;
     const c = bt.toFloat64();
     const factor = weightScale / consumer.bias.scale;
-    for (let i = 0; i < biasDelta.length; i++) c[i] += factor * biasDelta[i]!;
+    for (let i = 0; i < biasDelta.length; i++) c[i]! += factor * biasDelta[i]!;
     g.setConstant(consumer.bias.value, Tensor.fromNumbers(bt.dataType, bt.dims, c, bt.name));
     return;
   }

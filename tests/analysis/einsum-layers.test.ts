@@ -15,7 +15,7 @@ import { SeededRandom } from '../../src/numeric/seeded-random.js';
 import { encodeModel } from '../../src/onnx/encode-model.js';
 import { loadModel, saveModel } from '../../src/onnx/model-file.js';
 import { prune } from '../../src/pipeline/prune.js';
-import { compareModels } from '../../src/pipeline/verify-rewrite.js';
+import { compareModels } from '../../src/runtime/verify-rewrite.js';
 import { randomProbes } from '../../src/runtime/probe-data.js';
 import { GraphBuilder, str } from '../helpers/graph-builder.js';
 

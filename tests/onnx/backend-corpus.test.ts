@@ -258,7 +258,8 @@ describe('ONNX backend test corpus', () => {
       );
       if (process.env.CORPUS_DETAILS) console.log(JSON.stringify({ ...result, checked: undefined }, null, 1));
       expect(result.failures).toEqual([]);
-      expect(result.nondeterministic.length).toBeLessThanOrEqual(suite.maximumStoredMismatches);
+      // A model whose two runs differ is its own finding, not one of the stored-output mismatches.
+      expect(result.nondeterministic).toEqual([]);
       expect(result.checked).toBeGreaterThanOrEqual(suite.minimumChecked);
       expect(result.storedMismatches.length).toBeLessThanOrEqual(suite.maximumStoredMismatches);
     }, 110_000);

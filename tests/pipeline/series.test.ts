@@ -4,7 +4,7 @@ import { XMLValidator } from 'fast-xml-parser';
 import { PNG } from 'pngjs';
 import { afterAll, describe, expect, it } from 'vitest';
 import { ModelFormatError } from '../../src/errors.js';
-import { phaseGamma, phaseGammaPrime, predictRegime } from '../../src/pipeline/phase-diagram.js';
+import { phaseGamma, phaseGammaPrime, predictRegime } from '../../src/analysis/phase-diagram.js';
 import { series } from '../../src/pipeline/series.js';
 import { seriesReport } from '../../src/report/series-report.js';
 import { condense, fixturePath, scratchDir } from '../report/run-condense.js';

@@ -95,7 +95,7 @@ function stem(): Model {
     const w = b.initializer(`${name}_w`, Tensor.fromFloat32([32, cin, 3, 3], Float32Array.from({ length: 32 * cin * 9 }, () => random.gaussian() * 0.2)));
     const [z] = b.node('Conv', [x, w], { kernel_shape: ints([3, 3]), pads: ints([1, 1, 1, 1]) }, { name });
     z!.type = { kind: 'tensor', elemType: DataType.FLOAT, shape: [{ param: 'N' }, { value: 32 }, { value: 64 }, { value: 64 }] };
-    [x] = b.node('Relu', [z!], {}, { name: `${name}_relu` });
+    x = b.node('Relu', [z!], {}, { name: `${name}_relu` })[0]!;
     x!.type = z!.type;
     typed.push(z!, x!);
   }
@@ -197,7 +197,7 @@ describe('statistics files that do not belong together', () => {
     }
     const bytes = fs.readFileSync(good);
     const flipped = Uint8Array.from(bytes);
-    flipped[bytes.length - 100] ^= 0x40;
+    flipped[bytes.length - 100] = flipped[bytes.length - 100]! ^ 0x40;
     const variants: [string, Uint8Array, RegExp][] = [
       ['flipped.stats', flipped, /corrupted or truncated/],
       ['truncated.stats', bytes.subarray(0, bytes.length - 37), /corrupted or truncated/],

@@ -20,7 +20,7 @@ function stem(): Model {
     const w = b.initializer(`${name}_w`, Tensor.fromFloat32([32, cin, 3, 3], Float32Array.from({ length: 32 * cin * 9 }, () => random.gaussian() * 0.2)));
     const [z] = b.node('Conv', [x, w], { kernel_shape: ints([3, 3]), pads: ints([1, 1, 1, 1]) }, { name });
     z!.type = { kind: 'tensor', elemType: DataType.FLOAT, shape: [{ param: 'N' }, { value: 32 }, { value: 64 }, { value: 64 }] };
-    [x] = b.node('Relu', [z!], {}, { name: `${name}_relu` });
+    x = b.node('Relu', [z!], {}, { name: `${name}_relu` })[0]!;
     x!.type = z!.type;
   }
   b.output(x!, DataType.FLOAT);

@@ -14,7 +14,7 @@ import { SeededRandom } from '../../src/numeric/seeded-random.js';
 import { encodeModel } from '../../src/onnx/encode-model.js';
 import { saveModel } from '../../src/onnx/model-file.js';
 import { collectLayerStatistics } from '../../src/pipeline/collect-layer-statistics.js';
-import { openModelSession, tensorByteLength } from '../../src/pipeline/open-model-session.js';
+import { openModelSession, tensorByteLength } from '../../src/runtime/open-model-session.js';
 import type { HostTensor } from '../../src/runtime/host-tensor.js';
 import { ModelSession } from '../../src/runtime/model-session.js';
 import { randomProbes } from '../../src/runtime/probe-data.js';

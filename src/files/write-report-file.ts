@@ -3,7 +3,7 @@
 
 import * as fs from 'node:fs';
 import * as path from 'node:path';
-import { CondenseError, OptionError } from '../errors.js';
+import { FileWriteError, OptionError } from '../errors.js';
 import { writeAtomically } from '../onnx/model-file.js';
 
 /** Writes `content` to `file` atomically; `option` names the flag the path came from in errors. */
@@ -14,7 +14,7 @@ export function writeReportFile(file: string, content: string | Uint8Array, opti
   try {
     return writeAtomically(file, [typeof content === 'string' ? Buffer.from(content, 'utf8') : content]);
   } catch (cause) {
-    throw new CondenseError('FILE_NOT_FOUND', file, `cannot be written (${(cause as NodeJS.ErrnoException).code ?? (cause as Error).message})`, { cause });
+    throw new FileWriteError(file, `cannot be written (${(cause as NodeJS.ErrnoException).code ?? (cause as Error).message})`, { cause });
   }
 }
 

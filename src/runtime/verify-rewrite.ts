@@ -4,9 +4,9 @@
 import { isFloatType } from '../ir/data-type.js';
 import { Model } from '../ir/model.js';
 import { openModelSession } from './open-model-session.js';
-import { hostToFloat64, type HostTensor } from '../runtime/host-tensor.js';
-import { ModelSession, type SessionOptions } from '../runtime/model-session.js';
-import { probeBatches, type ProbeSet } from '../runtime/probe-data.js';
+import { hostToFloat64, type HostTensor } from './host-tensor.js';
+import { ModelSession, type SessionOptions } from './model-session.js';
+import { probeBatches, type ProbeSet } from './probe-data.js';
 
 export interface VerifyOptions {
   /** Largest accepted relative error max|y' - y| / max|y| over every output (default 1e-4). */

@@ -2,7 +2,7 @@
 // errors. A leaf like errors.ts: imports nothing of ours but the errors.
 
 import * as fs from 'node:fs';
-import { ConfigError, FileNotFoundError } from './errors.js';
+import { ConfigError, FileNotFoundError } from '../errors.js';
 
 /** Parsed JSON of `file`; `expected` ends the invalid-JSON message ("expected a report from ..."). */
 export function readJsonFile(file: string, expected?: string): unknown {

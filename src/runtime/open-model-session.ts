@@ -9,7 +9,7 @@ import * as path from 'node:path';
 import type { Model } from '../ir/model.js';
 import { encodeModel } from '../onnx/encode-model.js';
 import { saveModel } from '../onnx/model-file.js';
-import { ModelSession, type SessionOptions } from '../runtime/model-session.js';
+import { ModelSession, type SessionOptions } from './model-session.js';
 
 export interface StagingOptions {
   /**

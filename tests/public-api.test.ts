@@ -20,6 +20,9 @@ const VALUES = [
   'loadProbeFiles', 'measureCondensation', 'measureModel', 'measureOptionsForPrune', 'parseAuditReport', 'parseCheckConfig', 'planMerges', 'predictRegime', 'prune',
   'pruneMeasured', 'pruneReport', 'randomProbes', 'readAuditReport', 'redundancy', 'renderGithubAnnotations', 'renderHtmlReport', 'renderJunitReport',
   'renderMarkdownReport', 'renderPng', 'renderSvg', 'saveModel', 'seriesFigure', 'seriesReport', 'series', 'writeReportFile',
+  // Sharded statistics (issue 14): condense collect / --stats.
+  'STATISTICS_FORMAT_VERSION', 'StatisticsFileError', 'collectShard', 'decodeStatisticsFile', 'encodeStatisticsFile', 'expandStatisticsPaths', 'modelFingerprint',
+  'readStatisticsShards', 'writeStatisticsFile',
 ];
 
 const TYPES = [
@@ -29,7 +32,9 @@ const TYPES = [
   'MeasureOptions', 'Measurement', 'MergeOptions', 'MergePlan', 'NeuronLayer', 'NodeSpec', 'NpyArray', 'OpsetImport', 'Picture', 'ProbeOptions', 'ProbeSet',
   'PruneOptions', 'PruneReport', 'PruneResult', 'Regime', 'RuleOutcome', 'SeriesOptions', 'SeriesReport', 'SeriesResult', 'SessionOptions', 'TwoLayerEstimate', 'Use',
   'ValueType', 'VerifyOptions',
-];
+  // Sharded statistics (issue 14).
+  'CollectedShard', 'CollectOptions', 'MergedShards', 'StatisticsHeader',
+].sort();
 
 /** Every name src/index.ts exports, types included. */
 function exportedNames(): string[] {

@@ -93,6 +93,10 @@ export async function prune(input: string, options: PruneOptions): Promise<Prune
       if (!(alone.maxRelError <= maxError)) atFault.push(`${name} (${alone.maxRelError.toExponential(2)})`);
     }
     const blame = atFault.length ? `; layers at fault: ${atFault.join(', ')}` : '; no single layer exceeds it alone (errors add up across layers)';
+    const nf = fidelity.nonFinite;
+    if (nf) {
+      throw new VerificationError(input, `output "${nf.output}" of held-out sample ${nf.sample} (element ${nf.element}) is ${nf.original} in the original and ${nf.rewritten} in the pruned model; non-finite outputs must be the same infinity in both; nothing was written${blame}`, atFault.map((a) => a.split(' (')[0]!));
+    }
     throw new VerificationError(input, `pruned model differs from the original by a relative error of ${fidelity.maxRelError.toExponential(2)} on output "${fidelity.worstOutput}" (${fidelity.samples} held-out samples), above --max-error ${maxError}${blame}; nothing was written`, atFault.map((a) => a.split(' (')[0]!));
   }
   if (!options.dryRun) saveModel(rewritten, options.output);

@@ -90,7 +90,7 @@ function addProbeOptions(cmd: Command): Command {
   return cmd
     .option('--probe <file...>', 'probe data: file.npy (single-input models), name=file.npy, or file.npz keyed by input name')
     .option('--random <n>', 'use n seeded Gaussian probe samples')
-    .option('--shape <name=dims...>', 'fix dynamic input dimensions for random probes, e.g. x=1x3x32x32')
+    .option('--shape <name=dims>', 'fix dynamic input dimensions for random probes, e.g. x=1x3x32x32 (repeat for each input)', (spec: string, specs: string[] = []) => [...specs, spec])
     .option('--seed <n>', 'seed for random probes', '0')
     .option('--batch-size <n>', 'samples per onnxruntime run (default: sized to the model)')
     .option('--threshold <s>', 'similarity at or above which neurons share a cluster', '0.95')

@@ -1,14 +1,12 @@
 // prune: audit, plan merges, apply them to a copy, verify the copy against the original on
 // held-out probes, and only then write it (atomically, never over the input).
 
-import * as fs from 'node:fs';
-import * as path from 'node:path';
 import { findChannelGroups } from '../analysis/channel-groups.js';
 import { findLayers } from '../analysis/find-layers.js';
 import { measureCondensation, resolveAnalysisOptions, type AnalysisOptions, type LayerCondensation } from '../analysis/measure-condensation.js';
 import { OptionError, VerificationError } from '../errors.js';
 import type { Model } from '../ir/model.js';
-import { loadModel, saveModel } from '../onnx/model-file.js';
+import { checkOutputPath, loadModel, modelFiles, saveModel } from '../onnx/model-file.js';
 import { applyMergePlan } from '../rewrite/apply-merge-plan.js';
 import { planMerges, type MergeOptions, type MergePlan } from '../rewrite/plan-merges.js';
 import { cleanUp } from '../rewrite/clean-up.js';
@@ -52,8 +50,9 @@ export const DEFAULT_PRUNE_PROBES = 256;
 export async function prune(input: string, options: PruneOptions): Promise<PruneResult> {
   const maxError = options.verify?.maxError ?? 1e-4;
   if (!(maxError >= 0) || !Number.isFinite(maxError)) throw new OptionError('--max-error', `expected a non-negative number, got "${maxError}"`);
-  if (!options.dryRun) checkOutputPath(input, options.output);
+  if (!options.dryRun) checkOutputPath(options.output, [input]);
   const original = loadModel(input);
+  if (!options.dryRun) checkOutputPath(options.output, modelFiles(original, input));
   const analysis = resolveAnalysisOptions(options.analysis);
   // Analysis and rewriting work on a BatchNorm-folded copy; verification compares with the original.
   const model = cloneModel(original);
@@ -113,22 +112,4 @@ export async function prune(input: string, options: PruneOptions): Promise<Prune
     probeSource: probes.source,
     maxError,
   };
-}
-
-function checkOutputPath(input: string, output: string): void {
-  if (!output) throw new OptionError('--output', 'is required: expected a path for the pruned model');
-  const resolvedIn = safeRealpath(input);
-  const resolvedOut = safeRealpath(output);
-  if (resolvedIn === resolvedOut) throw new OptionError('--output', `"${output}" is the input model; condense never overwrites its input: expected another path`);
-  const dir = path.dirname(path.resolve(output));
-  if (!fs.existsSync(dir) || !fs.statSync(dir).isDirectory()) throw new OptionError('--output', `folder "${dir}" does not exist`);
-  if (fs.existsSync(output) && fs.statSync(output).isDirectory()) throw new OptionError('--output', `"${output}" is a folder; expected a file path`);
-}
-
-function safeRealpath(p: string): string {
-  try {
-    return fs.realpathSync(p);
-  } catch {
-    return path.resolve(p);
-  }
 }

@@ -1,0 +1,108 @@
+// Hostile input through the command line (issue 12): every case is refused with one line and the
+// documented exit code, the input is never touched, and nothing is written.
+
+import { execFileSync } from 'node:child_process';
+import * as fs from 'node:fs';
+import { tmpdir } from 'node:os';
+import * as path from 'node:path';
+import { afterAll, describe, expect, it } from 'vitest';
+import { EXIT } from '../../cli/program.js';
+import { encodeModel, loadModel, saveModel } from '../../src/index.js';
+import { fixturePath, runCliInProcess, type CliResult } from '../helpers/cli-runner.js';
+
+const scratch = fs.mkdtempSync(path.join(tmpdir(), 'condense-hostile-'));
+afterAll(() => fs.rmSync(scratch, { recursive: true, force: true }));
+let folderCount = 0;
+function freshFolder(): string {
+  const dir = path.join(scratch, `case-${folderCount++}`);
+  fs.mkdirSync(dir);
+  return dir;
+}
+
+const relu = fixturePath('mlp-relu-planted.onnx');
+
+function expectOneLine(result: CliResult, code: number): string {
+  expect(result.code).toBe(code);
+  expect(result.stderr).toMatch(/^condense: [^\n]*\n$/);
+  return result.stderr.trimEnd();
+}
+
+/** The relu fixture with its weights in an external file beside it; returns both paths. */
+function externalCopy(folder: string): { model: string; data: string } {
+  const model = path.join(folder, 'm.onnx');
+  saveModel(loadModel(relu), model, { externalDataThresholdBytes: 64 });
+  return { model, data: `${model}.data` };
+}
+
+describe('the output path is checked against every file the input uses', () => {
+  it('refuses -o onto the input model\'s external data file and leaves it intact', async () => {
+    const { model, data } = externalCopy(freshFolder());
+    const before = fs.readFileSync(data);
+    const message = expectOneLine(await runCliInProcess(['prune', model, '-o', data, '--random', '32']), EXIT.usage);
+    expect(message).toMatch(/--output: .*m\.onnx\.data" is a file the input model uses/);
+    expect(fs.readFileSync(data).equals(before)).toBe(true);
+  });
+
+  it('refuses -o through a hard link to the input model (same device and inode)', async () => {
+    const folder = freshFolder();
+    const model = path.join(folder, 'm.onnx');
+    fs.copyFileSync(relu, model);
+    fs.linkSync(model, path.join(folder, 'link.onnx'));
+    const message = expectOneLine(await runCliInProcess(['prune', model, '-o', path.join(folder, 'link.onnx'), '--random', '32']), EXIT.usage);
+    expect(message).toMatch(/--output: .*link\.onnx" is the input model/);
+  });
+
+  it('refuses -o onto something that is not a regular file (a FIFO, a folder)', async () => {
+    // A FIFO stands in for a character device: a test must never risk replacing a real /dev entry.
+    const folder = freshFolder();
+    const fifo = path.join(folder, 'pipe');
+    execFileSync('mkfifo', [fifo]);
+    const message = expectOneLine(await runCliInProcess(['prune', relu, '-o', fifo, '--random', '32']), EXIT.usage);
+    expect(message).toMatch(/--output: ".*pipe" is not a regular file/);
+    expect(fs.statSync(fifo).isFIFO()).toBe(true);
+    expectOneLine(await runCliInProcess(['prune', relu, '-o', folder, '--random', '32']), EXIT.usage);
+  });
+
+  it('refuses -o when saving would overwrite an external data file of the input', async () => {
+    // The pruned model's own external data goes to <output>.data: that must not be the input's either.
+    const folder = freshFolder();
+    const model = path.join(folder, 'w.onnx');
+    const bytes = encodeModel(loadModel(relu), { externalData: { location: 'out.onnx.data', thresholdBytes: 64 } });
+    fs.writeFileSync(model, bytes.modelBytes);
+    fs.writeFileSync(path.join(folder, 'out.onnx.data'), Buffer.concat(bytes.externalChunks));
+    const message = expectOneLine(await runCliInProcess(['prune', model, '-o', path.join(folder, 'out.onnx'), '--random', '32']), EXIT.usage);
+    expect(message).toMatch(/out\.onnx\.data" is a file the input model uses/);
+  });
+});
+
+describe('writes leave recognisable temporary files, and the next write clears stale ones', () => {
+  it('removes a temporary file left by a killed write (dead pid) and keeps unrelated hidden files', async () => {
+    const folder = freshFolder();
+    const stale = path.join(folder, '.out.onnx.condense-tmp-999999999-abcdef');
+    fs.writeFileSync(stale, 'partial');
+    fs.writeFileSync(path.join(folder, '.keep'), 'mine');
+    const result = await runCliInProcess(['prune', relu, '-o', path.join(folder, 'out.onnx'), '--random', '64', '--json']);
+    expect(result.code).toBe(EXIT.ok);
+    expect(fs.readdirSync(folder).sort()).toEqual(['.keep', 'out.onnx']);
+  });
+});
+
+describe('options and graphs that used to crash or mislead', () => {
+  it('--shape is repeatable, not variadic: a model path after it stays the model', async () => {
+    const result = await runCliInProcess(['audit', '--random', '4', '--shape', 'x=1x8', relu, '--json']);
+    expect(result.stderr).toBe('');
+    expect(result.code).toBe(EXIT.ok);
+    expect(JSON.parse(result.stdout).probe.samples).toBe(4);
+  });
+
+  it('inspect refuses a node that consumes its own output with exit 2, naming the node', async () => {
+    const folder = freshFolder();
+    const model = loadModel(relu);
+    const node = model.graph.nodes[0]!;
+    node.setInput(0, node.outputs[0]!);
+    const file = path.join(folder, 'cycle.onnx');
+    fs.writeFileSync(file, encodeModel(model).modelBytes);
+    const message = expectOneLine(await runCliInProcess(['inspect', file]), EXIT.usage);
+    expect(message).toMatch(/cycle through node/);
+  });
+});

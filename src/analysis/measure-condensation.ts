@@ -3,7 +3,7 @@
 
 import type { StreamingMoments } from '../numeric/streaming-moments.js';
 import { cosineFromGram, cosineMatrix, norms } from '../numeric/cosine.js';
-import { OptionError } from '../errors.js';
+import { CondenseError, OptionError } from '../errors.js';
 import { clusterNeurons, type ClusterMethod } from './cluster/cluster-neurons.js';
 import type { NeuronLayer } from './find-layers.js';
 import { inputWeightVectors, outgoingWeightNorms } from './input-weights.js';
@@ -78,7 +78,11 @@ export function measureCondensation(layer: NeuronLayer, statistics: StreamingMom
     weightClusters,
   };
   if (statistics && statistics.count > 0) {
-    const outputCosine = cosineFromGram(statistics.secondMoment(), width);
+    const second = statistics.secondMoment();
+    if (!second.every(Number.isFinite)) {
+      throw new CondenseError('BAD_PROBE', `layer "${layer.name}"`, 'outputs on the probe data are not finite (a value overflowed or was NaN); expected probe values of the scale the model works at');
+    }
+    const outputCosine = cosineFromGram(second, width);
     result.outputCosine = outputCosine;
     result.outputClusters = clusterActive(outputCosine, width, staticNeurons, usesAbsoluteCosine, maxDistance, opts.clusterMethod);
     result.statistics = statistics;

@@ -1,6 +1,7 @@
 // audit: find the layers, optionally run probe data for output statistics, measure condensation.
 
 import { findChannelGroups, type ChannelGroup } from '../analysis/channel-groups.js';
+import { checkFiniteWeights } from '../analysis/finite-weights.js';
 import { findLayers } from '../analysis/find-layers.js';
 import { measureCondensation, resolveAnalysisOptions, type AnalysisOptions, type LayerCondensation } from '../analysis/measure-condensation.js';
 import type { Model } from '../ir/model.js';
@@ -52,6 +53,7 @@ export async function audit(model: string | Model, options: AuditOptions = {}): 
   const loaded = cloneModel(original);
   foldBatchNorms(loaded);
   const layers = findLayers(loaded);
+  checkFiniteWeights(layers, path);
   let statistics = new Map<string, import('../numeric/streaming-moments.js').StreamingMoments>();
   let probeSamples = 0;
   let probeSource: string | undefined;

@@ -2,6 +2,7 @@
 // held-out probes, and only then write it (atomically, never over the input).
 
 import { findChannelGroups } from '../analysis/channel-groups.js';
+import { checkFiniteWeights } from '../analysis/finite-weights.js';
 import { findLayers } from '../analysis/find-layers.js';
 import { measureCondensation, resolveAnalysisOptions, type AnalysisOptions, type LayerCondensation } from '../analysis/measure-condensation.js';
 import { OptionError, VerificationError } from '../errors.js';
@@ -58,6 +59,7 @@ export async function prune(input: string, options: PruneOptions): Promise<Prune
   const model = cloneModel(original);
   foldBatchNorms(model);
   const layers = findLayers(model);
+  checkFiniteWeights(layers, input);
   const probeOptions: ProbeOptions = wantsProbes(options.probe) ? options.probe! : { ...options.probe, random: DEFAULT_PRUNE_PROBES };
   const probes = prepareProbes(model, probeOptions, { ...(options.verify?.holdoutSamples ? { samples: options.verify.holdoutSamples } : {}) });
   options.onProgress?.('collecting statistics');

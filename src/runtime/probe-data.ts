@@ -145,17 +145,31 @@ export function loadProbeFiles(model: Model, specs: string[]): ProbeSet {
     else readers.push({ name: input.name, array, input, subject });
   }
   throwProbeProblems(problems, '--probe');
+  if (count === 0) throw new ProbeDataError(readers[0]?.subject ?? '--probe', 'has 0 samples; expected at least one');
   if (fixedBatch !== undefined && count! % fixedBatch !== 0) {
     throw new ProbeDataError('--probe', `the model takes batches of exactly ${fixedBatch} samples; ${count} samples is not a multiple`);
   }
   return lazyProbeSet(count ?? 0, fixedBatch, (from, to) => {
     const tensors: Record<string, HostTensor> = {};
-    for (const { name, array, input } of readers) {
+    for (const { name, array, input, subject } of readers) {
       const rows = array.readRows(from, to);
+      checkFiniteRows(rows, from, subject);
       tensors[name] = { dataType: input.elemType, dims: rows.shape.length ? [...rows.shape] : [1], data: convertArray(rows, input) as HostData };
     }
     return tensors;
   });
+}
+
+/** Probe values must be finite: a NaN or infinity would poison every statistic it reaches. */
+function checkFiniteRows(rows: NpyArray, firstSample: number, subject: string): void {
+  if (rows.dtype !== 'float32' && rows.dtype !== 'float64') return;
+  const data = rows.data;
+  for (let i = 0; i < data.length; i++) {
+    if (!Number.isFinite(data[i]!)) {
+      const perSample = rows.shape.length === 0 ? data.length : data.length / rows.shape[0]!;
+      throw new ProbeDataError(subject, `sample ${firstSample + Math.floor(i / perSample)} holds ${data[i]} (element ${i % perSample}); expected finite numbers`);
+    }
+  }
 }
 
 /** What is wrong with feeding `dtype` arrays to the input (without the subject), or undefined. */

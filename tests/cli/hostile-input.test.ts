@@ -7,7 +7,8 @@ import { tmpdir } from 'node:os';
 import * as path from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
 import { EXIT } from '../../cli/program.js';
-import { encodeModel, loadModel, saveModel } from '../../src/index.js';
+import { encodeModel, encodeNpy, loadModel, saveModel } from '../../src/index.js';
+import { Tensor } from '../../src/ir/tensor.js';
 import { fixturePath, runCliInProcess, type CliResult } from '../helpers/cli-runner.js';
 
 const scratch = fs.mkdtempSync(path.join(tmpdir(), 'condense-hostile-'));
@@ -104,5 +105,53 @@ describe('options and graphs that used to crash or mislead', () => {
     fs.writeFileSync(file, encodeModel(model).modelBytes);
     const message = expectOneLine(await runCliInProcess(['inspect', file]), EXIT.usage);
     expect(message).toMatch(/cycle through node/);
+  });
+});
+
+describe('non-finite numbers and empty probe files are bad input, by rule', () => {
+  const probeFile = (folder: string, rows: number, poison?: { row: number; value: number }): string => {
+    const data = Float32Array.from({ length: rows * 8 }, (_, i) => Math.sin(i));
+    if (poison) data[poison.row * 8 + 3] = poison.value;
+    const file = path.join(folder, 'probe.npy');
+    fs.writeFileSync(file, encodeNpy({ dtype: 'float32', shape: [rows, 8], data }));
+    return file;
+  };
+
+  it('refuses NaN or Inf in a probe file with exit 2, naming the file and the sample', async () => {
+    const folder = freshFolder();
+    for (const value of [NaN, Infinity]) {
+      const file = probeFile(folder, 40, { row: 17, value });
+      const message = expectOneLine(await runCliInProcess(['audit', relu, '--probe', file]), EXIT.usage);
+      expect(message).toMatch(new RegExp(`probe\\.npy: sample 17 holds ${value} .*expected finite numbers`));
+    }
+  });
+
+  it('refuses a probe file with zero samples instead of silently auditing without data', async () => {
+    const file = probeFile(freshFolder(), 0);
+    const message = expectOneLine(await runCliInProcess(['audit', relu, '--probe', file]), EXIT.usage);
+    expect(message).toMatch(/probe\.npy: has 0 samples; expected at least one/);
+  });
+
+  it('names the layers whose weights hold Inf or NaN instead of reporting every neuron static', async () => {
+    const folder = freshFolder();
+    const model = loadModel(relu);
+    const w = model.graph.initializers.find((v) => v.name === 'fc1.weight')!;
+    const values = w.initializer!.toFloat32();
+    values[5] = Infinity;
+    model.graph.setConstant(w, Tensor.fromFloat32([...w.initializer!.dims], values, 'fc1.weight'));
+    const file = path.join(folder, 'inf.onnx');
+    fs.writeFileSync(file, encodeModel(model).modelBytes);
+    const message = expectOneLine(await runCliInProcess(['audit', file]), EXIT.usage);
+    expect(message).toMatch(/inf\.onnx: .*layer "[^"]+" .*(Inf|non-finite)/);
+    expect(message).toMatch(/fc1\.weight/);
+  });
+
+  it('names the layer whose outputs overflow on the probes (1e38 inputs) instead of failing inside the clusterer', async () => {
+    const folder = freshFolder();
+    const data = Float32Array.from({ length: 40 * 8 }, (_, i) => (i % 3 === 0 ? 1e38 : -1e38));
+    const file = path.join(folder, 'huge.npy');
+    fs.writeFileSync(file, encodeNpy({ dtype: 'float32', shape: [40, 8], data }));
+    const message = expectOneLine(await runCliInProcess(['audit', relu, '--probe', file]), EXIT.usage);
+    expect(message).toMatch(/layer "[^"]+": outputs on the probe data are not finite/);
   });
 });

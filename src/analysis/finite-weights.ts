@@ -1,0 +1,26 @@
+// Condensation is defined for finite weights only: one Inf makes a layer's maximum amplitude
+// infinite, every other neuron "static" and the report garbage. This check names every layer
+// whose weights (its own, its bias, its consumers') hold a NaN or an infinity, before measuring.
+
+import { ModelFormatError } from '../errors.js';
+import { constantNumbers, type NeuronLayer, type WeightRef } from './find-layers.js';
+
+/** Throws ModelFormatError naming `subject` and every layer with a non-finite weight. */
+export function checkFiniteWeights(layers: readonly NeuronLayer[], subject: string): void {
+  const problems: string[] = [];
+  for (const layer of layers) {
+    const refs: WeightRef[] = [layer.weight, ...(layer.bias ? [layer.bias] : []), ...layer.consumers.map((c) => c.weight)];
+    for (const ref of refs) {
+      const values = constantNumbers(ref.value);
+      if (!values) continue;
+      const k = values.findIndex((x) => !Number.isFinite(x));
+      if (k >= 0) {
+        problems.push(`layer "${layer.name}" reads "${ref.value.name}", whose element ${k} is ${values[k]}`);
+        break;
+      }
+    }
+  }
+  if (problems.length > 0) {
+    throw new ModelFormatError(subject, `${problems.length === 1 ? problems[0] : `${problems.length} layers have non-finite weights: ${problems.join('; ')}`}; condensation needs finite (non-NaN, non-Inf) weights`);
+  }
+}

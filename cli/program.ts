@@ -4,7 +4,7 @@
 import { Command, CommanderError, Option } from 'commander';
 import {
   audit, auditReport, CondenseError, DEVICES, formatAuditTable, formatInspect, formatPruneSummary, inspect, inspectReport,
-  OptionError, prune, pruneReport, type Device, type ProbeOptions,
+  OptionError, prune, pruneReport, terminalText, type Device, type ProbeOptions,
 } from '../src/index.js';
 import {
   auditPictures, check, checkReport, diffAuditFiles, diffReport, ensureOutputFolder, formatCheckTable, formatDiffTable, formatSeriesTable,
@@ -188,7 +188,7 @@ export async function runCli(args: string[], io: CliIO = defaultIO): Promise<num
   } catch (error) {
     if (io.isStderrTTY) io.stderr('\r\x1b[K');
     if (error instanceof CheckFailed) {
-      io.stderr(`condense: ${error.message}\n`);
+      io.stderr(`condense: ${terminalText(error.message)}\n`);
       return EXIT.checkFailed;
     }
     if (error instanceof CommanderError) {
@@ -196,7 +196,8 @@ export async function runCli(args: string[], io: CliIO = defaultIO): Promise<num
       return error.exitCode === 0 ? EXIT.ok : EXIT.usage;
     }
     if (error instanceof CondenseError) {
-      io.stderr(`condense: ${error.message}\n`);
+      // Messages quote names from the model: escaped, so the error stays one line and colourless.
+      io.stderr(`condense: ${terminalText(error.message)}\n`);
       switch (error.code) {
         case 'VERIFICATION_FAILED': return EXIT.verificationFailed;
         case 'RUNTIME': case 'PROVIDER_UNAVAILABLE': return EXIT.runtime;

@@ -5,6 +5,7 @@ import { execFileSync } from 'node:child_process';
 import * as fs from 'node:fs';
 import { tmpdir } from 'node:os';
 import * as path from 'node:path';
+import { XMLValidator } from 'fast-xml-parser';
 import { afterAll, describe, expect, it } from 'vitest';
 import { EXIT } from '../../cli/program.js';
 import { encodeModel, encodeNpy, loadModel, saveModel } from '../../src/index.js';
@@ -153,5 +154,64 @@ describe('non-finite numbers and empty probe files are bad input, by rule', () =
     fs.writeFileSync(file, encodeNpy({ dtype: 'float32', shape: [40, 8], data }));
     const message = expectOneLine(await runCliInProcess(['audit', relu, '--probe', file]), EXIT.usage);
     expect(message).toMatch(/layer "[^"]+": outputs on the probe data are not finite/);
+  });
+});
+
+describe('names from a model are escaped wherever they are shown', () => {
+  const forged = 'h\n\x1b[32mFAKE: all checks passed\x1b[0m <b>`|';
+  /** The relu fixture with its first node and every intermediate value renamed to `forged`. */
+  function forgedModel(folder: string): string {
+    const model = loadModel(relu);
+    model.graph.nodes[0]!.name = forged;
+    for (const n of model.graph.nodes) for (const v of n.outputs) if (!v.isGraphOutput) v.name = `${forged}${v.name}`;
+    const file = path.join(folder, 'forged.onnx');
+    fs.writeFileSync(file, encodeModel(model).modelBytes);
+    return file;
+  }
+  const noRawControls = (text: string): void => {
+    expect(text).not.toContain('\x1b');
+    expect(text).not.toMatch(/^\x1b?\[?3?2?m?FAKE/m);
+    expect(text.split('\n').some((line) => line.startsWith('FAKE') || line.includes('\x1b[32mFAKE'))).toBe(false);
+  };
+
+  it('keeps terminal output of inspect and audit free of control characters and forged lines', async () => {
+    const file = forgedModel(freshFolder());
+    for (const args of [['inspect', file], ['audit', file], ['audit', file, '--random', '8']]) {
+      const result = await runCliInProcess(args);
+      expect(result.code).toBe(EXIT.ok);
+      noRawControls(result.stdout);
+      expect(result.stdout).toContain('h\\n\\x1b[32mFAKE');
+    }
+  });
+
+  it('escapes the names in Markdown, HTML and JUnit outputs', async () => {
+    const folder = freshFolder();
+    const file = forgedModel(folder);
+    const md = path.join(folder, 'a.md');
+    const html = path.join(folder, 'a.html');
+    const junit = path.join(folder, 'a.xml');
+    expect((await runCliInProcess(['audit', file, '--md', md, '--html', html])).code).toBe(EXIT.ok);
+    const config = path.join(folder, 'c.json');
+    fs.writeFileSync(config, JSON.stringify({ rules: { maxRedundancy: 0.999 } }));
+    const checked = await runCliInProcess(['check', file, '--config', config, '--junit', junit]);
+    expect([EXIT.ok, EXIT.checkFailed]).toContain(checked.code);
+    noRawControls(checked.stdout);
+    for (const out of [md, html, junit]) noRawControls(fs.readFileSync(out, 'utf8'));
+    // In Markdown the name stays a code span (where <b> is text), fenced past its backtick.
+    expect(fs.readFileSync(md, 'utf8')).toContain('``h\\n\\x1b[32mFAKE: all checks passed\\x1b[0m <b>`\\|``');
+    expect(fs.readFileSync(html, 'utf8')).not.toContain('<b>`');
+    expect(XMLValidator.validate(fs.readFileSync(junit, 'utf8'))).toBe(true);
+  });
+
+  it('prints an error about a forged name on one line', async () => {
+    const folder = freshFolder();
+    const model = loadModel(relu);
+    model.graph.nodes[0]!.name = forged;
+    model.graph.nodes[0]!.setInput(0, model.graph.nodes[0]!.outputs[0]!);
+    const file = path.join(folder, 'cycle.onnx');
+    fs.writeFileSync(file, encodeModel(model).modelBytes);
+    const result = await runCliInProcess(['inspect', file]);
+    expect(result.code).toBe(EXIT.usage);
+    expect(result.stderr).toMatch(/^condense: [^\n\x1b]*\n$/);
   });
 });

@@ -24,6 +24,16 @@ export function hostToFloat64(t: HostTensor): Float64Array {
   return out;
 }
 
+/** True when hostArrayFor can make an array of this element type. */
+export function hasHostArray(dataType: number): boolean {
+  try {
+    hostArrayFor(dataType, 0);
+    return true;
+  } catch {
+    return false;
+  }
+}
+
 /** Rows [from, to) along the first axis: a view when possible. */
 export function sliceRows(t: HostTensor, from: number, to: number): HostTensor {
   const rows = t.dims[0] ?? 1;

@@ -10,7 +10,7 @@ import { DataType, dataTypeName, isFloatType } from '../ir/data-type.js';
 import type { Model } from '../ir/model.js';
 import type { Dim } from '../ir/value.js';
 import { SeededRandom } from '../numeric/seeded-random.js';
-import { hostArrayFor, type HostData, type HostTensor } from './host-tensor.js';
+import { hasHostArray, hostArrayFor, type HostData, type HostTensor } from './host-tensor.js';
 import type { NpyArray } from './npy.js';
 import { openNpyFile, openNpzFile, type NpyRows } from './npy-file.js';
 
@@ -210,6 +210,9 @@ function convertArray(array: NpyArray, input: ModelInput): HostData | string {
   return `input "${input.name}" expects ${dataTypeName(want)} data, got ${given}`;
 }
 
+/** One random sample may hold at most this many elements (256 Mi): more is a broken shape. */
+const MAX_SAMPLE_ELEMENTS = 2 ** 28;
+
 /**
  * `count` seeded Gaussian samples (small non-negative integers for integer inputs), drawn a batch
  * at a time. Sample i of each input is the same whatever ranges it is read in: each input takes its
@@ -259,6 +262,14 @@ export function randomProbes(model: Model, count: number, options: { seed?: numb
       continue;
     }
     const per = sample.reduce((a, b) => a * b, 1);
+    if (!sample.every((d) => Number.isSafeInteger(d) && d >= 1) || per > MAX_SAMPLE_ELEMENTS) {
+      problems.push({ subject: '--shape', problem: `input "${input.name}" has sample shape [${sample.join(', ')}]; expected dims >= 1 and at most ${MAX_SAMPLE_ELEMENTS} elements per sample` });
+      continue;
+    }
+    if (!hasHostArray(input.elemType)) {
+      problems.push({ subject: '--random', problem: `input "${input.name}" has element type ${dataTypeName(input.elemType)}, which random probes cannot draw; expected a numeric tensor input` });
+      continue;
+    }
     const probe = hostArrayFor(input.elemType, 0);
     let kind: 'gaussian' | 'bigint' | 'integer';
     if (isFloatType(input.elemType) && (probe instanceof Float32Array || probe instanceof Float64Array)) kind = 'gaussian';

@@ -147,7 +147,7 @@ export function buildProgram(io: CliIO = defaultIO): Command {
       endProgress();
       const report = auditReport(result);
       io.stdout(o.json ? `${JSON.stringify(report, null, 2)}\n` : `${formatAuditTable(report)}\n`);
-      writeAuditOutputs(result, o, io);
+      writeAuditOutputs(result, o, io, [model]);
     });
 
   addProbeOptions(program.command('prune'))
@@ -220,13 +220,13 @@ interface AuditOutputOptions {
   pngDir?: string;
 }
 
-function writeAuditOutputs(result: AuditResult, o: AuditOutputOptions, io: CliIO): void {
-  if (o.html !== undefined) io.stderr(`condense: wrote ${writeReportFile(o.html, renderHtmlReport(result), '--html')}\n`);
-  if (o.md !== undefined) io.stderr(`condense: wrote ${writeReportFile(o.md, renderMarkdownReport(auditReport(result)), '--md')}\n`);
+function writeAuditOutputs(result: AuditResult, o: AuditOutputOptions, io: CliIO, inputs: string[]): void {
+  if (o.html !== undefined) io.stderr(`condense: wrote ${writeReportFile(o.html, renderHtmlReport(result), '--html', inputs)}\n`);
+  if (o.md !== undefined) io.stderr(`condense: wrote ${writeReportFile(o.md, renderMarkdownReport(auditReport(result)), '--md', inputs)}\n`);
   if (o.pngDir !== undefined) {
     ensureOutputFolder(o.pngDir, '--png-dir');
     const pictures = auditPictures(result);
-    for (const p of pictures) writeReportFile(path.join(o.pngDir, p.fileName), p.bytes, '--png-dir');
+    for (const p of pictures) writeReportFile(path.join(o.pngDir, p.fileName), p.bytes, '--png-dir', inputs);
     io.stderr(`condense: wrote ${pictures.length} pictures to ${o.pngDir}\n`);
   }
 }
@@ -262,7 +262,8 @@ function addReportingCommands(program: Command, io: CliIO): void {
       io.stdout(o.json ? `${JSON.stringify(report, null, 2)}\n` : `${formatCheckTable(report)}\n`);
       const env = io.env ?? process.env;
       if (env.GITHUB_ACTIONS === 'true' && !o.json) io.stdout(renderGithubAnnotations(report));
-      if (o.junit !== undefined) writeReportFile(o.junit, renderJunitReport(report, (Date.now() - started) / 1000), '--junit');
+      const inputs = [model, ...(configPath !== undefined ? [configPath] : []), ...(baselinePath !== undefined ? [baselinePath] : [])];
+      if (o.junit !== undefined) writeReportFile(o.junit, renderJunitReport(report, (Date.now() - started) / 1000), '--junit', inputs);
       if (!report.passed) throw new CheckFailed(`check failed: ${report.summary.failed} of ${report.results.length} rules failed`);
     });
 
@@ -280,8 +281,8 @@ function addReportingCommands(program: Command, io: CliIO): void {
       const alpha = parseNumber('--alpha', o.alpha, (x) => x > 0, 'a positive number');
       const report = seriesReport(series(checkpoints, { alpha, analysis: analysisOptions(o) }));
       io.stdout(o.json ? `${JSON.stringify(report, null, 2)}\n` : `${formatSeriesTable(report)}\n`);
-      if (o.svg !== undefined) io.stderr(`condense: wrote ${writeReportFile(o.svg, renderSvg(seriesFigure(report)), '--svg')}\n`);
-      if (o.png !== undefined) io.stderr(`condense: wrote ${writeReportFile(o.png, renderPng(seriesFigure(report)), '--png')}\n`);
+      if (o.svg !== undefined) io.stderr(`condense: wrote ${writeReportFile(o.svg, renderSvg(seriesFigure(report)), '--svg', checkpoints)}\n`);
+      if (o.png !== undefined) io.stderr(`condense: wrote ${writeReportFile(o.png, renderPng(seriesFigure(report)), '--png', checkpoints)}\n`);
     });
 
   program

@@ -135,11 +135,12 @@ export function modelFiles(model: Model, file: string): string[] {
 }
 
 /**
- * Checks that writing a model to `output` (and its external data to `<output>.data`) touches none
+ * Checks that writing a model to `output` (and, unless withExternalData is false, its external data
+ * to `<output>.data`) touches none
  * of `inputs` (compared by device and inode, so links and other spellings of a path count), and
  * that `output` is a regular file or absent in an existing folder. Throws OptionError naming `option`.
  */
-export function checkOutputPath(output: string, inputs: string[], option = '--output'): void {
+export function checkOutputPath(output: string, inputs: string[], option = '--output', options: { withExternalData?: boolean } = {}): void {
   if (!output) throw new OptionError(option, 'is required: expected a path for the model to write');
   const identity = (file: string): string | undefined => {
     try {
@@ -155,8 +156,8 @@ export function checkOutputPath(output: string, inputs: string[], option = '--ou
     if (id !== undefined) used.set(id, input);
   }
   const folder = path.dirname(path.resolve(output));
-  if (!fs.existsSync(folder) || !fs.statSync(folder).isDirectory()) throw new OptionError(option, `folder "${folder}" does not exist; expected an existing folder`);
-  for (const target of [output, `${output}.data`]) {
+  if (!fs.existsSync(folder) || !fs.statSync(folder).isDirectory()) throw new OptionError(option, `folder "${folder}" does not exist`);
+  for (const target of options.withExternalData === false ? [output] : [output, `${output}.data`]) {
     let stat: fs.Stats;
     try {
       stat = fs.statSync(target);

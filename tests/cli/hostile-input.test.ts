@@ -77,6 +77,21 @@ describe('the output path is checked against every file the input uses', () => {
   });
 });
 
+describe('report outputs get the same checks as the model output', () => {
+  it('refuses --md onto the input model and --html onto a FIFO, leaving both as they were', async () => {
+    const folder = freshFolder();
+    const model = path.join(folder, 'm.onnx');
+    fs.copyFileSync(relu, model);
+    const message = expectOneLine(await runCliInProcess(['audit', model, '--md', model]), EXIT.usage);
+    expect(message).toMatch(/--md: .*m\.onnx" is the input model/);
+    expect(fs.readFileSync(model).equals(fs.readFileSync(relu))).toBe(true);
+    const fifo = path.join(folder, 'pipe');
+    execFileSync('mkfifo', [fifo]);
+    expect(expectOneLine(await runCliInProcess(['audit', model, '--html', fifo]), EXIT.usage)).toMatch(/--html: ".*pipe" is not a regular file/);
+    expect(fs.statSync(fifo).isFIFO()).toBe(true);
+  });
+});
+
 describe('writes leave recognisable temporary files, and the next write clears stale ones', () => {
   it('removes a temporary file left by a killed write (dead pid) and keeps unrelated hidden files', async () => {
     const folder = freshFolder();

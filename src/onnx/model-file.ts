@@ -140,7 +140,7 @@ export function modelFiles(model: Model, file: string): string[] {
  * of `inputs` (compared by device and inode, so links and other spellings of a path count), and
  * that `output` is a regular file or absent in an existing folder. Throws OptionError naming `option`.
  */
-export function checkOutputPath(output: string, inputs: string[], option = '--output', options: { withExternalData?: boolean } = {}): void {
+export function checkOutputPath(output: string, inputs: string[], option = 'output', options: { withExternalData?: boolean } = {}): void {
   if (!output) throw new OptionError(option, 'is required: expected a path for the model to write');
   const identity = (file: string): string | undefined => {
     try {

@@ -23,13 +23,13 @@ export function wantsProbes(options: ProbeOptions | undefined): boolean {
  */
 export function prepareProbes(model: Model, options: ProbeOptions, holdout: { samples?: number } | undefined): PreparedProbes {
   if ((options.files?.length ?? 0) > 0) {
-    if (options.random !== undefined) throw new OptionError('--random', 'cannot be combined with --probe; give one or the other');
+    if (options.random !== undefined) throw new OptionError('random', 'cannot be combined with probe files; give one or the other');
     const all = loadProbeFiles(model, options.files!);
     const source = `file ${options.files!.join(', ')}`;
     if (!holdout) return { fit: all, holdout: undefined, source };
     const unit = all.fixedBatch ?? 1;
     const units = Math.floor(all.count / unit);
-    if (units < 2) throw new OptionError('--probe', `has ${all.count} samples; verification needs at least ${2 * unit} (some to fit, some held out)`);
+    if (units < 2) throw new OptionError('files', `has ${all.count} samples; verification needs at least ${2 * unit} (some to fit, some held out)`);
     const held = Math.max(1, Math.round(units / 4)) * unit;
     return { fit: sliceProbes(all, 0, all.count - held), holdout: sliceProbes(all, all.count - held, all.count), source };
   }

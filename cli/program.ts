@@ -4,7 +4,7 @@
 import { Command, CommanderError, Option } from 'commander';
 import {
   audit, auditReport, CondenseError, DEVICES, formatAuditTable, formatInspect, formatPruneSummary, inspect, inspectReport,
-  OptionError, prune, pruneReport, type Device, type ProbeOptions,
+  OptionError, prune, pruneReport, terminalText, type Device, type ProbeOptions,
   collectShard, writeStatisticsFile,
 } from '../src/index.js';
 import {
@@ -93,7 +93,7 @@ function addProbeOptions(cmd: Command): Command {
   return cmd
     .option('--probe <file...>', 'probe data: file.npy (single-input models), name=file.npy, or file.npz keyed by input name')
     .option('--random <n>', 'use n seeded Gaussian probe samples')
-    .option('--shape <name=dims...>', 'fix dynamic input dimensions for random probes, e.g. x=1x3x32x32')
+    .option('--shape <name=dims>', 'fix dynamic input dimensions for random probes, e.g. x=1x3x32x32 (repeat for each input)', (spec: string, specs: string[] = []) => [...specs, spec])
     .option('--seed <n>', 'seed for random probes', '0')
     .option('--batch-size <n>', 'samples per onnxruntime run (default: sized to the model)')
     .option('--threshold <s>', 'similarity at or above which neurons share a cluster', '0.95')
@@ -181,7 +181,7 @@ export function buildProgram(io: CliIO = defaultIO): Command {
       endProgress();
       const report = auditReport(result);
       io.stdout(o.json ? `${JSON.stringify(report, null, 2)}\n` : `${formatAuditTable(report)}\n`);
-      writeAuditOutputs(result, o, io);
+      writeAuditOutputs(result, o, io, [model]);
     });
 
   addWorkersOption(addStatsOption(addProbeOptions(program.command('prune'))))
@@ -251,7 +251,7 @@ export async function runCli(args: string[], io: CliIO = defaultIO): Promise<num
   } catch (error) {
     if (io.isStderrTTY) io.stderr('\r\x1b[K');
     if (error instanceof CheckFailed) {
-      io.stderr(`condense: ${error.message}\n`);
+      io.stderr(`condense: ${terminalText(error.message)}\n`);
       return EXIT.checkFailed;
     }
     if (error instanceof CommanderError) {
@@ -259,7 +259,8 @@ export async function runCli(args: string[], io: CliIO = defaultIO): Promise<num
       return error.exitCode === 0 ? EXIT.ok : EXIT.usage;
     }
     if (error instanceof CondenseError) {
-      io.stderr(`condense: ${inFlagNames(error)}\n`);
+      // Messages quote names from the model: escaped, so the error stays one line and colourless.
+      io.stderr(`condense: ${terminalText(inFlagNames(error))}\n`);
       switch (error.code) {
         case 'VERIFICATION_FAILED': return EXIT.verificationFailed;
         case 'RUNTIME': case 'PROVIDER_UNAVAILABLE': return EXIT.runtime;
@@ -282,13 +283,13 @@ interface AuditOutputOptions {
   pngDir?: string;
 }
 
-function writeAuditOutputs(result: AuditResult, o: AuditOutputOptions, io: CliIO): void {
-  if (o.html !== undefined) io.stderr(`condense: wrote ${writeReportFile(o.html, renderHtmlReport(result), '--html')}\n`);
-  if (o.md !== undefined) io.stderr(`condense: wrote ${writeReportFile(o.md, renderMarkdownReport(auditReport(result)), '--md')}\n`);
+function writeAuditOutputs(result: AuditResult, o: AuditOutputOptions, io: CliIO, inputs: string[]): void {
+  if (o.html !== undefined) io.stderr(`condense: wrote ${writeReportFile(o.html, renderHtmlReport(result), '--html', inputs)}\n`);
+  if (o.md !== undefined) io.stderr(`condense: wrote ${writeReportFile(o.md, renderMarkdownReport(auditReport(result)), '--md', inputs)}\n`);
   if (o.pngDir !== undefined) {
     ensureOutputFolder(o.pngDir, '--png-dir');
     const pictures = auditPictures(result);
-    for (const p of pictures) writeReportFile(path.join(o.pngDir, p.fileName), p.bytes, '--png-dir');
+    for (const p of pictures) writeReportFile(path.join(o.pngDir, p.fileName), p.bytes, '--png-dir', inputs);
     io.stderr(`condense: wrote ${pictures.length} pictures to ${o.pngDir}\n`);
   }
 }
@@ -324,7 +325,8 @@ function addReportingCommands(program: Command, io: CliIO): void {
       io.stdout(o.json ? `${JSON.stringify(report, null, 2)}\n` : `${formatCheckTable(report)}\n`);
       const env = io.env ?? process.env;
       if (env.GITHUB_ACTIONS === 'true' && !o.json) io.stdout(renderGithubAnnotations(report));
-      if (o.junit !== undefined) writeReportFile(o.junit, renderJunitReport(report, (Date.now() - started) / 1000), '--junit');
+      const inputs = [model, ...(configPath !== undefined ? [configPath] : []), ...(baselinePath !== undefined ? [baselinePath] : [])];
+      if (o.junit !== undefined) writeReportFile(o.junit, renderJunitReport(report, (Date.now() - started) / 1000), '--junit', inputs);
       if (!report.passed) throw new CheckFailed(`check failed: ${report.summary.failed} of ${report.results.length} rules failed`);
     });
 
@@ -342,8 +344,8 @@ function addReportingCommands(program: Command, io: CliIO): void {
       const alpha = parseNumber('--alpha', o.alpha, (x) => x > 0, 'a positive number');
       const report = seriesReport(await series(checkpoints, { alpha, analysis: analysisOptions(o) }));
       io.stdout(o.json ? `${JSON.stringify(report, null, 2)}\n` : `${formatSeriesTable(report)}\n`);
-      if (o.svg !== undefined) io.stderr(`condense: wrote ${writeReportFile(o.svg, renderSvg(seriesFigure(report)), '--svg')}\n`);
-      if (o.png !== undefined) io.stderr(`condense: wrote ${writeReportFile(o.png, renderPng(seriesFigure(report)), '--png')}\n`);
+      if (o.svg !== undefined) io.stderr(`condense: wrote ${writeReportFile(o.svg, renderSvg(seriesFigure(report)), '--svg', checkpoints)}\n`);
+      if (o.png !== undefined) io.stderr(`condense: wrote ${writeReportFile(o.png, renderPng(seriesFigure(report)), '--png', checkpoints)}\n`);
     });
 
   program

@@ -35,6 +35,7 @@ export { pruneReport, formatPruneSummary, type PruneReport } from './report/prun
 export { inspectReport, formatInspect } from './report/inspect-report.js';
 export { renderHtmlReport } from './report/html-report.js';
 export { renderMarkdownReport } from './report/markdown-report.js';
+export { markdownCode, markdownText, terminalText, xmlText } from './report/escape-text.js';
 export { layerFigures, type LayerFigures } from './report/layer-figures.js';
 export { renderSvg, renderPng, type Figure } from './report/figure.js';
 export { checkReport, formatCheckTable, type CheckReport } from './report/check-report.js';

@@ -23,6 +23,8 @@ const VALUES = [
   // Sharded statistics (issue 14): condense collect / --stats.
   'STATISTICS_FORMAT_VERSION', 'StatisticsFileError', 'collectShard', 'decodeStatisticsFile', 'encodeStatisticsFile', 'expandStatisticsPaths', 'modelFingerprint',
   'readStatisticsShards', 'writeStatisticsFile',
+  // Escaping of model text for each output (issue 12): the CLI escapes what it prints.
+  'markdownCode', 'markdownText', 'terminalText', 'xmlText',
 ];
 
 const TYPES = [

@@ -3,7 +3,7 @@
 
 import type { StreamingMoments } from '../numeric/streaming-moments.js';
 import { cosineFromMoments, cosineMatrix, norms } from '../numeric/cosine.js';
-import { OptionError } from '../errors.js';
+import { CondenseError, OptionError } from '../errors.js';
 import { clusterNeuronsInPlace, type ClusterMethod } from './cluster/cluster-neurons.js';
 import type { NeuronLayer } from './find-layers.js';
 import { inputWeightVectors, outgoingWeightNorms } from './input-weights.js';
@@ -85,6 +85,9 @@ export function measureCondensation(layer: NeuronLayer, statistics: StreamingMom
     weightClusters,
   };
   if (statistics && statistics.count > 0) {
+    if (!statistics.mean.every(Number.isFinite) || !statistics.scatter.every(Number.isFinite)) {
+      throw new CondenseError('BAD_PROBE', `layer "${layer.name}"`, 'outputs on the probe data are not finite (a value overflowed or was NaN); expected probe values of the scale the model works at');
+    }
     const outputCosine = cosineFromMoments(statistics.scatter, statistics.mean, statistics.count, width);
     result.outputCosine = outputCosine;
     result.outputClusters = clusterActive(outputCosine, width, staticNeurons, usesAbsoluteCosine, maxDistance, opts.clusterMethod);

@@ -4,13 +4,14 @@
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { FileWriteError, OptionError } from '../errors.js';
-import { writeAtomically } from '../onnx/model-file.js';
+import { checkOutputPath, writeAtomically } from '../onnx/model-file.js';
 
-/** Writes `content` to `file` atomically; `option` names the flag the path came from in errors. */
-export function writeReportFile(file: string, content: string | Uint8Array, option: string): string {
-  const dir = path.dirname(path.resolve(file));
-  if (!fs.existsSync(dir) || !fs.statSync(dir).isDirectory()) throw new OptionError(option, `folder "${dir}" does not exist`);
-  if (fs.existsSync(file) && fs.statSync(file).isDirectory()) throw new OptionError(option, `"${file}" is a folder; expected a file path`);
+/**
+ * Writes `content` to `file` atomically; `option` names the flag the path came from in errors.
+ * `file` must be a regular file or absent, and none of `inputs` (the files the command reads).
+ */
+export function writeReportFile(file: string, content: string | Uint8Array, option: string, inputs: string[] = []): string {
+  checkOutputPath(file, inputs, option, { withExternalData: false });
   try {
     return writeAtomically(file, [typeof content === 'string' ? Buffer.from(content, 'utf8') : content]);
   } catch (cause) {

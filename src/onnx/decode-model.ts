@@ -12,6 +12,7 @@ import { Tensor } from '../ir/tensor.js';
 import type { Dim, Value, ValueType } from '../ir/value.js';
 import { externalRangeReader, resolveExternalLocation } from './external-data.js';
 import { toBigInt, toNumber } from './long.js';
+import { MAX_SUBGRAPH_DEPTH, subgraphDepth } from './nesting-depth.js';
 
 const { onnx } = onnxProto;
 type Proto<T> = T;
@@ -29,6 +30,9 @@ const has = (o: object, key: string): boolean => Object.prototype.hasOwnProperty
 export function decodeModel(bytes: Uint8Array, options: DecodeOptions = {}): Model {
   const subject = options.path ?? 'model';
   let proto: onnxProto.onnx.ModelProto;
+  if (subgraphDepth(bytes) > MAX_SUBGRAPH_DEPTH) {
+    throw new ModelFormatError(subject, `has subgraphs nested more than ${MAX_SUBGRAPH_DEPTH} deep; expected a model whose If/Loop/Scan bodies nest at most ${MAX_SUBGRAPH_DEPTH} levels`);
+  }
   try {
     proto = onnx.ModelProto.decode(bytes);
   } catch (cause) {
@@ -121,8 +125,13 @@ function decodeGraph(proto: Proto<onnxProto.onnx.IGraphProto>, parent: Graph | u
       }
       node.setInput(i, v);
     });
-    for (const a of np.attribute ?? []) node.setAttribute(decodeAttribute(a, graph, ctx));
+    for (const a of np.attribute ?? []) node.setAttribute(decodeAttribute(a, graph, ctx, np.name || `${np.opType ?? ''}(${np.output?.[0] ?? ''})`));
     for (const name of np.output ?? []) {
+      const earlier = name === '' ? undefined : scope.get(name);
+      if (earlier) {
+        const writer = earlier.producer ? `node "${earlier.producer.label}"` : earlier.initializer ? 'an initializer' : 'a graph input';
+        throw new ModelFormatError(ctx.subject, `value "${name}" is written by ${writer} and again by node "${node.label}"; expected each value to have one producer`);
+      }
       let v = pending.get(name);
       if (v) {
         pending.delete(name);
@@ -141,6 +150,7 @@ function decodeGraph(proto: Proto<onnxProto.onnx.IGraphProto>, parent: Graph | u
     const reader = pending.get(name!)!.uses()[0]?.node.label ?? '?';
     throw new ModelFormatError(ctx.subject, `node "${reader}" reads "${name}", which no node, input or initializer defines`);
   }
+  checkAcyclic(graph, ctx.subject);
   for (const info of proto.valueInfo ?? []) {
     const name = info.name ?? '';
     const v = lookup(graph, name) ?? graph.createValueExact(name);
@@ -198,14 +208,18 @@ function inferAttributeType(a: onnxProto.onnx.IAttributeProto): number {
   return AT.UNDEFINED;
 }
 
-function decodeAttribute(a: onnxProto.onnx.IAttributeProto, graph: Graph, ctx: DecodeContext): Attribute {
+function decodeAttribute(a: onnxProto.onnx.IAttributeProto, graph: Graph, ctx: DecodeContext, nodeLabel: string): Attribute {
+  const present = <T>(value: T | null | undefined, kind: string): T => {
+    if (value === null || value === undefined) throw new ModelFormatError(ctx.subject, `attribute "${a.name ?? ''}" of node "${nodeLabel}" is a ${kind} without its value`);
+    return value;
+  };
   const base = { name: a.name ?? '', ...(a.docString ? { docString: a.docString } : {}), ...(a.refAttrName ? { refAttrName: a.refAttrName } : {}) };
   switch (inferAttributeType(a)) {
     case AT.FLOAT: return { ...base, type: 'float', value: a.f ?? 0 };
     case AT.INT: return { ...base, type: 'int', value: toBigInt(a.i) };
     case AT.STRING: return { ...base, type: 'string', value: a.s ?? new Uint8Array() };
-    case AT.TENSOR: return { ...base, type: 'tensor', value: decodeTensor(a.t!, ctx) };
-    case AT.GRAPH: return { ...base, type: 'graph', value: decodeGraph(a.g!, graph, ctx) };
+    case AT.TENSOR: return { ...base, type: 'tensor', value: decodeTensor(present(a.t, 'TENSOR'), ctx) };
+    case AT.GRAPH: return { ...base, type: 'graph', value: decodeGraph(present(a.g, 'GRAPH'), graph, ctx) };
     case AT.FLOATS: return { ...base, type: 'floats', value: [...(a.floats ?? [])] };
     case AT.INTS: return { ...base, type: 'ints', value: (a.ints ?? []).map(toBigInt) };
     case AT.STRINGS: return { ...base, type: 'strings', value: [...(a.strings ?? [])] };
@@ -221,8 +235,8 @@ export function decodeTensor(t: onnxProto.onnx.ITensorProto, ctx: { subject: str
   const dataType = t.dataType ?? 0;
   const dims = (t.dims ?? []).map(toNumber);
   const docString = t.docString ?? '';
-  const count = dims.reduce((a, b) => a * b, 1);
   const subject = `${ctx.subject}: tensor "${name}"`;
+  const count = elementCount(dims, subject);
 
   if (t.dataLocation === onnx.TensorProto.DataLocation.EXTERNAL) {
     const entries = new Map((t.externalData ?? []).map((e) => [e.key ?? '', e.value ?? '']));
@@ -233,15 +247,23 @@ export function decodeTensor(t: onnxProto.onnx.ITensorProto, ctx: { subject: str
     const offset = Number(entries.get('offset') ?? '0');
     const size = dataTypeByteSize(dataType);
     const byteLength = entries.has('length') ? Number(entries.get('length')) : size !== undefined ? size * count : NaN;
-    if (!Number.isFinite(offset) || !Number.isFinite(byteLength) || offset < 0 || byteLength < 0) {
+    if (!Number.isSafeInteger(offset) || !Number.isSafeInteger(byteLength) || offset < 0 || byteLength < 0) {
       throw new ExternalDataError(subject, `external data offset "${entries.get('offset')}" or length "${entries.get('length')}" is not a byte count`);
+    }
+    if (size !== undefined && byteLength < size * count) {
+      throw new ExternalDataError(subject, `external data length ${byteLength} is too short for dims [${dims.join(', ')}]; expected ${size * count} bytes`);
     }
     return new Tensor(dataType, dims, { kind: 'external', location, offset, byteLength, read: externalRangeReader(file, offset, byteLength, subject) }, name, docString);
   }
   if (dataType === DataType.STRING) {
+    if ((t.stringData?.length ?? 0) < count) throw new ModelFormatError(subject, `string_data holds ${t.stringData?.length ?? 0} values; expected ${count} for dims [${dims.join(', ')}]`);
     return new Tensor(dataType, dims, { kind: 'strings', strings: [...(t.stringData ?? [])] }, name, docString);
   }
   if (t.rawData && has(t, 'rawData')) {
+    const size = dataTypeByteSize(dataType);
+    if (size !== undefined && t.rawData.byteLength < size * count) {
+      throw new ModelFormatError(subject, `raw_data holds ${t.rawData.byteLength} bytes; expected ${size * count} for dims [${dims.join(', ')}]`);
+    }
     return new Tensor(dataType, dims, { kind: 'bytes', bytes: t.rawData }, name, docString);
   }
   return new Tensor(dataType, dims, { kind: 'bytes', bytes: typedFieldBytes(t, dataType, count, subject) }, name, docString);
@@ -251,6 +273,12 @@ export function decodeTensor(t: onnxProto.onnx.ITensorProto, ctx: { subject: str
 function typedFieldBytes(t: onnxProto.onnx.ITensorProto, dataType: number, count: number, subject: string): Uint8Array {
   const size = dataTypeByteSize(dataType);
   if (size === undefined) throw new ModelFormatError(subject, `element type ${dataType} is not supported`);
+  // The typed field must hold the values before any buffer of the dims' size is allocated.
+  const [available, fieldName] = dataType === DataType.FLOAT ? [t.floatData?.length, 'float_data'] : dataType === DataType.COMPLEX64 ? [(t.floatData?.length ?? 0) / 2, 'float_data']
+    : dataType === DataType.DOUBLE ? [t.doubleData?.length, 'double_data'] : dataType === DataType.COMPLEX128 ? [(t.doubleData?.length ?? 0) / 2, 'double_data']
+      : dataType === DataType.INT64 ? [t.int64Data?.length, 'int64_data'] : dataType === DataType.UINT32 || dataType === DataType.UINT64 ? [t.uint64Data?.length, 'uint64_data'] : [t.int32Data?.length, 'int32_data'];
+  const per = dataType === DataType.COMPLEX64 || dataType === DataType.COMPLEX128 ? 2 : 1;
+  if ((available ?? 0) < count) throw new ModelFormatError(subject, `${fieldName} holds ${Math.round((available ?? 0) * per)} values; expected ${count * per} for dims`);
   const bytes = new Uint8Array(size * count);
   const view = new DataView(bytes.buffer);
   const need = (field: ArrayLike<unknown> | null | undefined, n: number, fieldName: string): ArrayLike<unknown> => {
@@ -316,4 +344,77 @@ export function decodeTensorFile(bytes: Uint8Array, subject: string): Tensor {
     throw new ModelFormatError(subject, `not a serialized TensorProto (${(cause as Error).message})`, { cause });
   }
   return decodeTensor(proto, { subject });
+}
+
+/** Tensors beyond this many elements are refused: no buffer of the host can hold them. */
+const MAX_ELEMENTS = 2 ** 40;
+
+/** The product of dims, after checking each is a whole number >= 0 and the product is holdable. */
+function elementCount(dims: number[], subject: string): number {
+  let count = 1;
+  for (const d of dims) {
+    if (!Number.isSafeInteger(d)) throw new ModelFormatError(subject, `dim ${d} is not a whole number; expected dims >= 0`);
+    if (d < 0) throw new ModelFormatError(subject, `dim ${d} is negative; expected dims >= 0`);
+    count *= d;
+  }
+  if (count >= MAX_ELEMENTS) throw new ModelFormatError(subject, `dims [${dims.join(', ')}] make ${count} elements; expected fewer than 2^40`);
+  return count;
+}
+
+/**
+ * Throws when the graph's nodes form a cycle (a node reading its own output, directly or through
+ * others), naming a node on it. Kahn's algorithm, iterative so a long chain cannot overflow the
+ * stack; reads from inside a node's subgraphs count as reads of the node.
+ */
+function checkAcyclic(graph: Graph, subject: string): void {
+  const nodes = graph.nodes;
+  const producers = new Map<Node, Set<Node>>();
+  const consumers = new Map<Node, Node[]>();
+  const readsOf = (node: Node): Value[] => {
+    const reads = node.inputs.filter((v): v is Value => v !== null);
+    const inner: Graph[] = [...node.subgraphs()];
+    while (inner.length > 0) {
+      const g = inner.pop()!;
+      for (const n of g.nodes) {
+        for (const v of n.inputs) if (v && v.graph === graph) reads.push(v);
+        inner.push(...n.subgraphs());
+      }
+    }
+    return reads;
+  };
+  for (const node of nodes) {
+    const from = new Set<Node>();
+    for (const v of readsOf(node)) if (v.producer && v.producer.graph === graph) from.add(v.producer);
+    producers.set(node, from);
+    for (const p of from) {
+      const list = consumers.get(p);
+      if (list) list.push(node);
+      else consumers.set(p, [node]);
+    }
+  }
+  const waiting = new Map<Node, number>();
+  const ready: Node[] = [];
+  for (const node of nodes) {
+    waiting.set(node, producers.get(node)!.size);
+    if (producers.get(node)!.size === 0) ready.push(node);
+  }
+  let placed = 0;
+  while (ready.length > 0) {
+    const node = ready.pop()!;
+    placed++;
+    for (const c of consumers.get(node) ?? []) {
+      const left = waiting.get(c)! - 1;
+      waiting.set(c, left);
+      if (left === 0) ready.push(c);
+    }
+  }
+  if (placed === nodes.length) return;
+  // Walk back through unplaced producers from an unplaced node until a node repeats: it is on a cycle.
+  let node = nodes.find((n) => waiting.get(n)! > 0)!;
+  const seen = new Set<Node>();
+  while (!seen.has(node)) {
+    seen.add(node);
+    node = [...producers.get(node)!].find((p) => waiting.get(p)! > 0)!;
+  }
+  throw new ModelFormatError(subject, `graph "${graph.name}" has a cycle through node "${node.label}"; expected every node to read only values computed before it`);
 }

@@ -33,7 +33,9 @@ export function resolveExternalLocation(modelDir: string, location: string, subj
 
 /** Returns a reader of `byteLength` bytes at `offset` of `file`, checked against the file's size now. */
 export function externalRangeReader(file: string, offset: number, byteLength: number, subject: string): () => Uint8Array {
-  const size = fs.statSync(file).size;
+  const stat = fs.statSync(file);
+  if (!stat.isFile()) throw new ExternalDataError(subject, `external data "${path.basename(file)}" is ${stat.isDirectory() ? 'a folder' : 'not a regular file'}; expected a file of tensor bytes`);
+  const size = stat.size;
   if (offset + byteLength > size) {
     throw new ExternalDataError(subject, `external data needs bytes ${offset}..${offset + byteLength} of "${path.basename(file)}", which has ${size}`);
   }

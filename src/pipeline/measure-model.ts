@@ -4,6 +4,7 @@
 // they need from the Measurement it returns; nothing downstream loads, folds or finds again.
 
 import { findChannelGroups, type DependencyGroup } from '../analysis/channel-groups.js';
+import { checkFiniteWeights } from '../analysis/finite-weights.js';
 import { findLayers, type NeuronLayer } from '../analysis/find-layers.js';
 import { resolveAnalysisOptions, type AnalysisOptions, type LayerCondensation } from '../analysis/measure-condensation.js';
 import { cloneModel } from '../ir/clone-model.js';
@@ -73,6 +74,7 @@ export async function measureModel(model: string | Model, options: MeasureOption
   const folded = cloneModel(original);
   foldBatchNorms(folded);
   const layers = findLayers(folded);
+  checkFiniteWeights(layers, path);
   const groups = findChannelGroups(layers);
 
   const probeOptions: ProbeOptions | undefined = wantsProbes(options.probe)

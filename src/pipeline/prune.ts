@@ -1,13 +1,11 @@
 // prune: audit, plan merges, apply them to a copy, verify the copy against the original on
 // held-out probes, and only then write it (atomically, never over the input).
 
-import * as fs from 'node:fs';
-import * as path from 'node:path';
 import { findLayers } from '../analysis/find-layers.js';
 import type { AnalysisOptions, LayerCondensation } from '../analysis/measure-condensation.js';
 import { OptionError, VerificationError } from '../errors.js';
 import type { Model } from '../ir/model.js';
-import { saveModel } from '../onnx/model-file.js';
+import { checkOutputPath, modelFiles, saveModel } from '../onnx/model-file.js';
 import { applyMergePlan } from '../rewrite/apply-merge-plan.js';
 import { planMerges, type MergeOptions, type MergePlan } from '../rewrite/plan-merges.js';
 import { cleanUp } from '../rewrite/clean-up.js';
@@ -56,7 +54,7 @@ export const DEFAULT_MAX_ERROR = 1e-4;
 /** Measures `input`, plans merges, verifies the rewrite on held-out probes, and writes it (unless a dry run). */
 export async function prune(input: string, options: PruneOptions): Promise<PruneResult> {
   const maxError = checkMaxError(options.verify?.maxError);
-  if (!options.dryRun) checkOutputPath(input, options.output);
+  if (!options.dryRun) checkOutputPath(options.output, [input], 'output');
   const measurement = await measureModel(input, {
     ...measureOptionsForPrune(options),
     ...(options.onProgress ? { onProgress: (p: CollectProgress) => options.onProgress!('collecting statistics', p) } : {}),
@@ -120,9 +118,17 @@ export async function pruneMeasured(measurement: Measurement, options: PruneOpti
       if (!(alone.maxRelError <= maxError)) atFault.push(`${name} (${alone.maxRelError.toExponential(2)})`);
     }
     const blame = atFault.length ? `; layers at fault: ${atFault.join(', ')}` : '; no single layer exceeds it alone (errors add up across layers)';
+    const nf = fidelity.nonFinite;
+    if (nf) {
+      throw new VerificationError(input, `output "${nf.output}" of held-out sample ${nf.sample} (element ${nf.element}) is ${nf.original} in the original and ${nf.rewritten} in the pruned model; non-finite outputs must be the same infinity in both; nothing was written${blame}`, atFault.map((a) => a.split(' (')[0]!));
+    }
     throw new VerificationError(input, `pruned model differs from the original by a relative error of ${fidelity.maxRelError.toExponential(2)} on output "${fidelity.worstOutput}" (${fidelity.samples} held-out samples), above maxError ${maxError}${blame}; nothing was written`, atFault.map((a) => a.split(' (')[0]!));
   }
-  if (!options.dryRun) saveModel(rewritten, options.output);
+  if (!options.dryRun) {
+    // Checked again against every file the input uses (its external data too), right before writing.
+    checkOutputPath(options.output, modelFiles(original, input), 'output');
+    saveModel(rewritten, options.output);
+  }
   const widthBefore = measured.reduce((s, m) => s + m.width, 0);
   const removed = plan.layers.reduce((s, lp) => s + lp.width - lp.widthAfter, 0) + plan.groups.reduce((s, gp) => s + (gp.width - gp.widthAfter) * gp.members.length, 0);
   void layers;
@@ -137,22 +143,4 @@ export async function pruneMeasured(measurement: Measurement, options: PruneOpti
     probeSource: probes.source,
     maxError,
   };
-}
-
-function checkOutputPath(input: string, output: string): void {
-  if (!output) throw new OptionError('output', 'is required: expected a path for the pruned model');
-  const resolvedIn = safeRealpath(input);
-  const resolvedOut = safeRealpath(output);
-  if (resolvedIn === resolvedOut) throw new OptionError('output', `"${output}" is the input model; condense never overwrites its input: expected another path`);
-  const dir = path.dirname(path.resolve(output));
-  if (!fs.existsSync(dir) || !fs.statSync(dir).isDirectory()) throw new OptionError('output', `folder "${dir}" does not exist`);
-  if (fs.existsSync(output) && fs.statSync(output).isDirectory()) throw new OptionError('output', `"${output}" is a folder; expected a file path`);
-}
-
-function safeRealpath(p: string): string {
-  try {
-    return fs.realpathSync(p);
-  } catch {
-    return path.resolve(p);
-  }
 }

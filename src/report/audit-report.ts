@@ -6,6 +6,7 @@ import { redundancy } from '../analysis/measure-condensation.js';
 import type { ChannelGroup } from '../analysis/channel-groups.js';
 import type { AuditResult } from '../pipeline/audit.js';
 import { renderTable } from './text-table.js';
+import { terminalText } from './escape-text.js';
 
 export const REPORT_SCHEMA_VERSION = 1;
 
@@ -102,8 +103,9 @@ export function auditReport(result: AuditResult): AuditReport {
 const pct = (x: number | null): string => (x === null ? '-' : `${(100 * x).toFixed(0)}%`);
 
 export function formatAuditTable(report: AuditReport): string {
-  const head = `${report.model.path}: ${report.model.params.toLocaleString('en-US')} parameters, ${report.layers.length} layers` +
-    (report.probe ? `, ${report.probe.samples} probe samples (${report.probe.source})` : '') +
+  const t = terminalText;
+  const head = `${t(report.model.path)}: ${report.model.params.toLocaleString('en-US')} parameters, ${report.layers.length} layers` +
+    (report.probe ? `, ${report.probe.samples} probe samples (${t(report.probe.source)})` : '') +
     `; similarity threshold ${report.options.similarityThreshold}`;
   const table = renderTable(
     [
@@ -116,6 +118,6 @@ export function formatAuditTable(report: AuditReport): string {
       l.mergeable ? 'yes' : l.coupledGroup ? `coupled (${l.coupledGroup})` : `no: ${l.reason}`,
     ]),
   );
-  const groups = report.groups.map((g) => `${g.id}: channels of ${g.members.join(', ')} are tied by ${g.ties.join(', ')}; ${g.mergeable ? 'merged together where every member agrees' : `not mergeable: ${g.reason}`}`);
-  return [head, '', table, ...(groups.length ? ['', ...groups] : []), ...report.notes.map((n) => `note: ${n}`)].join('\n');
+  const groups = report.groups.map((g) => t(`${g.id}: channels of ${g.members.join(', ')} are tied by ${g.ties.join(', ')}; ${g.mergeable ? 'merged together where every member agrees' : `not mergeable: ${g.reason}`}`));
+  return [head, '', table, ...(groups.length ? ['', ...groups] : []), ...report.notes.map((n) => `note: ${t(n)}`)].join('\n');
 }

@@ -3,6 +3,7 @@
 import type { CheckResult, RuleOutcome } from '../pipeline/check.js';
 import { auditReport, REPORT_SCHEMA_VERSION, type AuditReport } from './audit-report.js';
 import { renderTable } from './text-table.js';
+import { terminalText } from './escape-text.js';
 
 export interface CheckReport {
   schemaVersion: number;
@@ -44,8 +45,8 @@ export function formatRuleValue(rule: RuleOutcome['rule'], x: number | null): st
 export function formatCheckTable(report: CheckReport): string {
   const s = report.summary;
   const verdict = report.passed ? 'PASSED' : 'FAILED';
-  const head = `${report.model.path}: ${verdict}: ${s.failed} failed, ${s.passed} passed, ${s.skipped} skipped` +
-    (report.config ? ` (config ${report.config})` : '') + (report.baseline ? ` (baseline ${report.baseline})` : '');
+  const head = terminalText(`${report.model.path}: ${verdict}: ${s.failed} failed, ${s.passed} passed, ${s.skipped} skipped` +
+    (report.config ? ` (config ${report.config})` : '') + (report.baseline ? ` (baseline ${report.baseline})` : ''));
   const lines = [head];
   if (report.results.length) {
     lines.push('', renderTable(
@@ -53,8 +54,8 @@ export function formatCheckTable(report: CheckReport): string {
       report.results.map((o) => [o.rule, o.layer ?? '(model)', formatRuleValue(o.rule, o.limit), formatRuleValue(o.rule, o.actual), o.status.toUpperCase()]),
     ));
     const failures = report.results.filter((o) => o.status === 'fail');
-    if (failures.length) lines.push('', ...failures.map((o) => `FAIL ${o.rule}${o.layer ? ` ${o.layer}` : ''}: ${o.message}`));
+    if (failures.length) lines.push('', ...failures.map((o) => terminalText(`FAIL ${o.rule}${o.layer ? ` ${o.layer}` : ''}: ${o.message}`)));
   }
-  lines.push(...report.notes.map((n) => `note: ${n}`));
+  lines.push(...report.notes.map((n) => `note: ${terminalText(n)}`));
   return lines.join('\n');
 }

@@ -4,6 +4,7 @@ import { blockerMessages } from '../analysis/blocker.js';
 import type { InspectResult } from '../pipeline/inspect.js';
 import { REPORT_SCHEMA_VERSION } from './audit-report.js';
 import { renderTable } from './text-table.js';
+import { terminalText } from './escape-text.js';
 
 export function inspectReport(r: InspectResult) {
   return {
@@ -19,12 +20,13 @@ export function inspectReport(r: InspectResult) {
 
 export function formatInspect(r: ReturnType<typeof inspectReport>): string {
   const m = r.model;
+  const t = terminalText;
   return [
-    `${m.path}: ONNX IR ${m.irVersion}, opsets ${m.opsetImports.map((o) => `${o.domain || 'ai.onnx'} ${o.version}`).join(', ')}${m.producer ? `, from ${m.producer}` : ''}`,
+    `${t(m.path)}: ONNX IR ${m.irVersion}, opsets ${m.opsetImports.map((o) => `${t(o.domain || 'ai.onnx')} ${o.version}`).join(', ')}${m.producer ? `, from ${t(m.producer)}` : ''}`,
     `${m.nodes} nodes, ${m.params.toLocaleString('en-US')} parameters`,
-    `inputs: ${r.inputs.map((i) => `${i.name} ${i.type}`).join(', ')}`,
-    `outputs: ${r.outputs.map((o) => `${o.name} ${o.type}`).join(', ')}`,
-    `ops: ${r.ops.map((o) => `${o.opType} ${o.count}`).join(', ')}`,
+    `inputs: ${r.inputs.map((i) => `${t(i.name)} ${t(i.type)}`).join(', ')}`,
+    `outputs: ${r.outputs.map((o) => `${t(o.name)} ${t(o.type)}`).join(', ')}`,
+    `ops: ${r.ops.map((o) => `${t(o.opType)} ${o.count}`).join(', ')}`,
     '',
     r.layers.length === 0 ? 'no weight-bearing layers found' : renderTable(
       [{ header: 'layer' }, { header: 'op' }, { header: 'activation' }, { header: 'width', align: 'right' }, { header: 'mergeable' }],

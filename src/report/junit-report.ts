@@ -3,13 +3,7 @@
 
 import type { RuleOutcome } from '../pipeline/check.js';
 import type { CheckReport } from './check-report.js';
-import { escapeXml } from './svg-canvas.js';
-
-/** Characters XML 1.0 does not allow at all (control characters other than tab and line breaks). */
-function xmlText(text: string): string {
-  // eslint-disable-next-line no-control-regex
-  return escapeXml(text.replace(/[\u0000-\u0008\u000b\u000c\u000e-\u001f\ufffe\uffff]/g, '\ufffd'));
-}
+import { xmlText } from './escape-text.js';
 
 function testcase(o: RuleOutcome, suite: string): string {
   const name = xmlText(o.layer ?? '(model)');

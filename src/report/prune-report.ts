@@ -4,6 +4,7 @@ import type { PruneResult } from '../pipeline/prune.js';
 import type { LayerMergePlan } from '../rewrite/plan-merges.js';
 import { REPORT_SCHEMA_VERSION } from './audit-report.js';
 import { renderTable } from './text-table.js';
+import { terminalText } from './escape-text.js';
 
 export interface PruneReport {
   schemaVersion: number;
@@ -39,9 +40,9 @@ export function formatPruneSummary(report: PruneReport): string {
   const saved = p.before ? (100 * (1 - p.after / p.before)).toFixed(1) : '0';
   const f = report.fidelity;
   const lines = [
-    `${report.input} -> ${report.output ?? '(dry run, nothing written)'}`,
+    `${terminalText(report.input)} -> ${report.output === null ? '(dry run, nothing written)' : terminalText(report.output)}`,
     `parameters ${p.before.toLocaleString('en-US')} -> ${p.after.toLocaleString('en-US')} (-${saved}%), neurons ${report.neurons.before} -> ${report.neurons.after}`,
-    `verified on ${f.samples} held-out samples (${report.probe}): max abs error ${f.maxAbsError.toExponential(2)}, max rel error ${f.maxRelError.toExponential(2)} (limit ${f.maxError})` +
+    `verified on ${f.samples} held-out samples (${terminalText(report.probe)}): max abs error ${f.maxAbsError.toExponential(2)}, max rel error ${f.maxRelError.toExponential(2)} (limit ${f.maxError})` +
       (f.top1Agreement === null ? '' : `, top-1 agreement ${(100 * f.top1Agreement).toFixed(2)}%`),
   ];
   if (report.layers.length === 0 && report.groups.length === 0) {

@@ -3,6 +3,7 @@
 
 import type { Canvas, TextStyle } from './canvas.js';
 import { INK, rgbHex, type Rgb } from './color-scale.js';
+import { xmlText } from './escape-text.js';
 
 const FONT_FAMILY = 'system-ui, -apple-system, "Segoe UI", Helvetica, Arial, sans-serif';
 
@@ -12,7 +13,7 @@ function n(x: number): string {
 }
 
 export function escapeXml(text: string): string {
-  return text.replace(/[&<>"']/g, (c) => ({ '&': '&amp;', '<': '&lt;', '>': '&gt;', '"': '&quot;', "'": '&apos;' })[c]!);
+  return xmlText(text);
 }
 
 export class SvgCanvas implements Canvas {

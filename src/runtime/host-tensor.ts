@@ -2,6 +2,7 @@
 // of. Independent of onnxruntime so analysis and tests can build them without a session.
 
 import { DataType, dataTypeName } from '../ir/data-type.js';
+import { float16BitsToFloat32 } from '../numeric/float16.js';
 
 export type HostData = Float32Array | Float64Array | BigInt64Array | Int32Array | Uint8Array | Int8Array | Uint16Array | Int16Array | Uint32Array | BigUint64Array | string[];
 
@@ -12,14 +13,25 @@ export interface HostTensor {
   data: HostData;
 }
 
-/** Elements of a numeric host tensor as float64 (float16 is read from its bits elsewhere). */
+/** Elements of a numeric host tensor as float64 (float16 travels as its bits and is decoded). */
 export function hostToFloat64(t: HostTensor): Float64Array {
   if (Array.isArray(t.data)) throw new Error(`cannot read a ${dataTypeName(t.dataType)} tensor as numbers`);
   if (t.data instanceof Float64Array) return t.data;
+  if (t.dataType === DataType.FLOAT16 && t.data instanceof Uint16Array) return Float64Array.from(t.data, float16BitsToFloat32);
   const out = new Float64Array(t.data.length);
   const d = t.data as ArrayLike<number | bigint>;
   for (let i = 0; i < out.length; i++) out[i] = Number(d[i]);
   return out;
+}
+
+/** True when hostArrayFor can make an array of this element type. */
+export function hasHostArray(dataType: number): boolean {
+  try {
+    hostArrayFor(dataType, 0);
+    return true;
+  } catch {
+    return false;
+  }
 }
 
 /** Rows [from, to) along the first axis: a view when possible. */

@@ -150,14 +150,27 @@ function parseHeader(header: string, subject: string): { descriptor: string; isF
   return { descriptor: descr[2]!, isFortranOrder: fortran[1] === 'True', shape };
 }
 
+/**
+ * The most bytes one deflated .npz entry may inflate to (512 MiB). Deflated entries live in memory
+ * whole; an archive written by numpy.savez (stored, not savez_compressed) streams without limit.
+ */
+export const MAX_INFLATED_BYTES = 512 * 1024 * 1024;
+
 /** Decodes a .npz archive (stored or deflated) into arrays keyed by entry name without ".npy". */
 export function decodeNpz(bytes: Uint8Array, subject: string): Map<string, NpyArray> {
   let entries: Record<string, Uint8Array>;
+  let oversized: { name: string; originalSize: number } | undefined;
   try {
-    entries = unzipSync(bytes);
+    entries = unzipSync(bytes, {
+      filter: (file) => {
+        if (file.originalSize > MAX_INFLATED_BYTES) oversized ??= file;
+        return file.originalSize <= MAX_INFLATED_BYTES;
+      },
+    });
   } catch (error) {
     throw new ProbeDataError(subject, 'not a numpy .npz file, expected a zip archive of .npy entries', { cause: error });
   }
+  if (oversized) throw new ProbeDataError(`${subject}/${oversized.name}`, `entry inflates to ${oversized.originalSize} bytes, more than the limit of ${MAX_INFLATED_BYTES}`);
   const arrays = new Map<string, NpyArray>();
   for (const [name, entry] of Object.entries(entries)) {
     if (name.endsWith('/')) continue;

@@ -10,7 +10,7 @@ import { DataType, dataTypeName, isFloatType } from '../ir/data-type.js';
 import type { Model } from '../ir/model.js';
 import type { Dim } from '../ir/value.js';
 import { SeededRandom } from '../numeric/seeded-random.js';
-import { hostArrayFor, type HostData, type HostTensor } from './host-tensor.js';
+import { hasHostArray, hostArrayFor, type HostData, type HostTensor } from './host-tensor.js';
 import type { NpyArray } from './npy.js';
 import { openNpyFile, openNpzFile, type NpyRows } from './npy-file.js';
 
@@ -145,17 +145,31 @@ export function loadProbeFiles(model: Model, specs: string[]): ProbeSet {
     else readers.push({ name: input.name, array, input, subject });
   }
   throwProbeProblems(problems, '--probe');
+  if (count === 0) throw new ProbeDataError(readers[0]?.subject ?? '--probe', 'has 0 samples; expected at least one');
   if (fixedBatch !== undefined && count! % fixedBatch !== 0) {
     throw new ProbeDataError('--probe', `the model takes batches of exactly ${fixedBatch} samples; ${count} samples is not a multiple`);
   }
   return lazyProbeSet(count ?? 0, fixedBatch, (from, to) => {
     const tensors: Record<string, HostTensor> = {};
-    for (const { name, array, input } of readers) {
+    for (const { name, array, input, subject } of readers) {
       const rows = array.readRows(from, to);
+      checkFiniteRows(rows, from, subject);
       tensors[name] = { dataType: input.elemType, dims: rows.shape.length ? [...rows.shape] : [1], data: convertArray(rows, input) as HostData };
     }
     return tensors;
   });
+}
+
+/** Probe values must be finite: a NaN or infinity would poison every statistic it reaches. */
+function checkFiniteRows(rows: NpyArray, firstSample: number, subject: string): void {
+  if (rows.dtype !== 'float32' && rows.dtype !== 'float64') return;
+  const data = rows.data;
+  for (let i = 0; i < data.length; i++) {
+    if (!Number.isFinite(data[i]!)) {
+      const perSample = rows.shape.length === 0 ? data.length : data.length / rows.shape[0]!;
+      throw new ProbeDataError(subject, `sample ${firstSample + Math.floor(i / perSample)} holds ${data[i]} (element ${i % perSample}); expected finite numbers`);
+    }
+  }
 }
 
 /** What is wrong with feeding `dtype` arrays to the input (without the subject), or undefined. */
@@ -195,6 +209,9 @@ function convertArray(array: NpyArray, input: ModelInput): HostData | string {
   }
   return `input "${input.name}" expects ${dataTypeName(want)} data, got ${given}`;
 }
+
+/** One random sample may hold at most this many elements (256 Mi): more is a broken shape. */
+const MAX_SAMPLE_ELEMENTS = 2 ** 28;
 
 /**
  * `count` seeded Gaussian samples (small non-negative integers for integer inputs), drawn a batch
@@ -245,6 +262,14 @@ export function randomProbes(model: Model, count: number, options: { seed?: numb
       continue;
     }
     const per = sample.reduce((a, b) => a * b, 1);
+    if (!sample.every((d) => Number.isSafeInteger(d) && d >= 1) || per > MAX_SAMPLE_ELEMENTS) {
+      problems.push({ subject: '--shape', problem: `input "${input.name}" has sample shape [${sample.join(', ')}]; expected dims >= 1 and at most ${MAX_SAMPLE_ELEMENTS} elements per sample` });
+      continue;
+    }
+    if (!hasHostArray(input.elemType)) {
+      problems.push({ subject: '--random', problem: `input "${input.name}" has element type ${dataTypeName(input.elemType)}, which random probes cannot draw; expected a numeric tensor input` });
+      continue;
+    }
     const probe = hostArrayFor(input.elemType, 0);
     let kind: 'gaussian' | 'bigint' | 'integer';
     if (isFloatType(input.elemType) && (probe instanceof Float32Array || probe instanceof Float64Array)) kind = 'gaussian';

@@ -7,6 +7,7 @@
 // that only a calibration run switches on, measure what the stride costs in accuracy. (onnxruntime
 // runs every node whose output is a graph output, fetched or not: only a branch not taken is free.)
 
+import { CondenseError } from '../errors.js';
 import { DataType } from '../ir/data-type.js';
 import { Graph } from '../ir/graph.js';
 import type { Model } from '../ir/model.js';
@@ -68,6 +69,12 @@ export interface StatisticsHead extends StatisticsOutputs {
   unsampled?: StatisticsOutputs & { calibrationInput: string };
 }
 
+/**
+ * The oldest ai.onnx opset heads are written in: from 7 on, Sub and Gemm broadcast numpy-style and
+ * Reshape takes its shape as an input. Every node below is chosen per opset from 7 to the newest.
+ */
+export const OLDEST_HEADS_OPSET = 7;
+
 // Largest int64 Slice accepts as "to the end".
 const SLICE_END = 2 ** 53 - 1;
 // Layers at least this wide get their scatter in blocks of about this many neurons a side.
@@ -79,7 +86,15 @@ const SCATTER_BLOCK_NEURONS = 1024;
  */
 export function addStatisticsHeads(model: Model, watched: WatchedValue[]): StatisticsHead[] {
   const g = model.graph;
-  const opset = model.opsetVersion('') ?? 13;
+  let opset = model.opsetVersion('');
+  if (opset === undefined) {
+    // A model of other domains only: the heads bring their own ai.onnx import.
+    opset = 13;
+    model.opsetImports.push({ domain: '', version: opset });
+  }
+  if (opset < OLDEST_HEADS_OPSET) {
+    throw new CondenseError('BAD_MODEL', 'model', `imports ai.onnx opset ${opset}; statistics need opset ${OLDEST_HEADS_OPSET} or newer (convert it, e.g. with onnx.version_converter)`);
+  }
   const heads: StatisticsHead[] = [];
   // The unsampled twins, built inside the calibration branch once their inputs are known.
   const twins: { head: StatisticsHead; build: (branch: Graph) => StatisticsOutputs }[] = [];
@@ -204,9 +219,12 @@ function reduceObservations(g: Graph, opset: number, { value, neuronAxis }: Obse
     ? centred
     : g.addNode({ opType: 'Slice', inputs: [centred, constant(`block${k}_start`, [1], [start]), constant(`block${k}_end`, [1], [bounds[k + 1]!]), constant(`block${k}_axis`, [1], [neuronAxis])], outputs: [`${base}_block${k}`] }).outputs[0]!));
   const scatterBlocks: ScatterBlock[] = [];
+  let zero: Value | undefined;
   for (let i = 0; i < blockCount; i++) {
     for (let j = i; j < blockCount; j++) {
-      const scatter = g.addNode({ opType: 'Gemm', inputs: [parts[i]!, parts[j]!], outputs: [`${base}_scatter${blockCount === 1 ? '' : `_${i}_${j}`}`], attributes: [{ name: transposeAttribute, type: 'int', value: 1n }] }).outputs[0]!;
+      // Gemm's C is optional only from opset 11; before, a zero scalar (broadcast from opset 7).
+      const c = opset >= 11 ? [] : [zero ??= g.addInitializer(`${base}_zero`, Tensor.fromFloat32([], Float32Array.of(0)))];
+      const scatter = g.addNode({ opType: 'Gemm', inputs: [parts[i]!, parts[j]!, ...c], outputs: [`${base}_scatter${blockCount === 1 ? '' : `_${i}_${j}`}`], attributes: [{ name: transposeAttribute, type: 'int', value: 1n }] }).outputs[0]!;
       scatter.type = { kind: 'tensor', elemType: DataType.FLOAT, shape: [{ value: bounds[i + 1]! - bounds[i]! }, { value: bounds[j + 1]! - bounds[j]! }] };
       g.outputs.push(scatter);
       scatterBlocks.push({ output: scatter.name, rowStart: bounds[i]!, rowEnd: bounds[i + 1]!, columnStart: bounds[j]!, columnEnd: bounds[j + 1]! });

@@ -4,6 +4,7 @@
 import { isFloatType } from '../ir/data-type.js';
 import { Model } from '../ir/model.js';
 import { openModelSession } from './open-model-session.js';
+import { outputDifference, relativeError } from '../numeric/output-difference.js';
 import { hostToFloat64, type HostTensor } from './host-tensor.js';
 import { ModelSession, type SessionOptions } from './model-session.js';
 import { probeBatches, type ProbeSet } from './probe-data.js';
@@ -24,6 +25,11 @@ export interface Fidelity {
   samples: number;
   /** The output with the largest relative error. */
   worstOutput: string;
+  /**
+   * The first NaN or infinity that is not the same infinity in both models (then both errors are
+   * +Inf, so no bound accepts it); null when every non-finite value matched.
+   */
+  nonFinite: { output: string; sample: number; element: number; original: number; rewritten: number } | null;
 }
 
 /** Encoded bytes, a file path, or a model (staged through a file when too big for one buffer). */
@@ -52,6 +58,8 @@ export async function compareModels(original: ModelSource, rewritten: ModelSourc
   const maxRef = new Map<string, number>();
   let agree = 0;
   let classified = 0;
+  let nonFinite: Fidelity['nonFinite'] = null;
+  let sampleOffset = 0;
   const b = await openSource(rewritten, `${subject} (rewritten)`, options.session);
   try {
     for (const [k, feeds] of batches.entries()) {
@@ -66,12 +74,12 @@ export async function compareModels(original: ModelSource, rewritten: ModelSourc
         const va = hostToFloat64(ta);
         const vb = hostToFloat64(tb);
         if (va.length !== vb.length) throw new Error(`output "${name}" changed size from ${va.length} to ${vb.length}`);
-        let mAbs = maxAbs.get(name) ?? 0;
-        let mRef = maxRef.get(name) ?? 0;
-        for (let i = 0; i < va.length; i++) {
-          const d = Math.abs(va[i]! - vb[i]!);
-          if (d > mAbs || Number.isNaN(d)) mAbs = Number.isNaN(d) ? Infinity : d;
-          if (Math.abs(va[i]!) > mRef) mRef = Math.abs(va[i]!);
+        const d = outputDifference(va, vb);
+        const mAbs = Math.max(maxAbs.get(name) ?? 0, d.nonFinite ? Infinity : d.maxAbsError);
+        const mRef = Math.max(maxRef.get(name) ?? 0, d.maxReference);
+        if (d.nonFinite && !nonFinite) {
+          const perSample = va.length / Math.max(1, ta.dims[0] ?? 1);
+          nonFinite = { output: name, sample: sampleOffset + Math.floor(d.nonFinite.index / perSample), element: d.nonFinite.index % perSample, original: d.nonFinite.reference, rewritten: d.nonFinite.candidate };
         }
         maxAbs.set(name, mAbs);
         maxRef.set(name, mRef);
@@ -90,6 +98,7 @@ export async function compareModels(original: ModelSource, rewritten: ModelSourc
           }
         }
       }
+      sampleOffset += batchRows(feeds);
     }
   } finally {
     await b.release();
@@ -98,12 +107,18 @@ export async function compareModels(original: ModelSource, rewritten: ModelSourc
   let maxRelError = 0;
   let worstOutput = '';
   for (const [name, d] of maxAbs) {
-    const rel = d / Math.max(maxRef.get(name)!, 1e-30);
+    const rel = relativeError(d, maxRef.get(name)!);
     maxAbsError = Math.max(maxAbsError, d);
     if (rel >= maxRelError) {
       maxRelError = rel;
       worstOutput = name;
     }
   }
-  return { maxAbsError, maxRelError, top1Agreement: classified ? agree / classified : null, samples: holdout.count, worstOutput };
+  return { maxAbsError, maxRelError, top1Agreement: classified ? agree / classified : null, samples: holdout.count, worstOutput: nonFinite?.output ?? worstOutput, nonFinite };
+}
+
+/** Samples in one batch of feeds: the first axis of any input (1 for scalars). */
+function batchRows(feeds: Record<string, { dims: readonly number[] }>): number {
+  const first = Object.values(feeds)[0];
+  return first?.dims[0] ?? 1;
 }

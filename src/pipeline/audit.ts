@@ -21,6 +21,8 @@ export interface AuditOptions {
   analysis?: AnalysisOptions;
   session?: SessionOptions;
   onProgress?: (p: CollectProgress) => void;
+  /** Called as each stage begins (for progress lines): "collecting statistics", "measuring layer 3/40: fc3". */
+  onStage?: (stage: string) => void;
 }
 
 export interface AuditResult {
@@ -33,6 +35,8 @@ export interface AuditResult {
   /** Probe samples run for output statistics (0: data-free audit, weight measures only). */
   probeSamples: number;
   probeSource: string | undefined;
+  /** How inputs other than plain samples were fed (pinned values, zero state, token ids). */
+  probeNotes: string[];
   similarityThreshold: number;
   staticThreshold: number;
   /**
@@ -55,10 +59,13 @@ export async function audit(model: string | Model, options: AuditOptions = {}): 
   let statistics = new Map<string, import('../numeric/streaming-moments.js').StreamingMoments>();
   let probeSamples = 0;
   let probeSource: string | undefined;
+  let probeNotes: string[] = [];
   let positionSampling: PositionSampling[] | undefined;
   if (wantsProbes(options.probe)) {
+    options.onStage?.('collecting statistics');
     const probes = prepareProbes(loaded, options.probe!, undefined);
     probeSource = probes.source;
+    probeNotes = probes.notes;
     probeSamples = probes.fit.count;
     const collected = await collectLayerStatistics(loaded, path, layers, probes.fit, {
       ...(options.session ? { session: options.session } : {}),
@@ -69,7 +76,8 @@ export async function audit(model: string | Model, options: AuditOptions = {}): 
     positionSampling = collected.positionSampling;
   }
   const measured: LayerCondensation[] = [];
-  for (const l of layers) {
+  for (const [i, l] of layers.entries()) {
+    options.onStage?.(`measuring layer ${i + 1}/${layers.length}: ${l.name}`);
     // Wide layers' weight cosines on the runtime's GEMM (a JavaScript loop takes seconds); one
     // layer at a time, so only one n x n matrix is in the making.
     const computed: { weightCosine?: Float64Array } = {};
@@ -87,6 +95,7 @@ export async function audit(model: string | Model, options: AuditOptions = {}): 
     groups: findChannelGroups(layers),
     probeSamples,
     probeSource,
+    probeNotes,
     similarityThreshold: analysis.similarityThreshold,
     staticThreshold: analysis.staticThreshold,
     ...(positionSampling ? { positionSampling } : {}),

@@ -43,6 +43,10 @@ export interface PruneResult {
   plan: MergePlan;
   layers: LayerCondensation[];
   probeSource: string;
+  /** Where the held-out verification samples come from (their own seed, or the last file samples). */
+  holdoutSource: string;
+  /** How inputs other than plain samples were fed (pinned, zero state, token ids). */
+  probeNotes: string[];
   maxError: number;
 }
 
@@ -107,6 +111,8 @@ export async function prune(input: string, options: PruneOptions): Promise<Prune
     plan,
     layers: measured,
     probeSource: probes.source,
+    holdoutSource: probes.holdoutSource ?? probes.source,
+    probeNotes: probes.notes,
     maxError,
   };
 }

@@ -2,7 +2,7 @@
 
 import type { InspectResult } from '../pipeline/inspect.js';
 import { REPORT_SCHEMA_VERSION } from './audit-report.js';
-import { renderTable } from './text-table.js';
+import { renderTable, wrapParagraph, type TableOptions } from './text-table.js';
 
 export function inspectReport(r: InspectResult) {
   return {
@@ -16,7 +16,7 @@ export function inspectReport(r: InspectResult) {
   };
 }
 
-export function formatInspect(r: ReturnType<typeof inspectReport>): string {
+export function formatInspect(r: ReturnType<typeof inspectReport>, options: TableOptions = {}): string {
   const m = r.model;
   return [
     `${m.path}: ONNX IR ${m.irVersion}, opsets ${m.opsetImports.map((o) => `${o.domain || 'ai.onnx'} ${o.version}`).join(', ')}${m.producer ? `, from ${m.producer}` : ''}`,
@@ -26,8 +26,9 @@ export function formatInspect(r: ReturnType<typeof inspectReport>): string {
     `ops: ${r.ops.map((o) => `${o.opType} ${o.count}`).join(', ')}`,
     '',
     r.layers.length === 0 ? 'no weight-bearing layers found' : renderTable(
-      [{ header: 'layer' }, { header: 'op' }, { header: 'activation' }, { header: 'width', align: 'right' }, { header: 'mergeable' }],
+      [{ header: 'layer', elide: true }, { header: 'op', elide: true }, { header: 'activation' }, { header: 'width', align: 'right' }, { header: 'mergeable', wrap: true }],
       r.layers.map((l) => [l.name, l.op, l.activation, String(l.width), l.mergeable ? 'yes' : `no: ${l.reason}`]),
+      options,
     ),
-  ].join('\n');
+  ].map((l) => (l.includes('\n') ? l : wrapParagraph(l, options.width))).join('\n');
 }

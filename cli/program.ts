@@ -189,6 +189,44 @@ function addProbeOptions(cmd: Command): Command {
   return cmd.optionsGroup('Options:');
 }
 
+// ---- --help examples (issue 13): two or three commands people run, at the end of each command's help
+
+const EXAMPLES: Record<string, string[]> = {
+  inspect: [
+    'condense inspect model.onnx',
+    'condense inspect model.onnx --json > inspect.json',
+  ],
+  audit: [
+    'condense audit model.onnx --random 512 --html report.html',
+    'condense audit cnn.onnx --images photos/ --preset imagenet --md -',
+    'condense audit vad.onnx --random 256 --input sr=16000 --batch-axis state=1',
+  ],
+  prune: [
+    'condense prune model.onnx -o small.onnx',
+    'condense prune model.onnx --probe data.npz --approximate --max-error 1e-3 -o small.onnx',
+    'condense prune cnn.onnx --images photos/ --dry-run --quiet',
+  ],
+  check: [
+    'condense check model.onnx --config condense.config.json --junit results.xml',
+    'condense check model.onnx --random 256 --baseline main-audit.json',
+  ],
+  series: [
+    'condense series ckpt-0.onnx ckpt-1.onnx ckpt-2.onnx --png series.png',
+    'condense series ckpt-*.onnx --alpha 64 --json',
+  ],
+  diff: [
+    'condense diff before.json after.json',
+    'condense audit a.onnx --json > a.json && condense audit b.onnx --json > b.json && condense diff a.json b.json',
+  ],
+};
+
+function addExamples(program: Command): void {
+  for (const command of program.commands) {
+    const examples = EXAMPLES[command.name()];
+    if (examples) command.addHelpText('after', `\nExamples:\n${examples.map((e) => `  $ ${e}`).join('\n')}\n`);
+  }
+}
+
 /** Builds the program; `io` receives all output so tests can run it in process. */
 export function buildProgram(io: CliIO = defaultIO): Command {
   const program = new Command('condense')
@@ -265,6 +303,7 @@ export function buildProgram(io: CliIO = defaultIO): Command {
     });
 
   addReportingCommands(program, io);
+  addExamples(program);
   return program;
 }
 

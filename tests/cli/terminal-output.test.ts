@@ -105,3 +105,17 @@ describe('warnings', () => {
     expect(json.stderr).toMatch(/^condense: warning: .*similarity thresholds/);
   });
 });
+
+describe('--help', () => {
+  it.each(['inspect', 'audit', 'prune', 'check', 'series', 'diff'])('of %s ends with two or three examples that run that command', async (command) => {
+    const run = await runCliInProcess([command, '--help']);
+    expect(run.code).toBe(0);
+    const tail = run.stdout.trimEnd().split('\n');
+    const at = tail.lastIndexOf('Examples:');
+    expect(at).toBeGreaterThan(0);
+    const examples = tail.slice(at + 1);
+    expect(examples.length).toBeGreaterThanOrEqual(2);
+    expect(examples.length).toBeLessThanOrEqual(3);
+    for (const e of examples) expect(e).toMatch(new RegExp(`^  \\$ condense ${command} |condense ${command} `));
+  });
+});

@@ -6,17 +6,22 @@
 //                        \-> conv1 -> Relu -> conv2 -/
 //
 // Here stem_conv and conv2 are the group's producers; conv1 (reading s) and whatever reads s2
-// are its consumers. A merge u_j = t u_r (t > 0) is exact when it holds with the same t in every
-// producer and every op inside the group is positively homogeneous (Add, Relu, pooling).
+// are its consumers; s, conv2's output, the Add's output and s2 are its members (each with its
+// channel axis and an identity index map). A merge u_j = t u_r (t > 0) is exact when it holds with
+// the same t in every producer and every op inside the group is positively homogeneous (Add, Relu,
+// pooling). Which ops couple channels, and how, is data: coupling-rules.ts.
 
 import type { Node } from '../ir/node.js';
 import type { Value } from '../ir/value.js';
-import { isElementwiseOp } from './elementwise-function.js';
+import { blocker, uniqueBlockers, type Blocker } from './blocker.js';
+import { coupleAt, couplingRules, IDENTITY, type CouplingRule, type GroupMember, type IndexMap } from './coupling-rules.js';
 import { isFeatureMapAxis, traceConsumers, type Consumer, type NeuronLayer } from './find-layers.js';
-import { channelwiseOps } from './layer-rules.js';
 
-export interface ChannelGroup {
+export type { CouplingRule, GroupMember, IndexMap } from './coupling-rules.js';
+
+export interface DependencyGroup {
   id: string;
+  /** Channels of the group's index space (every identity member has this many). */
   width: number;
   /** Layers whose channels feed the group. */
   producers: NeuronLayer[];
@@ -24,23 +29,20 @@ export interface ChannelGroup {
   consumers: Consumer[];
   /** The ops that tie the producers' channels together (Adds). */
   ties: Node[];
-  /** The group's tensors: producer outputs, sums, and the outputs of ops inside the group. */
+  /** The tensors whose channels change together, each with its channel axis and index map. */
+  members: GroupMember[];
+  /** The members' values (producer outputs, sums, outputs of ops inside the group). */
   values: Set<Value>;
   mergeable: boolean;
-  reasons: string[];
+  /** Why the group cannot be merged (empty when it can). */
+  blockers: Blocker[];
 }
 
-/** Ops that tie their operands' channels and keep positive scales: (t a) + (t b) = t (a + b). */
-const tyingOps = new Set(['Add', 'Sum']);
-/** Elementwise ops a group may pass through and stay positively homogeneous. */
-const homogeneousOps = new Set(['Relu', 'LeakyRelu', 'Identity', 'Dropout']);
+/** The name the first release used; a channel group is a dependency group. */
+export type ChannelGroup = DependencyGroup;
 
-function isTie(node: Node): boolean {
-  return (node.domain === '' || node.domain === 'ai.onnx') && tyingOps.has(node.opType) && node.inputs.filter((v) => v && !v.constantTensor()).length >= 2;
-}
-
-/** Groups the layers whose channels are tied by residual Adds (layers in no group are left out). */
-export function findChannelGroups(layers: NeuronLayer[]): ChannelGroup[] {
+/** Groups the layers whose channels are tied by coupling ops (layers in no group are left out). */
+export function findChannelGroups(layers: NeuronLayer[], rules: readonly CouplingRule[] = couplingRules): DependencyGroup[] {
   const byOutput = new Map<Value, NeuronLayer>();
   for (const l of layers) {
     if (l.subgraphOf) continue;
@@ -48,42 +50,53 @@ export function findChannelGroups(layers: NeuronLayer[]): ChannelGroup[] {
     byOutput.set(l.preActivation, l);
   }
   const grouped = new Set<NeuronLayer>();
-  const groups: ChannelGroup[] = [];
+  const groups: DependencyGroup[] = [];
   for (const start of layers) {
     if (start.subgraphOf || grouped.has(start)) continue;
     const rank = start.activation.output.shape?.length ?? start.weight.dims.length;
     const featureMap = isFeatureMapAxis(rank, start.neuronAxisFromEnd);
+    const axisFromEnd = start.neuronAxisFromEnd;
     const firstTrace = traceConsumers(start.activation.output, new Set(start.activation.nodes), start.width, featureMap);
-    if (!firstTrace.blockedReaders.some((b) => isTie(b.node))) continue;
+    if (!firstTrace.blockedReaders.some((b) => coupleAt(b.node, axisFromEnd, rules)?.rule.kind === 'tie')) continue;
 
-    const group: ChannelGroup = { id: `group${groups.length + 1}`, width: start.width, producers: [], consumers: [], ties: [], values: new Set(), mergeable: true, reasons: [] };
+    const group: DependencyGroup = { id: `group${groups.length + 1}`, width: start.width, producers: [], consumers: [], ties: [], members: [], values: new Set(), mergeable: true, blockers: [] };
     const queue: Value[] = [];
-    const addValue = (v: Value): void => {
-      if (group.values.has(v)) return;
-      group.values.add(v);
-      queue.push(v);
+    const addMember = (member: GroupMember): void => {
+      if (group.values.has(member.value)) {
+        // A producer's output enters as identity; a coupling rule may place it (a Concat offset).
+        const i = group.members.findIndex((m) => m.value === member.value);
+        const known = group.members[i]!;
+        if (member.indexMap.kind === 'identity' || sameIndexMap(known.indexMap, member.indexMap)) return;
+        if (known.indexMap.kind === 'identity') group.members[i] = member;
+        else group.blockers.push(blocker('index-map', `member "${member.value.name}" is coupled by two different index maps`, member.value.producer ?? undefined));
+        return;
+      }
+      group.values.add(member.value);
+      group.members.push(member);
+      queue.push(member.value);
     };
     const addProducer = (l: NeuronLayer): void => {
       if (group.producers.includes(l)) return;
       group.producers.push(l);
       grouped.add(l);
-      if (l.width !== group.width) group.reasons.push(`"${l.name}" has ${l.width} channels, the group ${group.width}`);
-      addValue(l.activation.output);
+      if (l.width !== group.width) group.blockers.push(blocker('width-mismatch', `"${l.name}" has ${l.width} channels, the group ${group.width}`, l.producer));
+      addMember({ value: l.activation.output, axisFromEnd: l.neuronAxisFromEnd, indexMap: IDENTITY });
     };
     addProducer(start);
     while (queue.length) {
       const v = queue.shift()!;
       // Backward: where do this value's channels come from?
       const producerLayer = byOutput.get(v);
+      const coupling = v.producer ? coupleAt(v.producer, axisFromEnd, rules) : undefined;
       if (producerLayer) {
-        if (producerLayer.activation.output !== v) group.reasons.push(`the pre-activation of "${producerLayer.name}" is read inside the group`);
+        if (producerLayer.activation.output !== v) group.blockers.push(blocker('activation-exit', `the pre-activation of "${producerLayer.name}" is read inside the group`, producerLayer.producer));
         addProducer(producerLayer);
-      } else if (v.producer && (isTie(v.producer) || isPassThrough(v.producer))) {
-        for (const input of v.producer.inputs) if (input && !input.constantTensor()) addValue(input);
+      } else if (v.producer && coupling) {
+        for (const m of coupling.members) addMember(m);
       } else if (v.producer) {
-        group.reasons.push(`its channels also come from "${v.producer.label}" (${v.producer.opType})`);
+        group.blockers.push(blocker('foreign-source', `its channels also come from "${v.producer.label}" (${v.producer.opType})`, v.producer));
       } else {
-        group.reasons.push(`its channels also come from graph input "${v.name}"`);
+        group.blockers.push(blocker('foreign-source', `its channels also come from graph input "${v.name}"`));
       }
       // Forward: who reads it?
       const layer = byOutput.get(v);
@@ -91,36 +104,33 @@ export function findChannelGroups(layers: NeuronLayer[]): ChannelGroup[] {
       const trace = traceConsumers(v, own, group.width, featureMap);
       for (const c of trace.consumers) if (!group.consumers.some((x) => x.node === c.node)) group.consumers.push(c);
       for (const b of trace.blockedReaders) {
-        if (isTie(b.node)) {
+        const reader = coupleAt(b.node, axisFromEnd, rules);
+        if (reader?.rule.kind === 'tie') {
           if (!group.ties.includes(b.node)) group.ties.push(b.node);
-          addValue(b.node.outputs[0]!);
-        } else if (isPassThrough(b.node) && b.inputIndex === 0) {
-          addValue(b.node.outputs[0]!);
+          for (const m of reader.members) addMember(m);
+        } else if (reader && b.inputIndex === 0) {
+          for (const m of reader.members) addMember(m);
         } else {
-          group.reasons.push(b.problem);
+          group.blockers.push(b.problem);
         }
       }
     }
     for (const p of group.producers) {
-      const own = p.reasons.filter((r) => !isTieReason(r, group));
-      if (own.length) group.reasons.push(`"${p.name}": ${own.join('; ')}`);
-      if (!p.activation.isPositivelyHomogeneous) group.reasons.push(`"${p.name}" has activation ${p.activation.name}, which is not positively homogeneous`);
+      // A producer is blocked by the ties that make the group; only its other blockers count.
+      const own = p.blockers.filter((b) => !b.node || !group.ties.includes(b.node));
+      if (own.length) group.blockers.push(blocker('member', `"${p.name}": ${own.map((b) => b.message).join('; ')}`, p.producer));
+      if (!p.activation.isPositivelyHomogeneous) group.blockers.push(blocker('not-homogeneous', `"${p.name}" has activation ${p.activation.name}, which is not positively homogeneous`, p.producer));
     }
-    group.reasons = [...new Set(group.reasons)];
-    group.mergeable = group.reasons.length === 0;
+    for (const m of group.members) {
+      if (m.indexMap.kind !== 'identity') group.blockers.push(blocker('index-map', `member "${m.value.name}" maps channels by ${m.indexMap.kind}, which merges cannot apply yet`, m.value.producer ?? undefined));
+    }
+    group.blockers = uniqueBlockers(group.blockers);
+    group.mergeable = group.blockers.length === 0;
     groups.push(group);
   }
   return groups;
 }
 
-/** An op inside a group that keeps channels apart and positive scales intact (Relu, pooling). */
-function isPassThrough(node: Node): boolean {
-  if (node.domain !== '' && node.domain !== 'ai.onnx') return false;
-  if (homogeneousOps.has(node.opType) && isElementwiseOp(node)) return node.inputs.slice(1).every((v) => !v || v.constantTensor());
-  const op = channelwiseOps[node.opType];
-  return !!op && !op.check?.(node);
-}
-
-function isTieReason(reason: string, group: ChannelGroup): boolean {
-  return group.ties.some((t) => reason.includes(`"${t.label}"`));
+function sameIndexMap(a: IndexMap, b: IndexMap): boolean {
+  return JSON.stringify(a) === JSON.stringify(b);
 }

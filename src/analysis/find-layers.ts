@@ -1,13 +1,14 @@
 // Layer discovery: every weight-bearing node with constant weights becomes a NeuronLayer; those
 // whose activation and consumers allow exact rewriting are marked mergeable, the others carry
-// the reason in words. Reads the IR only; runs nothing.
+// structured blockers. Op knowledge comes from layer-rules.ts; no op names are tested here. Reads the IR only; runs nothing.
 
 import type { Graph } from '../ir/graph.js';
 import type { Model } from '../ir/model.js';
 import type { Node } from '../ir/node.js';
 import { isFloatType } from '../ir/data-type.js';
 import type { Value } from '../ir/value.js';
-import { channelwiseOps, consumerBlockReason, consumerOutputAxis, consumerRules, producerRules } from './layer-rules.js';
+import { blocker, uniqueBlockers, type Blocker } from './blocker.js';
+import { channelwiseOps, consumerBlocker, consumerRules, consumerView, flatteningViews, producerRules, ruleFor } from './layer-rules.js';
 import { traceActivation, type Activation } from './trace-activation.js';
 
 /** A constant operand of a layer: its value, and the scale attributes apply to it. */
@@ -56,7 +57,7 @@ export interface NeuronLayer {
   consumers: Consumer[];
   mergeable: boolean;
   /** Why the layer is not mergeable (empty when it is). */
-  reasons: string[];
+  blockers: Blocker[];
   /** False when a MaxPool sits between the layer and a consumer: max(-h) != -max(h). */
   allowsNegativeScale: boolean;
   /** False when padding between the layer and a consumer turns a constant channel non-constant. */
@@ -86,7 +87,7 @@ export function findLayers(model: Model): NeuronLayer[] {
         if (owner) {
           layer.subgraphOf = owner;
           layer.mergeable = false;
-          layer.reasons.unshift(`is inside the body of ${owner.opType} "${owner.label}"`);
+          layer.blockers.unshift(blocker('subgraph', `is inside the body of ${owner.opType} "${owner.label}"`, owner));
         }
         layers.push(layer);
       }
@@ -116,23 +117,18 @@ function otherReaders(v: Value, node: Node): Node[] {
 }
 
 function matchLayer(node: Node): NeuronLayer | undefined {
-  if (node.domain !== '' && node.domain !== 'ai.onnx') return undefined;
-  const rule = producerRules[node.opType];
+  const rule = ruleFor(producerRules, node);
   if (!rule) return undefined;
   const weight = weightRef(node.inputs[rule.weightInput], rule.weightScale(node));
-  if (!weight) return undefined;
-  if (node.opType === 'MatMul' && weight.dims.length !== 2) return undefined;
-  if (node.opType === 'Gemm' && weight.dims.length !== 2) return undefined;
-  const reasons: string[] = [];
+  if (!weight || !rule.accepts(node, weight.dims)) return undefined;
+  const blockers: Blocker[] = [];
   const outAxis = rule.outAxis(node);
   const width = weight.dims[outAxis] ?? 0;
   const unsupported = rule.unsupported?.(node);
-  if (unsupported) reasons.push(unsupported);
-  if (node.opType === 'Gemm' && node.getInt('transA', 0)) reasons.push('reads its input transposed (transA=1)');
+  if (unsupported) blockers.push(unsupported);
   const sharedWith = otherReaders(weight.value, node);
-  if (sharedWith.length) reasons.push(`its weights are shared with "${sharedWith[0]!.label}"`);
+  if (sharedWith[0]) blockers.push(blocker('shared-weights', `its weights are shared with "${sharedWith[0].label}"`, sharedWith[0]));
 
-  const isConvLike = node.opType === 'Conv' || node.opType === 'ConvTranspose';
   let op = node.opType;
   let z = node.outputs[0]!;
   let biasNode: Node | undefined;
@@ -141,40 +137,37 @@ function matchLayer(node: Node): NeuronLayer | undefined {
     if (!v) return;
     const ref = weightRef(v, scale);
     if (!ref) {
-      reasons.push(`its bias "${v.name}" is not a constant`);
+      blockers.push(blocker('bias', `its bias "${v.name}" is not a constant`, owner));
       return;
     }
     const count = ref.dims.reduce((a, b) => a * b, 1);
     if (count === 1) bias = { ...ref, perNeuron: false };
-    else if (count === width && ref.dims[ref.dims.length - 1] === width && !isConvLike) bias = { ...ref, perNeuron: true };
+    else if (count === width && ref.dims[ref.dims.length - 1] === width && !rule.isChannelFirst) bias = { ...ref, perNeuron: true };
     else if (count === width && ref.dims.length === 1) bias = { ...ref, perNeuron: true };
-    else reasons.push(`its bias "${v.name}" has shape [${ref.dims.join(', ')}], not one value per neuron`);
-    if (otherReaders(v, owner).length) reasons.push(`its bias "${v.name}" is shared with "${otherReaders(v, owner)[0]!.label}"`);
+    else blockers.push(blocker('bias', `its bias "${v.name}" has shape [${ref.dims.join(', ')}], not one value per neuron`, owner));
+    const sharer = otherReaders(v, owner)[0];
+    if (sharer) blockers.push(blocker('shared-weights', `its bias "${v.name}" is shared with "${sharer.label}"`, sharer));
   };
   if (rule.biasInput !== undefined) takeBias(node.inputs[rule.biasInput], rule.biasScale(node), node);
-  if (node.opType === 'MatMul') {
-    const uses = z.uses();
-    const add = uses.length === 1 && !z.isGraphOutput ? uses[0]!.node : undefined;
-    if (add && add.is('Add')) {
-      const other = add.inputs[1 - uses[0]!.inputIndex];
-      if (other && other.constantTensor()) {
-        op = 'MatMul+Add';
-        biasNode = add;
-        takeBias(other, 1, add);
-        z = add.outputs[0]!;
-      }
+  if (rule.hasBiasAdd) {
+    const found = biasAddAfter(node);
+    if (found) {
+      op = `${node.opType}+Add`;
+      biasNode = found.add;
+      takeBias(found.add.inputs[found.inputIndex], 1, found.add);
+      z = found.add.outputs[0]!;
     }
   }
 
-  // A conv's output has the rank of its kernel (batch, channels, spatial...); dense layers put neurons last.
-  const rank = z.shape?.length ?? (isConvLike ? weight.dims.length : 2);
+  // A channel-first op's output has the rank of its kernel (batch, channels, spatial...); dense layers put neurons last.
+  const rank = z.shape?.length ?? (rule.isChannelFirst ? weight.dims.length : 2);
   const neuronAxisFromEnd = rule.neuronAxisFromEnd(node, rank);
   const activation = traceActivation(z, width, neuronAxisFromEnd, constantNumbers, constantDims);
-  reasons.push(...activation.blockers);
+  blockers.push(...activation.blockers);
   const h = activation.output;
-  const { consumers, problems, allowsNegativeScale, keepsConstants } = traceConsumers(h, new Set(activation.nodes), width, isFeatureMapAxis(rank, neuronAxisFromEnd));
-  reasons.push(...problems);
-  if (consumers.length === 0 && reasons.length === 0) reasons.push('its output has no linear consumer');
+  const traced = traceConsumers(h, new Set(activation.nodes), width, isFeatureMapAxis(rank, neuronAxisFromEnd));
+  blockers.push(...traced.problems);
+  if (traced.consumers.length === 0 && blockers.length === 0) blockers.push(blocker('no-consumer', 'its output has no linear consumer'));
   return {
     name: node.label,
     op,
@@ -187,43 +180,53 @@ function matchLayer(node: Node): NeuronLayer | undefined {
     neuronAxisFromEnd,
     preActivation: z,
     activation,
-    consumers,
-    mergeable: reasons.length === 0,
-    reasons: [...new Set(reasons)],
-    allowsNegativeScale,
-    keepsConstants,
+    consumers: traced.consumers,
+    mergeable: blockers.length === 0,
+    blockers: uniqueBlockers(blockers),
+    allowsNegativeScale: traced.allowsNegativeScale,
+    keepsConstants: traced.keepsConstants,
   };
+}
+
+/** The single Add that adds a constant to `node`'s output (a MatMul's bias), and the constant's input index. */
+function biasAddAfter(node: Node): { add: Node; inputIndex: number } | undefined {
+  const product = node.outputs[0]!;
+  const uses = product.uses();
+  const use = uses.length === 1 && !product.isGraphOutput ? uses[0] : undefined;
+  if (!use || !use.node.is('Add')) return undefined;
+  const inputIndex = 1 - use.inputIndex;
+  return use.node.inputs[inputIndex]?.constantTensor() ? { add: use.node, inputIndex } : undefined;
 }
 
 export interface TracedConsumers {
   consumers: Consumer[];
-  problems: string[];
-  /** The readers behind each problem (the channel-group analysis looks at Adds among them). */
-  blockedReaders: { node: Node; inputIndex: number; problem: string }[];
+  problems: Blocker[];
+  /** The readers behind each problem (the dependency-group analysis looks at ties among them). */
+  blockedReaders: { node: Node; inputIndex: number; problem: Blocker }[];
   allowsNegativeScale: boolean;
   keepsConstants: boolean;
 }
 
 /**
  * Follows the layer output h through channel-wise ops (pooling, padding, resizing; only for
- * channel-first feature maps) and at most one Flatten to the linear consumers.
+ * channel-first feature maps) and at most one flattening view to the linear consumers.
  */
 export function traceConsumers(h: Value, activationNodes: Set<Node>, width: number, isFeatureMap: boolean): TracedConsumers {
   const out: TracedConsumers = { consumers: [], problems: [], blockedReaders: [], allowsNegativeScale: true, keepsConstants: true };
-  const block = (node: Node, inputIndex: number, problem: string): void => {
+  const block = (node: Node, inputIndex: number, problem: Blocker): void => {
     out.problems.push(problem);
     out.blockedReaders.push({ node, inputIndex, problem });
   };
   const visit = (v: Value, path: Node[], flattened: boolean): void => {
-    if (v.isGraphOutput) out.problems.push(`its output "${v.name}" is a graph output`);
+    if (v.isGraphOutput) out.problems.push(blocker('graph-output', `its output "${v.name}" is a graph output`));
     for (const use of v.uses()) {
       const n = use.node;
       if (activationNodes.has(n)) continue;
-      const channelwise = (n.domain === '' || n.domain === 'ai.onnx') && !flattened ? channelwiseOps[n.opType] : undefined;
-      if (channelwise && use.inputIndex === 0 && (isFeatureMap || n.is('Identity') || n.is('Dropout'))) {
+      const channelwise = flattened ? undefined : ruleFor(channelwiseOps, n);
+      if (channelwise && use.inputIndex === 0 && (isFeatureMap || channelwise.isLayoutFree)) {
         const problem = channelwise.check?.(n);
         if (problem) {
-          block(n, use.inputIndex, `"${n.label}" ${problem}`);
+          block(n, use.inputIndex, blocker('channelwise-op', `"${n.label}" ${problem}`, n));
           continue;
         }
         out.allowsNegativeScale &&= channelwise.allowsNegativeScale;
@@ -231,14 +234,15 @@ export function traceConsumers(h: Value, activationNodes: Set<Node>, width: numb
         visit(n.outputs[0]!, [...path, n], false);
         continue;
       }
-      if (!flattened && use.inputIndex === 0 && (isFlatten(n) || (isFeatureMap && isReshapeTo2d(n)))) {
+      const view = flattened ? undefined : ruleFor(flatteningViews, n);
+      if (view && use.inputIndex === 0 && view.accepts(n) && (isFeatureMap || !view.onlyFeatureMaps)) {
         visit(n.outputs[0]!, [...path, n], true);
         continue;
       }
       const c = matchConsumer(n, use.inputIndex, width, flattened, path);
-      if (typeof c === 'string') block(n, use.inputIndex, c);
+      if ('code' in c) block(n, use.inputIndex, c);
       else {
-        if (c.node.is('Conv') && convPads(c.node)) out.keepsConstants = false;
+        if (!(ruleFor(consumerRules, c.node)?.keepsConstants(c.node) ?? true)) out.keepsConstants = false;
         out.consumers.push(c);
       }
     }
@@ -252,70 +256,44 @@ export function isFeatureMapAxis(rank: number, neuronAxisFromEnd: number): boole
   return rank - neuronAxisFromEnd === 1 && rank > 2;
 }
 
-function isFlatten(n: Node): boolean {
-  return n.is('Flatten') && n.getInt('axis', 1) === 1;
-}
-
-/** A Reshape to [batch, features] (shape constant of two entries, the first 0, -1 or fixed). */
-function isReshapeTo2d(n: Node): boolean {
-  if (!n.is('Reshape')) return false;
-  const shape = n.inputs[1]?.constantTensor();
-  return !!shape && shape.elementCount === 2;
-}
-
-function convPads(n: Node): boolean {
-  const autoPad = n.getString('auto_pad', 'NOTSET');
-  return (autoPad !== 'NOTSET' && autoPad !== 'VALID') || (n.getInts('pads') ?? []).some((p) => p !== 0);
-}
-
-function matchConsumer(node: Node, inputIndex: number, width: number, flattened: boolean, path: Node[]): Consumer | string {
-  const rule = (node.domain === '' || node.domain === 'ai.onnx') ? consumerRules[node.opType] : undefined;
-  if (!rule || inputIndex !== rule.dataInput) return consumerBlockReason(node);
-  if (flattened && node.is('Conv')) return `consumer "${node.label}" reads a flattened tensor`;
+function matchConsumer(node: Node, inputIndex: number, width: number, flattened: boolean, path: Node[]): Consumer | Blocker {
+  const rule = ruleFor(consumerRules, node);
+  if (!rule || inputIndex !== rule.dataInput) return consumerBlocker(node);
+  const shape = (message: string): Blocker => blocker('consumer-shape', message, node);
+  if (flattened && rule.isChannelFirst) return shape(`consumer "${node.label}" reads a flattened tensor`);
   const unsupported = rule.unsupported?.(node);
-  if (unsupported) return `consumer "${node.label}" ${unsupported}`;
+  if (unsupported) return { ...unsupported, message: `consumer "${node.label}" ${unsupported.message}` };
   const weight = weightRef(node.inputs[rule.weightInput], rule.weightScale(node));
-  if (!weight) return `consumer "${node.label}" (${node.opType}) multiplies by a non-constant`;
-  if (!node.is('Conv') && weight.dims.length !== 2) return `consumer "${node.label}" has ${weight.dims.length}-D weights`;
-  if (otherReaders(weight.value, node).length) return `consumer "${node.label}" shares its weights with "${otherReaders(weight.value, node)[0]!.label}"`;
+  if (!weight) return blocker('nonlinear-consumer', `consumer "${node.label}" (${node.opType}) multiplies by a non-constant`, node);
+  if (!rule.accepts(node, weight.dims)) return shape(`consumer "${node.label}" has ${weight.dims.length}-D weights`);
+  const sharer = otherReaders(weight.value, node)[0];
+  if (sharer) return blocker('shared-weights', `consumer "${node.label}" shares its weights with "${sharer.label}"`, node);
   const inAxis = rule.inAxis(node);
-  const outAxis = consumerOutputAxis(node, inAxis);
   const inFeatures = weight.dims[inAxis]!;
   if (inFeatures % width !== 0 || (!flattened && inFeatures !== width)) {
-    return `consumer "${node.label}" reads ${inFeatures} features, which do not split into ${width} channels`;
+    return shape(`consumer "${node.label}" reads ${inFeatures} features, which do not split into ${width} channels`);
   }
-  // After a Flatten each channel owns a contiguous block of inFeatures / width columns.
-  const block = inFeatures / width;
-  const viewDims = node.is('Conv') ? [...weight.dims] : inAxis === 0 ? [width, block, weight.dims[1]!] : [weight.dims[0]!, width, block];
-  const consumer: Consumer = { node, weight, viewDims, inAxis: node.is('Conv') ? 1 : inAxis === 0 ? 0 : 1, outAxis: node.is('Conv') ? 0 : inAxis === 0 ? 2 : 0, path };
-  const outWidth = weight.dims[outAxis]!;
-  const biasOf = (owner: Node, index: number, scale: number): Consumer['bias'] | string => {
+  const view = consumerView(rule, node, weight.dims, width);
+  const consumer: Consumer = { node, weight, ...view, path };
+  const outWidth = weight.dims[rule.outAxis(node, inAxis)]!;
+  const biasOf = (owner: Node, index: number, scale: number): Consumer['bias'] | Blocker => {
     const v = owner.inputs[index];
     if (!v) return undefined;
     const ref = weightRef(v, scale);
-    if (!ref) return `consumer "${node.label}" adds a non-constant bias`;
+    if (!ref) return blocker('bias', `consumer "${node.label}" adds a non-constant bias`, node);
     const count = ref.dims.reduce((a, b) => a * b, 1);
-    const lastAxisOk = node.is('Conv') ? ref.dims.length === 1 : ref.dims[ref.dims.length - 1] === outWidth;
-    if (count !== outWidth || !lastAxisOk) return `consumer "${node.label}" has a bias of shape [${ref.dims.join(', ')}]`;
-    if (otherReaders(v, owner).length) return `consumer "${node.label}" shares its bias`;
+    const lastAxisOk = rule.isChannelFirst ? ref.dims.length === 1 : ref.dims[ref.dims.length - 1] === outWidth;
+    if (count !== outWidth || !lastAxisOk) return blocker('bias', `consumer "${node.label}" has a bias of shape [${ref.dims.join(', ')}]`, node);
+    if (otherReaders(v, owner).length) return blocker('shared-weights', `consumer "${node.label}" shares its bias`, node);
     return { ...ref, node: owner, inputIndex: index };
   };
-  if (rule.biasInput !== undefined && node.inputs[rule.biasInput]) {
-    const b = biasOf(node, rule.biasInput, rule.biasScale(node));
-    if (typeof b === 'string') return b;
-    if (b) consumer.bias = b;
-  } else if (node.is('MatMul')) {
-    const product = node.outputs[0]!;
-    const uses = product.uses();
-    if (uses.length === 1 && !product.isGraphOutput && uses[0]!.node.is('Add')) {
-      const add = uses[0]!.node;
-      const other = 1 - uses[0]!.inputIndex;
-      if (add.inputs[other]?.constantTensor()) {
-        const b = biasOf(add, other, 1);
-        if (typeof b === 'string') return b;
-        if (b) consumer.bias = b;
-      }
-    }
+  let found: Consumer['bias'] | Blocker = undefined;
+  if (rule.biasInput !== undefined && node.inputs[rule.biasInput]) found = biasOf(node, rule.biasInput, rule.biasScale(node));
+  else if (rule.hasBiasAdd) {
+    const add = biasAddAfter(node);
+    if (add) found = biasOf(add.add, add.inputIndex, 1);
   }
+  if (found && 'code' in found) return found;
+  if (found) consumer.bias = found;
   return consumer;
 }

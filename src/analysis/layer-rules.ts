@@ -1,115 +1,256 @@
-// Per-op knowledge as data: for each weight-bearing op, which input holds the weights, which
-// weight axis is the output neuron (producer side) and which reads an input neuron (consumer side).
-// An op missing from these tables is reported by name, never handled by a fallback.
+// Per-op knowledge as data, in one table: for each weight-bearing op, which input holds the
+// weights, which weight axis is the output neuron (producer side) and which reads an input neuron
+// (consumer side), where its bias lives and how a new bias is inserted, whether a BatchNorm after
+// it folds in; and which ops between a layer and its consumers act per channel (pass-through).
+// find-layers, channel-groups, fold-batch-norms and apply-merge-plan ask this table; a new linear
+// op is one entry here (see Einsum). An op missing from these tables is reported by name, never
+// handled by a fallback.
 
 import type { Node } from '../ir/node.js';
+import { blocker, type Blocker, type BlockerCode } from './blocker.js';
 
-export interface ProducerRule {
+/** How a rewrite gives a consumer a bias it does not have yet. */
+export type BiasInsertion =
+  /** Set input `index` to a new initializer (and reset `resetAttribute` to 1, e.g. Gemm's beta). */
+  | { kind: 'input'; index: number; resetAttribute?: string }
+  /** Add a constant after the node (MatMul, Einsum): the Add takes over the node's output name. */
+  | { kind: 'add-node' };
+
+interface WeightOpRule {
   /** Input index of the weight tensor. */
   weightInput: number;
   /** Input index of the bias, when the op carries one. */
   biasInput?: number;
+  /** Whether the rule reads this node with these (constant) weight dims at all. */
+  accepts: (node: Node, weightDims: readonly number[]) => boolean;
+  /** Scale applied to the weights and bias by attributes (Gemm's alpha and beta). */
+  weightScale: (node: Node) => number;
+  biasScale: (node: Node) => number;
+  /**
+   * A channels-first feature-map op (Conv): the weights are [out, in, kernel...], the bias is 1-D,
+   * and a flattened input cannot be read.
+   */
+  isChannelFirst: boolean;
+  /** The bias is a constant operand of the single Add reading the output (MatMul, Einsum). */
+  hasBiasAdd: boolean;
+}
+
+export interface ProducerRule extends WeightOpRule {
   /** Weight axis along which neuron k's input weights lie (the output-channel axis). */
   outAxis: (node: Node) => number;
   /** Axis of the activation tensor that indexes neurons, counted from the last (1 = last axis). */
   neuronAxisFromEnd: (node: Node, rank: number) => number;
-  /** Scale applied to the weights and bias by attributes (Gemm's alpha and beta). */
-  weightScale: (node: Node) => number;
-  biasScale: (node: Node) => number;
-  /** Why this node cannot be treated as a neuron layer, if it cannot. */
-  unsupported?: (node: Node) => string | undefined;
+  /** Whether an inference BatchNormalization reading the output folds into weights and bias. */
+  foldsBatchNorm: (node: Node) => boolean;
+  /** Attributes that scale weights and bias; folding writes the scales in and resets them to 1. */
+  scaleAttributes?: { weight: string; bias: string };
+  /** Why this node cannot be treated as a mergeable neuron layer, if it cannot. */
+  unsupported?: (node: Node) => Blocker | undefined;
 }
 
-export interface ConsumerRule {
+export interface ConsumerRule extends WeightOpRule {
   /** The only input through which the consumer may read the layer. */
   dataInput: number;
-  weightInput: number;
-  biasInput?: number;
   /** Weight axis whose slice k multiplies input neuron k. */
   inAxis: (node: Node) => number;
-  weightScale: (node: Node) => number;
-  biasScale: (node: Node) => number;
-  unsupported?: (node: Node) => string | undefined;
+  /** Weight axis that indexes the consumer's own outputs (where a bias adds). */
+  outAxis: (node: Node, inAxis: number) => number;
+  /** How a merge that needs a bias (static neurons, refits) gives the consumer one. */
+  biasInsertion: BiasInsertion;
+  /** False when the consumer brings in zeros (padding), so a constant channel is not constant to it. */
+  keepsConstants: (node: Node) => boolean;
+  unsupported?: (node: Node) => Blocker | undefined;
 }
+
+const one = (): number => 1;
+const is2d = (_n: Node, dims: readonly number[]): boolean => dims.length === 2;
+
+function groupedConv(n: Node, side: string): Blocker | undefined {
+  const group = n.getInt('group', 1);
+  return group !== 1 ? blocker('grouped-conv', `is a grouped convolution (group=${group})${side}`, n) : undefined;
+}
+
+function convPads(n: Node): boolean {
+  const autoPad = n.getString('auto_pad', 'NOTSET');
+  return (autoPad !== 'NOTSET' && autoPad !== 'VALID') || (n.getInts('pads') ?? []).some((p) => p !== 0);
+}
+
+/**
+ * An Einsum in the two-operand matmul form: data letters ending in the contracted letter k,
+ * weights of two letters {k, n}, output = the data letters with k replaced by n at the end
+ * ('bi,ij->bj', '...i,ji->...j', 'bsi,io->bso'). Returns the weight axes of k and n.
+ */
+export function einsumMatmulAxes(node: Node): { inAxis: number; outAxis: number } | undefined {
+  const equation = node.getString('equation', '').replace(/\s+/g, '');
+  const [lhs, out] = equation.split('->');
+  if (lhs === undefined || out === undefined) return undefined;
+  const operands = lhs.split(',');
+  if (operands.length !== 2) return undefined;
+  const [data, weight] = operands as [string, string];
+  const prefix = data.startsWith('...') ? '...' : '';
+  const dataLetters = data.slice(prefix.length);
+  if (!/^[a-zA-Z]+$/.test(dataLetters) || !/^[a-zA-Z]{2}$/.test(weight) || new Set(dataLetters).size !== dataLetters.length) return undefined;
+  const k = dataLetters[dataLetters.length - 1]!;
+  const inAxis = weight.indexOf(k);
+  if (inAxis < 0) return undefined;
+  const outAxis = 1 - inAxis;
+  const n = weight[outAxis]!;
+  if (n === k || dataLetters.includes(n)) return undefined;
+  return out === `${prefix}${dataLetters.slice(0, -1)}${n}` ? { inAxis, outAxis } : undefined;
+}
+
+const gemmScales = { weightScale: (n: Node) => n.getFloat('alpha', 1), biasScale: (n: Node) => n.getFloat('beta', 1) };
+const dense = { isChannelFirst: false, weightScale: one, biasScale: one } as const;
 
 export const producerRules: Record<string, ProducerRule> = {
   Gemm: {
+    ...gemmScales,
     weightInput: 1,
     biasInput: 2,
+    accepts: is2d,
+    isChannelFirst: false,
+    hasBiasAdd: false,
     outAxis: (n) => (n.getInt('transB', 0) ? 0 : 1),
     neuronAxisFromEnd: () => 1,
-    weightScale: (n) => n.getFloat('alpha', 1),
-    biasScale: (n) => n.getFloat('beta', 1),
+    foldsBatchNorm: (n) => !n.getInt('transA', 0),
+    scaleAttributes: { weight: 'alpha', bias: 'beta' },
+    unsupported: (n) => (n.getInt('transA', 0) ? blocker('transposed-input', 'reads its input transposed (transA=1)', n) : undefined),
   },
   MatMul: {
+    ...dense,
     weightInput: 1,
+    accepts: is2d,
+    hasBiasAdd: true,
     outAxis: () => 1,
     neuronAxisFromEnd: () => 1,
-    weightScale: () => 1,
-    biasScale: () => 1,
+    foldsBatchNorm: () => false,
+  },
+  // Einsum in its matmul form: one table entry (and tests) is all a new linear op needs.
+  Einsum: {
+    ...dense,
+    weightInput: 1,
+    accepts: (n, dims) => dims.length === 2 && einsumMatmulAxes(n) !== undefined,
+    hasBiasAdd: true,
+    outAxis: (n) => einsumMatmulAxes(n)?.outAxis ?? 1,
+    neuronAxisFromEnd: () => 1,
+    foldsBatchNorm: () => false,
   },
   Conv: {
     weightInput: 1,
     biasInput: 2,
+    accepts: () => true,
+    weightScale: one,
+    biasScale: one,
+    isChannelFirst: true,
+    hasBiasAdd: false,
     outAxis: () => 0,
     neuronAxisFromEnd: (_n, rank) => rank - 1,
-    weightScale: () => 1,
-    biasScale: () => 1,
-    unsupported: (n) => (n.getInt('group', 1) !== 1 ? `is a grouped convolution (group=${n.getInt('group', 1)}): each channel follows its own input channels` : undefined),
+    foldsBatchNorm: () => true,
+    unsupported: (n) => groupedConv(n, ': each channel follows its own input channels'),
   },
   ConvTranspose: {
     weightInput: 1,
     biasInput: 2,
+    accepts: () => true,
+    weightScale: one,
+    biasScale: one,
+    isChannelFirst: true,
+    hasBiasAdd: false,
     outAxis: () => 1,
     neuronAxisFromEnd: (_n, rank) => rank - 1,
-    weightScale: () => 1,
-    biasScale: () => 1,
-    unsupported: () => 'merging ConvTranspose channels is not supported (audited only)',
+    foldsBatchNorm: () => false,
+    unsupported: (n) => blocker('unsupported-op', 'merging ConvTranspose channels is not supported (audited only)', n),
   },
 };
 
 export const consumerRules: Record<string, ConsumerRule> = {
   Gemm: {
+    ...gemmScales,
     dataInput: 0,
     weightInput: 1,
     biasInput: 2,
+    accepts: is2d,
+    isChannelFirst: false,
+    hasBiasAdd: false,
     inAxis: (n) => (n.getInt('transB', 0) ? 1 : 0),
-    weightScale: (n) => n.getFloat('alpha', 1),
-    biasScale: (n) => n.getFloat('beta', 1),
-    unsupported: (n) => (n.getInt('transA', 0) ? 'reads the layer transposed (transA=1)' : undefined),
+    outAxis: (_n, inAxis) => 1 - inAxis,
+    biasInsertion: { kind: 'input', index: 2, resetAttribute: 'beta' },
+    keepsConstants: () => true,
+    unsupported: (n) => (n.getInt('transA', 0) ? blocker('transposed-input', 'reads the layer transposed (transA=1)', n) : undefined),
   },
   MatMul: {
+    ...dense,
     dataInput: 0,
     weightInput: 1,
+    accepts: is2d,
+    hasBiasAdd: true,
     inAxis: () => 0,
-    weightScale: () => 1,
-    biasScale: () => 1,
+    outAxis: () => 1,
+    biasInsertion: { kind: 'add-node' },
+    keepsConstants: () => true,
+  },
+  Einsum: {
+    ...dense,
+    dataInput: 0,
+    weightInput: 1,
+    accepts: (n, dims) => dims.length === 2 && einsumMatmulAxes(n) !== undefined,
+    hasBiasAdd: true,
+    inAxis: (n) => einsumMatmulAxes(n)?.inAxis ?? 0,
+    outAxis: (_n, inAxis) => 1 - inAxis,
+    biasInsertion: { kind: 'add-node' },
+    keepsConstants: () => true,
   },
   Conv: {
     dataInput: 0,
     weightInput: 1,
     biasInput: 2,
+    accepts: () => true,
+    weightScale: one,
+    biasScale: one,
+    isChannelFirst: true,
+    hasBiasAdd: false,
     inAxis: () => 1,
-    weightScale: () => 1,
-    biasScale: () => 1,
-    unsupported: (n) => (n.getInt('group', 1) !== 1 ? `is a grouped convolution (group=${n.getInt('group', 1)}), whose channels follow their input channels` : undefined),
+    outAxis: () => 0,
+    biasInsertion: { kind: 'input', index: 2 },
+    keepsConstants: (n) => !convPads(n),
+    unsupported: (n) => groupedConv(n, ', whose channels follow their input channels'),
   },
 };
 
-/** Consumer weight axis that indexes the consumer's own outputs (where a bias adds). */
-export function consumerOutputAxis(node: Node, inAxis: number): number {
-  if (node.is('Conv')) return 0;
-  return inAxis === 0 ? 1 : 0;
+/** The rule for a standard-domain node, if the table has one. */
+export function ruleFor<R>(table: Record<string, R>, node: Node): R | undefined {
+  if (node.domain !== '' && node.domain !== 'ai.onnx') return undefined;
+  return Object.hasOwn(table, node.opType) ? table[node.opType] : undefined;
 }
 
 /**
- * Ops between a layer and its consumers that act on each channel separately, so a merge passes
- * through them. `allowsNegativeScale`: max(-h) != -max(h). `keepsConstants`: a constant channel
- * stays the same constant (not so where padding brings in zeros).
+ * How a consumer's weight is seen with neuron k's slice on one axis: a channel-first op sees its
+ * own dims; a dense op after a Flatten sees the input axis split into [channels, block] (each
+ * channel owns a contiguous block of inFeatures / width columns).
  */
-export const channelwiseOps: Record<string, { allowsNegativeScale: boolean; keepsConstants: (n: Node) => boolean; check?: (n: Node) => string | undefined }> = {
-  Identity: { allowsNegativeScale: true, keepsConstants: () => true },
-  Dropout: { allowsNegativeScale: true, keepsConstants: () => true },
+export function consumerView(rule: ConsumerRule, node: Node, dims: readonly number[], width: number): { viewDims: number[]; inAxis: number; outAxis: number } {
+  if (rule.isChannelFirst) return { viewDims: [...dims], inAxis: rule.inAxis(node), outAxis: rule.outAxis(node, rule.inAxis(node)) };
+  const inAxis = rule.inAxis(node);
+  const block = dims[inAxis]! / width;
+  const outputs = dims[rule.outAxis(node, inAxis)]!;
+  return inAxis === 0 ? { viewDims: [width, block, outputs], inAxis: 0, outAxis: 2 } : { viewDims: [outputs, width, block], inAxis: 1, outAxis: 0 };
+}
+
+/** An op between a layer and its consumers that acts on each channel separately, so a merge passes through it. */
+export interface ChannelwiseRule {
+  /** max(-h) != -max(h): false for max pooling. */
+  allowsNegativeScale: boolean;
+  /** A constant channel stays the same constant (not so where padding brings in zeros). */
+  keepsConstants: (n: Node) => boolean;
+  /** Passes any layout, not only channel-first feature maps (Identity, Dropout). */
+  isLayoutFree?: boolean;
+  /** Why this instance breaks the pass-through, if it does. */
+  check?: (n: Node) => string | undefined;
+}
+
+export const channelwiseOps: Record<string, ChannelwiseRule> = {
+  Identity: { allowsNegativeScale: true, keepsConstants: () => true, isLayoutFree: true },
+  Dropout: { allowsNegativeScale: true, keepsConstants: () => true, isLayoutFree: true },
   MaxPool: { allowsNegativeScale: false, keepsConstants: () => true, check: (n) => (n.outputs.length > 1 && n.outputs[1]!.useCount > 0 ? 'uses MaxPool indices' : undefined) },
   GlobalMaxPool: { allowsNegativeScale: false, keepsConstants: () => true },
   AveragePool: { allowsNegativeScale: true, keepsConstants: (n) => !n.getInt('count_include_pad', 0) || !(n.getInts('pads') ?? []).some((p) => p !== 0) },
@@ -123,24 +264,42 @@ export const channelwiseOps: Record<string, { allowsNegativeScale: boolean; keep
   },
 };
 
+/** Elementwise ops a dependency group may pass through and stay positively homogeneous. */
+export const homogeneousElementwiseOps: ReadonlySet<string> = new Set(['Relu', 'LeakyRelu', 'Identity', 'Dropout']);
+
+/**
+ * Views that turn a channel-first feature map into [batch, features] (channel-major), after which a
+ * dense consumer reads each channel as a block of columns. `onlyFeatureMaps`: a Reshape is read
+ * as such a view only after a feature map.
+ */
+export const flatteningViews: Record<string, { accepts: (n: Node) => boolean; onlyFeatureMaps: boolean }> = {
+  Flatten: { accepts: (n) => n.getInt('axis', 1) === 1, onlyFeatureMaps: false },
+  // A Reshape to [batch, features] (shape constant of two entries, the first 0, -1 or fixed).
+  Reshape: { accepts: (n) => n.inputs[1]?.constantTensor()?.elementCount === 2, onlyFeatureMaps: true },
+};
+
+/** Ops that read a layer but are not linear with constant weights: why each blocks a merge. */
+const blockingConsumers: Record<string, { code: BlockerCode; what: string }> = {
+  LayerNormalization: { code: 'normaliser', what: 'a LayerNormalization, which normalises across neurons' },
+  GroupNormalization: { code: 'normaliser', what: 'a GroupNormalization, which normalises across neurons' },
+  InstanceNormalization: { code: 'normaliser', what: 'an InstanceNormalization, which normalises across positions' },
+  BatchNormalization: { code: 'normaliser', what: 'a BatchNormalization (fold it into the layer first)' },
+  Softmax: { code: 'normaliser', what: 'a Softmax, which normalises across neurons' },
+  LogSoftmax: { code: 'normaliser', what: 'a LogSoftmax, which normalises across neurons' },
+  ReduceMean: { code: 'normaliser', what: 'a ReduceMean, which mixes neurons (a decomposed LayerNorm?)' },
+  ReduceSum: { code: 'normaliser', what: 'a ReduceSum, which mixes neurons' },
+  LpNormalization: { code: 'normaliser', what: 'an LpNormalization, which normalises across neurons' },
+  Concat: { code: 'concat', what: 'a Concat, which ties its channels to other tensors' },
+  Add: { code: 'residual-add', what: 'an Add with a non-constant operand (a residual connection), which ties its channels to other layers' },
+  Sub: { code: 'residual-add', what: 'a Sub with a non-constant operand, which ties its channels to other layers' },
+  Sum: { code: 'residual-add', what: 'a Sum, which ties its channels to other layers' },
+  Mul: { code: 'gate', what: 'a Mul with a non-constant operand (a gate), which scales each channel by data' },
+};
+
 /** Why a consumer op that is not linear-with-constant-weights blocks merging, in a user's words. */
-export function consumerBlockReason(node: Node): string {
-  const normalisers: Record<string, string> = {
-    LayerNormalization: 'a LayerNormalization, which normalises across neurons',
-    GroupNormalization: 'a GroupNormalization, which normalises across neurons',
-    InstanceNormalization: 'an InstanceNormalization, which normalises across positions',
-    BatchNormalization: 'a BatchNormalization (fold it into the layer first)',
-    Softmax: 'a Softmax, which normalises across neurons',
-    LogSoftmax: 'a LogSoftmax, which normalises across neurons',
-    ReduceMean: 'a ReduceMean, which mixes neurons (a decomposed LayerNorm?)',
-    ReduceSum: 'a ReduceSum, which mixes neurons',
-    LpNormalization: 'an LpNormalization, which normalises across neurons',
-    Concat: 'a Concat, which ties its channels to other tensors',
-    Add: 'an Add with a non-constant operand (a residual connection), which ties its channels to other layers',
-    Sub: 'a Sub with a non-constant operand, which ties its channels to other layers',
-    Sum: 'a Sum, which ties its channels to other layers',
-    Mul: 'a Mul with a non-constant operand (a gate), which scales each channel by data',
-  };
-  const what = normalisers[node.opType];
-  return what ? `feeds ${what} ("${node.label}")` : `consumer "${node.label}" (${node.opType}) is not a linear layer with constant weights`;
+export function consumerBlocker(node: Node): Blocker {
+  const known = blockingConsumers[node.opType];
+  return known
+    ? blocker(known.code, `feeds ${known.what} ("${node.label}")`, node)
+    : blocker('nonlinear-consumer', `consumer "${node.label}" (${node.opType}) is not a linear layer with constant weights`, node);
 }

@@ -1,6 +1,7 @@
 // Finds the elementwise activation that follows a layer's pre-activation and works out its algebra
 // numerically: which merges are exact depends on it (condensation.md, "Why merging is exact").
 
+import { blocker, type Blocker } from './blocker.js';
 import type { Node } from '../ir/node.js';
 import type { Value } from '../ir/value.js';
 import { evaluateChain, isElementwiseOp, namedActivations } from './elementwise-function.js';
@@ -24,7 +25,7 @@ export interface Activation {
   /** Per neuron, an id of its function: neurons with the same id compute the same s. */
   functionIds: Int32Array;
   /** Problems that keep the layer from being merged (another reader of an inner value, ...). */
-  blockers: string[];
+  blockers: Blocker[];
   /** s evaluated for neuron k at the points xs. */
   evaluate(neuron: number, xs: Float64Array): Float64Array;
 }
@@ -77,18 +78,19 @@ export function traceActivation(z: Value, width: number, neuronAxisFromEnd: numb
   // The exits are the region values read from outside it; a clean activation has exactly one.
   const inChain = new Set(nodes);
   const exits = [...region].filter((v) => v.isGraphOutput || v.uses().some((u) => !inChain.has(u.node)));
-  const blockers: string[] = [];
+  const blockers: Blocker[] = [];
   let output = z;
   if (exits.length === 0) {
-    blockers.push('its output is never read');
+    blockers.push(blocker('activation-exit', 'its output is never read'));
     output = nodes.length ? nodes[nodes.length - 1]!.outputs[0]! : z;
   } else {
     output = exits[exits.length - 1]!;
     for (const extra of exits.slice(0, -1)) {
       const reader = extra.uses().find((u) => !inChain.has(u.node));
-      blockers.push(extra === z
+      const message = extra === z
         ? `its pre-activation "${z.name}" is also read by "${reader?.node.label ?? 'a graph output'}"`
-        : `the activation's inner value "${extra.name}" is also read by "${reader?.node.label ?? 'a graph output'}"`);
+        : `the activation's inner value "${extra.name}" is also read by "${reader?.node.label ?? 'a graph output'}"`;
+      blockers.push(blocker('activation-exit', message, reader?.node));
     }
   }
   // Nodes after the chosen output do not belong to the activation.

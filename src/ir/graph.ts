@@ -143,6 +143,20 @@ export class Graph {
     old.graph.outputs = old.graph.outputs.map((v) => (v === old ? replacement : v));
   }
 
+  /**
+   * `successor` takes over `predecessor`'s name, declared type and value-info entry, so whatever
+   * refers to the name (readers, graph outputs, a user's tools) sees the successor;
+   * `predecessor` is renamed `predecessorName` and loses its declared type.
+   */
+  handOverName(predecessor: Value, successor: Value, predecessorName: string): void {
+    const name = predecessor.name;
+    predecessor.name = predecessorName;
+    successor.name = name;
+    if (predecessor.type) successor.type = predecessor.type;
+    predecessor.type = undefined;
+    this.valueInfos = this.valueInfos.map((v) => (v === predecessor ? successor : v));
+  }
+
   /** Removes initializers that no node reads and that are not graph inputs or outputs. */
   removeUnusedInitializers(): boolean {
     const before = this.initializers.length;

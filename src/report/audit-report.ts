@@ -1,5 +1,6 @@
 // The audit as data (the JSON report, schema in docs/json-schema.md) and as a terminal table.
 
+import { blockerMessages } from '../analysis/blocker.js';
 import type { LayerCondensation } from '../analysis/measure-condensation.js';
 import { redundancy } from '../analysis/measure-condensation.js';
 import type { ChannelGroup } from '../analysis/channel-groups.js';
@@ -72,7 +73,7 @@ export function layerReport(m: LayerCondensation, groups: ChannelGroup[] = []): 
     redundancy: { weight: redundancy(m.weightClusters.count, m.width), output: out ? redundancy(out.count, m.width) : null },
     clusterSizes: { weight: sizes(m.weightClusters.labels, m.weightClusters.count), output: out ? sizes(out.labels, out.count) : null },
     mergeable: m.layer.mergeable,
-    reason: m.layer.reasons.length ? m.layer.reasons.join('; ') : null,
+    reason: m.layer.blockers.length ? blockerMessages(m.layer.blockers).join('; ') : null,
     coupledGroup: groups.find((g) => g.producers.includes(m.layer))?.id ?? null,
     observations: m.statistics ? m.statistics.count : null,
     warnings: outputWarnings(m),
@@ -100,7 +101,7 @@ export function groupReport(g: ChannelGroup): GroupReport {
     ties: g.ties.map((t) => t.label),
     width: g.width,
     mergeable: g.mergeable,
-    reason: g.reasons.length ? g.reasons.join('; ') : null,
+    reason: g.blockers.length ? blockerMessages(g.blockers).join('; ') : null,
   };
 }
 

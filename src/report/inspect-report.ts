@@ -1,5 +1,6 @@
 // The inspect result as data (JSON) and as text.
 
+import { blockerMessages } from '../analysis/blocker.js';
 import type { InspectResult } from '../pipeline/inspect.js';
 import { REPORT_SCHEMA_VERSION } from './audit-report.js';
 import { renderTable, wrapParagraph, type TableOptions } from './text-table.js';
@@ -12,7 +13,7 @@ export function inspectReport(r: InspectResult) {
     inputs: r.inputs,
     outputs: r.outputs,
     ops: r.opCounts,
-    layers: r.layers.map((l) => ({ name: l.name, op: l.op, activation: l.activation.name, width: l.width, consumers: l.consumers.map((c) => c.node.label), mergeable: l.mergeable, reason: l.reasons.length ? l.reasons.join('; ') : null })),
+    layers: r.layers.map((l) => ({ name: l.name, op: l.op, activation: l.activation.name, width: l.width, consumers: l.consumers.map((c) => c.node.label), mergeable: l.mergeable, reason: l.blockers.length ? blockerMessages(l.blockers).join('; ') : null })),
   };
 }
 

@@ -2,6 +2,7 @@
 // neurons' slices are cut from the producer's weights, bias and per-neuron activation constants.
 
 import type { Consumer, NeuronLayer } from '../analysis/find-layers.js';
+import { consumerRules, ruleFor } from '../analysis/layer-rules.js';
 import type { Model } from '../ir/model.js';
 import { Tensor } from '../ir/tensor.js';
 import type { Value } from '../ir/value.js';
@@ -20,7 +21,7 @@ export function applyMergePlan(model: Model, layers: NeuronLayer[], plan: MergeP
   for (const lp of plan.layers) {
     const layer = byName.get(lp.layer);
     if (!layer) throw new Error(`merge plan names layer "${lp.layer}", which the model does not have`);
-    if (!layer.mergeable) throw new Error(`merge plan names layer "${lp.layer}", which is not mergeable: ${layer.reasons.join('; ')}`);
+    if (!layer.mergeable) throw new Error(`merge plan names layer "${lp.layer}", which is not mergeable: ${layer.blockers.map((b) => b.message).join('; ')}`);
     applyLayerPlan(model, layer, lp, statistics?.get(lp.layer));
   }
   if (plan.groups.length === 0) return;
@@ -200,28 +201,20 @@ function writeConsumer(model: Model, layer: NeuronLayer, consumer: Consumer, row
   const values = biasDelta.map((d) => d * weightScale);
   const outputs = values.length;
   const node = consumer.node;
-  if (node.is('Conv')) {
-    node.setInput(2, g.addInitializer(`${node.name || 'conv'}_bias`, Tensor.fromNumbers(dataType, [outputs], values)));
+  const insertion = ruleFor(consumerRules, node)?.biasInsertion;
+  if (!insertion) throw new Error(`consumer "${node.label}" (${node.opType}) has no rule for inserting a bias`);
+  if (insertion.kind === 'input') {
+    if (insertion.resetAttribute && node.getFloat(insertion.resetAttribute, 1) !== 1) node.setAttribute({ name: insertion.resetAttribute, type: 'float', value: 1 });
+    node.setInput(insertion.index, g.addInitializer(`${node.name || node.opType.toLowerCase()}_bias`, Tensor.fromNumbers(dataType, [outputs], values)));
     return;
   }
-  if (node.is('Gemm')) {
-    if (node.getFloat('beta', 1) !== 1) node.setAttribute({ name: 'beta', type: 'float', value: 1 });
-    node.setInput(2, g.addInitializer(`${node.name || 'gemm'}_bias`, Tensor.fromNumbers(dataType, [outputs], values)));
-    return;
-  }
-  // A MatMul without bias gets an Add; the Add takes over the MatMul's output name so that
-  // downstream names (and graph output names) stay as they were.
+  // An Add after the node; the Add takes over the product's name so that downstream names (and
+  // graph output names) stay as they were.
   const product = node.outputs[0]!;
-  const bias = g.addInitializer(`${node.name || 'matmul'}_bias`, Tensor.fromNumbers(dataType, [outputs], values));
+  const bias = g.addInitializer(`${node.name || node.opType.toLowerCase()}_bias`, Tensor.fromNumbers(dataType, [outputs], values));
   const add = g.addNode({ opType: 'Add', inputs: [product, bias], outputs: [`${product.name}_biased`], after: node });
   const sum = add.outputs[0]!;
-  for (const use of product.uses()) if (use.node !== add) use.node.setInput(use.inputIndex, sum);
-  g.outputs = g.outputs.map((v) => (v === product ? sum : v));
-  g.valueInfos = g.valueInfos.map((v) => (v === product ? sum : v));
-  const [a, b] = [product.name, sum.name];
-  product.name = b;
-  sum.name = a;
-  sum.type = product.type;
-  product.type = undefined;
+  g.replaceAllUses(product, sum);
+  add.setInput(0, product);
+  g.handOverName(product, sum, sum.name);
 }
-

@@ -84,7 +84,7 @@ describe('channel groups', () => {
     expect(g.mergeable).toBe(true);
     const stem = layers.find((l) => l.name === 'stem')!;
     expect(stem.mergeable).toBe(false);
-    expect(stem.reasons.join(' ')).toMatch(/Add .*ties its channels.*"add1"/);
+    expect(stem.blockers.map((b) => b.message).join(' ')).toMatch(/Add .*ties its channels.*"add1"/);
   });
 
   it('merges a channel only where every coupled layer agrees, and the result matches the original', async () => {
@@ -116,7 +116,7 @@ describe('channel groups', () => {
     const layers = findLayers(b.build(17));
     const conv = layers.find((l) => l.name === 'conv')!;
     expect(conv.mergeable).toBe(false);
-    expect(conv.reasons.join(' ')).toMatch(/Mul .*gate.*"gate"/);
+    expect(conv.blockers.map((b) => b.message).join(' ')).toMatch(/Mul .*gate.*"gate"/);
     expect(findChannelGroups(layers)).toHaveLength(0);
   });
 });
@@ -218,7 +218,7 @@ describe('convolution layers', () => {
     b.output(t!, DataType.FLOAT, ['batch', 3, 13, 13]);
     const model = b.build(17);
     const layers = findLayers(model);
-    expect(layers.find((l) => l.name === 'deconv')!.reasons.join(' ')).toMatch(/ConvTranspose/);
+    expect(layers.find((l) => l.name === 'deconv')!.blockers.map((b) => b.message).join(' ')).toMatch(/ConvTranspose/);
     expect(layers.find((l) => l.name === 'conv2')!.mergeable).toBe(false);
     const input = tmpFile('upsampling.onnx');
     saveModel(model, input);

@@ -71,7 +71,7 @@ async function expectRuns(model: Model, feeds: Record<string, number[]>): Promis
 
 function expectBlocked(layer: NeuronLayer, cause: RegExp): void {
   expect(layer.mergeable).toBe(false);
-  expect(layer.reasons.some((r) => cause.test(r)), `reasons: ${layer.reasons.join('; ')}`).toBe(true);
+  expect(layer.blockers.some((b) => cause.test(b.message)), `reasons: ${layer.blockers.map((b) => b.message).join('; ')}`).toBe(true);
 }
 
 describe('findLayers finds dense layers', () => {
@@ -90,7 +90,7 @@ describe('findLayers finds dense layers', () => {
     expect(layer.width).toBe(WIDTH);
     expect(layer.outAxis).toBe(transB ? 0 : 1);
     expect(layer.bias?.perNeuron).toBe(true);
-    expect(layer.mergeable, layer.reasons.join('; ')).toBe(true);
+    expect(layer.mergeable, layer.blockers.map((b) => b.message).join('; ')).toBe(true);
     expect(layer.consumers.map((c) => c.node.label)).toEqual(['consumer']);
     await expectRuns(model, { x: [2, IN] });
   });
@@ -112,7 +112,7 @@ describe('findLayers finds dense layers', () => {
     expect(layer.biasNode?.label).toBe('layer_bias');
     expect(layer.bias?.perNeuron).toBe(true);
     expect(layer.activation.name).toBe('Tanh');
-    expect(layer.mergeable, layer.reasons.join('; ')).toBe(true);
+    expect(layer.mergeable, layer.blockers.map((b) => b.message).join('; ')).toBe(true);
     expect(layer.consumers).toHaveLength(1);
     expect(layer.consumers[0]!.bias?.value.name).toBe('b2');
     // The consumer is a layer too; its output is the graph output, so it cannot be merged.
@@ -308,7 +308,7 @@ describe('findLayers on the ONNX backend test suite', () => {
         for (const layer of layers) {
           const subject = `${file}: ${layer.name}`;
           expect(layer.width, subject).toBeGreaterThan(0);
-          expect(layer.mergeable, subject).toBe(layer.reasons.length === 0);
+          expect(layer.mergeable, subject).toBe(layer.blockers.length === 0);
           const measured = measureCondensation(layer, undefined);
           expect(measured.weightClusters.labels.length, subject).toBe(layer.width);
           expect(measured.outputClusters, subject).toBeUndefined();

@@ -153,7 +153,7 @@ describe('traceActivation', () => {
     expect(act.name).toBe(c.name);
     expect(act.isPositivelyHomogeneous).toBe(c.homogeneous);
     expect(act.isOdd).toBe(c.odd);
-    expect(layer.mergeable, layer.reasons.join('; ')).toBe(true);
+    expect(layer.mergeable, layer.blockers.map((b) => b.message).join('; ')).toBe(true);
     // One function for every neuron: the constants are shared scalars.
     expect([...act.functionIds]).toEqual([0, 0, 0]);
     await expectAgreesWithRuntime(model, layer);

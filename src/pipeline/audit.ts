@@ -62,8 +62,8 @@ export async function audit(model: string | Model, options: AuditOptions = {}): 
   let probeNotes: string[] = [];
   let positionSampling: PositionSampling[] | undefined;
   if (wantsProbes(options.probe)) {
-    options.onStage?.('collecting statistics');
     const probes = prepareProbes(loaded, options.probe!, undefined);
+    options.onStage?.('collecting statistics');
     probeSource = probes.source;
     probeNotes = probes.notes;
     probeSamples = probes.fit.count;

@@ -20,7 +20,7 @@ export interface TableOptions {
 }
 
 const GAP = 2;
-const MIN_WRAP = 16;
+const MIN_WRAP = 30;
 const MIN_ELIDE = 12;
 
 /** Renders rows under headers; every row must have one cell per column. */

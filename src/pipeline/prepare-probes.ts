@@ -59,7 +59,7 @@ export function prepareProbes(model: Model, options: ProbeOptions, holdout: { sa
   const want = holdout.samples ?? Math.max(16, Math.ceil(count / 4));
   const held = Math.max(unit, Math.ceil(want / unit) * unit);
   const holdoutSeed = seed + HOLDOUT_SEED_OFFSET;
-  return { fit, holdout: randomProbes(model, held, { seed: holdoutSeed, ...feeds, shapes }), source, notes, holdoutSource: `random (seed ${holdoutSeed}), drawn apart from the fitting samples` };
+  return { fit, holdout: randomProbes(model, held, { seed: holdoutSeed, ...feeds, shapes }), source, notes, holdoutSource: `random Gaussian (seed ${holdoutSeed}), drawn apart from the fitting samples` };
 }
 
 /** Held-out random probes use the fitting seed plus this, so the two draws never share a stream start. */

@@ -142,11 +142,14 @@ export function drawBarChart(canvas: Canvas, figure: BarChartFigure, scale: Figu
   const toY = (v: number): number => plot.y + plot.height * (1 - v / top);
   drawFrame(canvas, frame, spec, scale, ticks, toY);
   const slot = plot.width / Math.max(1, figure.bars.length);
+  // Thinner than two pixels (thousands of clusters): bars touch and read as one profile of sizes,
+  // in the first bar's colour, since cycling colours would only flicker; labelled bars keep theirs.
+  const profile = slot < 2;
   figure.bars.forEach((bar, i) => {
     const x = plot.x + i * slot;
     const y = toY(bar.value);
-    // Thinner than a pixel (thousands of clusters): bars touch and read as a profile of sizes.
-    canvas.fillRect(slot >= 3 ? x + slot * 0.1 : x, y, slot >= 3 ? slot * 0.8 : Math.max(slot, 0.5), plot.y + plot.height - y, bar.color);
+    const color = profile && /^\d+$/.test(bar.label) ? figure.bars[0]!.color : bar.color;
+    canvas.fillRect(slot >= 3 ? x + slot * 0.1 : x, y, slot >= 3 ? slot * 0.8 : Math.max(slot, 0.5), plot.y + plot.height - y, color);
   });
   const labels = figure.bars.map((b) => b.label);
   const step = labelStep(labels, slot, scale.fontSize, canvas.textWidth.bind(canvas));

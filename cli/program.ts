@@ -282,8 +282,9 @@ export function buildProgram(io: CliIO = defaultIO): Command {
     .option('-o, --output <file>', 'where to write the pruned model (never the input)')
     .option('--approximate', 'also merge the rest of each cluster, refitting consumers by least squares on the probes')
     .option('--max-error <e>', 'largest relative output error accepted on held-out probes', '1e-4')
+    .option('--exact-tolerance <t>', 'largest relative residual |u_j - t u_r| / |u_j| an exact merge accepts (--threshold does not drive exact merges)', '1e-6')
     .option('--dry-run', 'plan and verify, write nothing')
-    .action(async (model: string, o: CommonOptions & { output?: string; approximate?: boolean; maxError: string; dryRun?: boolean }) => {
+    .action(async (model: string, o: CommonOptions & { output?: string; approximate?: boolean; maxError: string; exactTolerance: string; dryRun?: boolean }) => {
       if (!o.output && !o.dryRun) throw new OptionError('--output', 'is required: expected -o <file> for the pruned model (or --dry-run)');
       const probe = probeOptions(o);
       const progress = progressFor(io, o);
@@ -291,7 +292,7 @@ export function buildProgram(io: CliIO = defaultIO): Command {
         output: o.output ?? '',
         ...(probe ? { probe } : {}),
         analysis: analysisOptions(o),
-        merge: { approximate: !!o.approximate },
+        merge: { approximate: !!o.approximate, exactTolerance: parseNumber('--exact-tolerance', o.exactTolerance, (x) => x >= 0 && x < 1, 'a number in [0, 1)') },
         verify: { maxError: parseNumber('--max-error', o.maxError, (x) => x >= 0, 'a non-negative number') },
         session: sessionOptions(o),
         dryRun: !!o.dryRun,
@@ -305,6 +306,35 @@ export function buildProgram(io: CliIO = defaultIO): Command {
   addReportingCommands(program, io);
   addExamples(program);
   return program;
+}
+
+/**
+ * The library names options by their API names (`maxError`, `similarityThreshold`); a CLI user
+ * typed flags, so messages are shown with the flag for each API name.
+ */
+const FLAG_FOR_OPTION: Record<string, string> = {
+  maxError: '--max-error',
+  exactTolerance: '--exact-tolerance',
+  similarityThreshold: '--threshold',
+  staticThreshold: '--static-threshold',
+  approximate: '--approximate',
+  output: '--output',
+  random: '--random',
+  files: '--probe',
+  images: '--images',
+  pinned: '--input',
+  batchAxes: '--batch-axis',
+  shapes: '--shape',
+  alpha: '--alpha',
+  batchSize: '--batch-size',
+  paths: '<checkpoints>',
+};
+
+/** An error's message as a CLI user reads it: the option it is about, and camelCase API names, as flags. */
+export function inFlagNames(error: CondenseError): string {
+  const flag = error.code === 'BAD_OPTION' ? FLAG_FOR_OPTION[error.subject] : undefined;
+  const message = flag ? `${flag}${error.message.slice(error.subject.length)}` : error.message;
+  return message.replace(/\b(maxError|exactTolerance|similarityThreshold|staticThreshold|batchSize)\b/g, (name: string) => FLAG_FOR_OPTION[name] ?? name);
 }
 
 /** Runs the CLI on `args` (without node and script) and returns the exit code. */
@@ -324,7 +354,7 @@ export async function runCli(args: string[], io: CliIO = defaultIO): Promise<num
       return error.exitCode === 0 ? EXIT.ok : EXIT.usage;
     }
     if (error instanceof CondenseError) {
-      io.stderr(`condense: ${error.message}\n`);
+      io.stderr(`condense: ${inFlagNames(error)}\n`);
       switch (error.code) {
         case 'VERIFICATION_FAILED': return EXIT.verificationFailed;
         case 'RUNTIME': case 'PROVIDER_UNAVAILABLE': return EXIT.runtime;
@@ -440,9 +470,9 @@ function addReportingCommands(program: Command, io: CliIO): void {
     .option('--svg <file>', 'also write the plot as SVG')
     .option('--png <file>', 'also write the plot as PNG')
     .option('--json', 'print the JSON report instead of a table')
-    .action((checkpoints: string[], o: CommonOptions & { alpha: string; svg?: string; png?: string }) => {
+    .action(async (checkpoints: string[], o: CommonOptions & { alpha: string; svg?: string; png?: string }) => {
       const alpha = parseNumber('--alpha', o.alpha, (x) => x > 0, 'a positive number');
-      const report = seriesReport(series(checkpoints, { alpha, analysis: analysisOptions(o) }));
+      const report = seriesReport(await series(checkpoints, { alpha, analysis: analysisOptions(o) }));
       if (!stdoutOption(o, ['svg', 'png'])) io.stdout(o.json ? `${JSON.stringify(report, null, 2)}\n` : `${formatSeriesTable(report, { width })}\n`);
       if (o.svg !== undefined) writeOutput(io, o.svg, renderSvg(seriesFigure(report)), '--svg');
       if (o.png !== undefined) writeOutput(io, o.png, renderPng(seriesFigure(report)), '--png');

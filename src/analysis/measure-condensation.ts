@@ -44,8 +44,8 @@ export interface LayerCondensation {
 export function resolveAnalysisOptions(options: AnalysisOptions = {}): Required<AnalysisOptions> {
   const similarityThreshold = options.similarityThreshold ?? 0.95;
   const staticThreshold = options.staticThreshold ?? 0.01;
-  if (!(similarityThreshold > 0 && similarityThreshold <= 1)) throw new OptionError('--threshold', `expected a number in (0, 1], got "${similarityThreshold}"`);
-  if (!(staticThreshold >= 0 && staticThreshold < 1)) throw new OptionError('--static-threshold', `expected a number in [0, 1), got "${staticThreshold}"`);
+  if (!(similarityThreshold > 0 && similarityThreshold <= 1)) throw new OptionError('similarityThreshold', `expected a number in (0, 1], got "${similarityThreshold}"`);
+  if (!(staticThreshold >= 0 && staticThreshold < 1)) throw new OptionError('staticThreshold', `expected a number in [0, 1), got "${staticThreshold}"`);
   return { similarityThreshold, staticThreshold, clusterMethod: options.clusterMethod ?? 'auto' };
 }
 

@@ -9,7 +9,16 @@ import type { Value } from './value.js';
 
 /** A copy of `model` whose graph can be edited without touching the original. */
 export function cloneModel(model: Model): Model {
-  const copy = new Model(cloneGraph(model.graph, undefined, new Map()));
+  return cloneModelWithValues(model).model;
+}
+
+/**
+ * A copy of `model`, and the copy of each value of the original (main graph and subgraphs), so a
+ * stage holding values of the original finds their copies by identity, not by name.
+ */
+export function cloneModelWithValues(model: Model): { model: Model; valueOf: (v: Value) => Value } {
+  const values = new Map<Value, Value>();
+  const copy = new Model(cloneGraph(model.graph, undefined, new Map(), values));
   copy.irVersion = model.irVersion;
   copy.opsetImports = model.opsetImports.map((o) => ({ ...o }));
   copy.producerName = model.producerName;
@@ -19,10 +28,15 @@ export function cloneModel(model: Model): Model {
   copy.docString = model.docString;
   copy.metadataProps = model.metadataProps.map((p) => ({ ...p }));
   copy.opaque = { functions: [...model.opaque.functions], trainingInfo: [...model.opaque.trainingInfo] };
-  return copy;
+  const valueOf = (v: Value): Value => {
+    const c = values.get(v);
+    if (!c) throw new Error(`value "${v.name}" is not in the cloned model`);
+    return c;
+  };
+  return { model: copy, valueOf };
 }
 
-function cloneGraph(source: Graph, parent: Graph | undefined, outer: Map<Value, Value>): Graph {
+function cloneGraph(source: Graph, parent: Graph | undefined, outer: Map<Value, Value>, all: Map<Value, Value>): Graph {
   const graph = new Graph(source.name, parent);
   graph.docString = source.docString;
   graph.opaque = { sparseInitializers: [...source.opaque.sparseInitializers], quantizationAnnotations: [...source.opaque.quantizationAnnotations] };
@@ -35,6 +49,7 @@ function cloneGraph(source: Graph, parent: Graph | undefined, outer: Map<Value, 
       c.docString = v.docString;
       if (v.initializer) c.initializer = v.initializer;
       map.set(v, c);
+      all.set(v, c);
     }
     return c;
   };
@@ -44,7 +59,7 @@ function cloneGraph(source: Graph, parent: Graph | undefined, outer: Map<Value, 
     const n = new Node(graph, node.opType, node.domain, node.name);
     n.docString = node.docString;
     node.inputs.forEach((v, i) => n.setInput(i, v ? valueFor(v) : null));
-    for (const a of node.attributes.values()) n.setAttribute(cloneAttribute(a, graph, map));
+    for (const a of node.attributes.values()) n.setAttribute(cloneAttribute(a, graph, map, all));
     for (const o of node.outputs) n.attachOutput(valueFor(o));
     graph.insertNode(n);
   }
@@ -53,10 +68,10 @@ function cloneGraph(source: Graph, parent: Graph | undefined, outer: Map<Value, 
   return graph;
 }
 
-function cloneAttribute(a: Attribute, graph: Graph, map: Map<Value, Value>): Attribute {
+function cloneAttribute(a: Attribute, graph: Graph, map: Map<Value, Value>, all: Map<Value, Value>): Attribute {
   switch (a.type) {
-    case 'graph': return { ...a, value: cloneGraph(a.value, graph, map) };
-    case 'graphs': return { ...a, value: a.value.map((g) => cloneGraph(g, graph, map)) };
+    case 'graph': return { ...a, value: cloneGraph(a.value, graph, map, all) };
+    case 'graphs': return { ...a, value: a.value.map((g) => cloneGraph(g, graph, map, all)) };
     case 'floats': return { ...a, value: [...a.value] };
     case 'ints': return { ...a, value: [...a.value] };
     case 'strings': return { ...a, value: [...a.value] };

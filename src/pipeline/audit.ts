@@ -1,20 +1,13 @@
-// audit: find the layers, optionally run probe data for output statistics, measure condensation.
+// audit: measure a model (measure-model.ts) and state the measures per layer and group.
 
-import { findChannelGroups, type ChannelGroup } from '../analysis/channel-groups.js';
-import { findLayers } from '../analysis/find-layers.js';
-import { measureCondensation, resolveAnalysisOptions, type AnalysisOptions, type LayerCondensation } from '../analysis/measure-condensation.js';
+import type { ChannelGroup } from '../analysis/channel-groups.js';
+import type { AnalysisOptions, LayerCondensation } from '../analysis/measure-condensation.js';
 import type { Model } from '../ir/model.js';
-import { loadModel } from '../onnx/model-file.js';
 import type { CollectProgress } from '../runtime/collect-statistics.js';
 import type { SessionOptions } from '../runtime/model-session.js';
 import type { ProbeOptions } from '../runtime/probe-data.js';
-import { foldBatchNorms } from '../rewrite/fold-batch-norms.js';
-import { cloneModel } from './clone-model.js';
-import { collectLayerStatistics, type PositionSampling } from './collect-layer-statistics.js';
-import { prepareProbes, wantsProbes } from './prepare-probes.js';
-import { inputWeightVectors } from '../analysis/input-weights.js';
-import { encodeModel } from '../onnx/encode-model.js';
-import { cosineMatrixOnRuntime } from '../runtime/gram-matrix.js';
+import type { PositionSampling } from './collect-layer-statistics.js';
+import { measureModel, type Measurement } from './measure-model.js';
 
 export interface AuditOptions {
   probe?: ProbeOptions;
@@ -49,55 +42,22 @@ export interface AuditResult {
 
 /** Audits a model file (or a loaded model): per-layer condensation measures. */
 export async function audit(model: string | Model, options: AuditOptions = {}): Promise<AuditResult> {
-  const path = typeof model === 'string' ? model : 'model';
-  const original = typeof model === 'string' ? loadModel(model) : model;
-  const analysis = resolveAnalysisOptions(options.analysis);
-  // Measures are taken on BatchNorm-folded weights: a conv channel's u_k includes its BN.
-  const loaded = cloneModel(original);
-  foldBatchNorms(loaded);
-  const layers = findLayers(loaded);
-  let statistics = new Map<string, import('../numeric/streaming-moments.js').StreamingMoments>();
-  let probeSamples = 0;
-  let probeSource: string | undefined;
-  let probeNotes: string[] = [];
-  let positionSampling: PositionSampling[] | undefined;
-  if (wantsProbes(options.probe)) {
-    const probes = prepareProbes(loaded, options.probe!, undefined);
-    options.onStage?.('collecting statistics');
-    probeSource = probes.source;
-    probeNotes = probes.notes;
-    probeSamples = probes.fit.count;
-    const collected = await collectLayerStatistics(loaded, path, layers, probes.fit, {
-      ...(options.session ? { session: options.session } : {}),
-      ...(options.probe?.batchSize ? { batchSize: options.probe.batchSize } : {}),
-      ...(options.onProgress ? { onProgress: options.onProgress } : {}),
-    });
-    statistics = collected;
-    positionSampling = collected.positionSampling;
-  }
-  const measured: LayerCondensation[] = [];
-  for (const [i, l] of layers.entries()) {
-    options.onStage?.(`measuring layer ${i + 1}/${layers.length}: ${l.name}`);
-    // Wide layers' weight cosines on the runtime's GEMM (a JavaScript loop takes seconds); one
-    // layer at a time, so only one n x n matrix is in the making.
-    const computed: { weightCosine?: Float64Array } = {};
-    if (l.width >= 512) {
-      const { rows, dim } = inputWeightVectors(l);
-      computed.weightCosine = await cosineMatrixOnRuntime(rows, l.width, dim, (m) => encodeModel(m).modelBytes, options.session ?? {});
-    }
-    measured.push(measureCondensation(l, statistics.get(l.name), analysis, computed));
-  }
+  return auditResult(await measureModel(model, options));
+}
+
+/** The audit of a measurement (check reuses the measurement for its prune rule). */
+export function auditResult(m: Measurement): AuditResult {
   return {
-    path,
-    model: loaded,
-    parameterCount: original.parameterCount(),
-    layers: measured,
-    groups: findChannelGroups(layers),
-    probeSamples,
-    probeSource,
-    probeNotes,
-    similarityThreshold: analysis.similarityThreshold,
-    staticThreshold: analysis.staticThreshold,
-    ...(positionSampling ? { positionSampling } : {}),
+    path: m.path,
+    model: m.model,
+    parameterCount: m.original.parameterCount(),
+    layers: m.measured,
+    groups: m.groups,
+    probeSamples: m.probes?.fit.count ?? 0,
+    probeSource: m.probes?.source,
+    probeNotes: m.probes?.notes ?? [],
+    similarityThreshold: m.analysis.similarityThreshold,
+    staticThreshold: m.analysis.staticThreshold,
+    ...(m.probes ? { positionSampling: m.statistics.positionSampling } : {}),
   };
 }

@@ -26,6 +26,8 @@ export interface PruneRule {
   maxRelativeError: number;
   /** Allow least-squares merges (`condense prune --approximate`); default false. */
   approximate: boolean;
+  /** The exact-merge tolerance (`condense prune --exact-tolerance`); default DEFAULT_EXACT_TOLERANCE. */
+  exactTolerance?: number;
 }
 
 export interface CheckConfig {
@@ -82,7 +84,7 @@ function parsePrune(value: unknown, problems: string[]): PruneRule | undefined {
     problems.push(`"rules.prune": expected an object like { "maxParameterShare": 0.6, "maxRelativeError": 1e-4 }, got ${show(value)}`);
     return undefined;
   }
-  unknownKeys(value, ['maxParameterShare', 'maxRelativeError', 'approximate'], 'rules.prune.', problems);
+  unknownKeys(value, ['maxParameterShare', 'maxRelativeError', 'approximate', 'exactTolerance'], 'rules.prune.', problems);
   const share = value.maxParameterShare;
   const error = value.maxRelativeError ?? 1e-4;
   const approximate = value.approximate ?? false;
@@ -95,11 +97,16 @@ function parsePrune(value: unknown, problems: string[]): PruneRule | undefined {
     problems.push(`"rules.prune.maxRelativeError": expected a non-negative number, got ${show(error)}`);
     ok = false;
   }
+  const tolerance = value.exactTolerance;
+  if (tolerance !== undefined && !(typeof tolerance === 'number' && tolerance >= 0 && tolerance < 1)) {
+    problems.push(`"rules.prune.exactTolerance": expected a number in [0, 1), got ${show(tolerance)}`);
+    ok = false;
+  }
   if (typeof approximate !== 'boolean') {
     problems.push(`"rules.prune.approximate": expected true or false, got ${show(approximate)}`);
     ok = false;
   }
-  return ok ? { maxParameterShare: share as number, maxRelativeError: error as number, approximate: approximate as boolean } : undefined;
+  return ok ? { maxParameterShare: share as number, maxRelativeError: error as number, approximate: approximate as boolean, ...(tolerance !== undefined ? { exactTolerance: tolerance as number } : {}) } : undefined;
 }
 
 function parseProbe(value: unknown, problems: string[]): ProbeOptions | undefined {

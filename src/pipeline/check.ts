@@ -1,14 +1,15 @@
-// check: a CI gate. Audits the model, evaluates each configured rule per layer (and the model-wide
-// prune rule through a dry-run prune), compares with a baseline report, and returns one outcome
+// check: a CI gate. Measures the model once, evaluates each configured rule per layer (and the
+// model-wide prune rule through a dry-run prune of the same measurement), compares with a baseline report, and returns one outcome
 // per rule and layer. It never decides the exit code; the CLI does (1 when a rule failed).
 
 import { ConfigError, VerificationError } from '../errors.js';
 import { redundancy, type AnalysisOptions, type LayerCondensation } from '../analysis/measure-condensation.js';
 import type { SessionOptions } from '../runtime/model-session.js';
 import type { ProbeOptions } from '../runtime/probe-data.js';
-import { audit, type AuditResult } from './audit.js';
+import { auditResult, type AuditResult } from './audit.js';
+import { measureModel } from './measure-model.js';
 import { LAYER_RULE_NAMES, type CheckConfig, type LayerRuleName, type LayerRules } from './check-config.js';
-import { prune } from './prune.js';
+import { measureOptionsForPrune, pruneMeasured } from './prune.js';
 import { isReadoutLayer } from './readout-layer.js';
 
 export type RuleName = LayerRuleName | 'prune';
@@ -124,7 +125,13 @@ export async function check(model: string, options: CheckOptions = {}): Promise<
     throw new ConfigError(configName, '"rules.maxRedundancyGrowth" needs a baseline report: expected --baseline audit.json or "baseline" in the config');
   }
 
-  const result = await audit(model, { ...(probe ? { probe } : {}), analysis, ...(options.session ? { session: options.session } : {}) });
+  // One measurement serves the layer rules and the prune rule: the model is loaded once and the
+  // probes run once. With a prune rule the measurement holds probes out for verification (and draws
+  // prune's default random probes when none are given, so the layer rules then use output measures).
+  const pruneRule = config.rules.prune;
+  const measureOptions = { ...(probe ? { probe } : {}), analysis, ...(options.session ? { session: options.session } : {}) };
+  const measurement = await measureModel(model, pruneRule ? measureOptionsForPrune(measureOptions) : measureOptions);
+  const result = auditResult(measurement);
   const measures = result.layers.map(layerMeasures);
   const names = new Set(measures.map((l) => l.name));
   const unknown = Object.keys(config.layers).filter((n) => !names.has(n));
@@ -161,16 +168,14 @@ export async function check(model: string, options: CheckOptions = {}): Promise<
     if (removed.length) notes.push(`layers in the baseline but not in the model: ${removed.join(', ')}`);
   }
 
-  const pruneRule = config.rules.prune;
   if (pruneRule) {
     const base = { rule: 'prune' as const, layer: null, limit: pruneRule.maxParameterShare };
     try {
-      const pruned = await prune(model, {
+      const pruned = await pruneMeasured(measurement, {
         output: '',
         dryRun: true,
         ...(probe ? { probe } : {}),
-        analysis,
-        merge: { approximate: pruneRule.approximate },
+        merge: { approximate: pruneRule.approximate, ...(pruneRule.exactTolerance !== undefined ? { exactTolerance: pruneRule.exactTolerance } : {}) },
         verify: { maxError: pruneRule.maxRelativeError },
         ...(options.session ? { session: options.session } : {}),
       });

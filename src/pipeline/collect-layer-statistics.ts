@@ -9,7 +9,7 @@ import { collectStatistics, type CollectedStatistics, type CollectProgress, type
 import type { SessionOptions } from '../runtime/model-session.js';
 import { probeBatches, type ProbeSet } from '../runtime/probe-data.js';
 import { addStatisticsHeads, positionStrideFor, type StatisticsHead, type WatchedValue } from '../runtime/statistics-heads.js';
-import { cloneModel } from './clone-model.js';
+import { cloneModelWithValues } from '../ir/clone-model.js';
 import { openModelSession, type StagingOptions } from './open-model-session.js';
 
 export type { PositionSampling };
@@ -65,11 +65,8 @@ export interface StatisticsModel {
 export function prepareStatisticsModel(model: Model, layers: NeuronLayer[], count: number, options: Pick<CollectLayerStatisticsOptions, 'batchSize' | 'positionSampling'> = {}): StatisticsModel | undefined {
   const watched = layers.filter((l) => !l.subgraphOf && l.width > 0);
   if (watched.length === 0 || count === 0) return undefined;
-  const copy = cloneModel(model);
-  const byName = new Map<string, Value>();
-  for (const n of copy.graph.nodes) for (const o of n.outputs) byName.set(o.name, o);
-  for (const v of [...copy.graph.inputs, ...copy.graph.initializers]) byName.set(v.name, v);
-  const plans = watched.map((l) => watchPlan(l, byName.get(l.activation.output.name)!, options.positionSampling ?? true));
+  const { model: copy, valueOf } = cloneModelWithValues(model);
+  const plans = watched.map((l) => watchPlan(l, valueOf(l.activation.output), options.positionSampling ?? true));
   const heads = addStatisticsHeads(copy, plans.map((p) => p.watched));
   return { model: copy, heads, batchSize: options.batchSize ?? samplesPerRun(plans, count) };
 }

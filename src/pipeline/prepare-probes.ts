@@ -31,21 +31,23 @@ export function prepareProbes(model: Model, options: ProbeOptions, holdout: { sa
     ...(options.batchAxes ? { batchAxes: options.batchAxes } : {}),
     ...(options.shapes ? { shapes: options.shapes } : {}),
   };
-  const sources = [(options.files?.length ?? 0) > 0 && '--probe', options.random !== undefined && '--random', options.images !== undefined && '--images'].filter(Boolean);
-  if (sources.length > 1) throw new OptionError(sources[1] as string, `cannot be combined with ${sources[0]}; give one probe source`);
+  // Library errors name API options (random, files, images); the CLI shows them as flags.
+  const sources = ([['files', 'probe files'], ['random', 'random probes'], ['images', 'images']] as const)
+    .filter(([key]) => (key === 'files' ? (options.files?.length ?? 0) > 0 : options[key] !== undefined));
+  if (sources.length > 1) throw new OptionError(sources[1]![0], `cannot be combined with ${sources[0]![1]}; give one probe source`);
   if ((options.files?.length ?? 0) > 0 || options.images) {
     const all = options.images ? imageProbes(model, { ...options.images, seed: options.images.seed ?? options.seed ?? 0 }, feeds) : loadProbeFiles(model, options.files!, feeds);
     const source = options.images ? (all as ProbeSet & { describe?: string }).describe ?? `images ${options.images.dir}` : `file ${options.files!.join(', ')}`;
     const notes = all.notes ?? [];
     if (!holdout) return { fit: all, holdout: undefined, source, notes };
-    const option = options.images ? '--images' : '--probe';
+    const option = options.images ? 'images' : 'files';
     const unit = all.fixedBatch ?? 1;
     const units = Math.floor(all.count / unit);
     if (units < 2) throw new OptionError(option, `has ${all.count} samples; verification needs at least ${2 * unit} (some to fit, some held out)`);
     const held = Math.max(1, Math.round(units / 4)) * unit;
     return {
       fit: sliceProbes(all, 0, all.count - held), holdout: sliceProbes(all, all.count - held, all.count), source, notes,
-      holdoutSource: `the last ${held} of the ${all.count} samples (${option}), not used for fitting`,
+      holdoutSource: `the last ${held} of the ${all.count} samples (${options.images ? 'images' : 'probe files'}), not used for fitting`,
     };
   }
   const count = options.random ?? 0;

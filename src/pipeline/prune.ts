@@ -3,22 +3,19 @@
 
 import * as fs from 'node:fs';
 import * as path from 'node:path';
-import { findChannelGroups } from '../analysis/channel-groups.js';
 import { findLayers } from '../analysis/find-layers.js';
-import { measureCondensation, resolveAnalysisOptions, type AnalysisOptions, type LayerCondensation } from '../analysis/measure-condensation.js';
+import type { AnalysisOptions, LayerCondensation } from '../analysis/measure-condensation.js';
 import { OptionError, VerificationError } from '../errors.js';
 import type { Model } from '../ir/model.js';
-import { loadModel, saveModel } from '../onnx/model-file.js';
+import { saveModel } from '../onnx/model-file.js';
 import { applyMergePlan } from '../rewrite/apply-merge-plan.js';
 import { planMerges, type MergeOptions, type MergePlan } from '../rewrite/plan-merges.js';
 import { cleanUp } from '../rewrite/clean-up.js';
-import { foldBatchNorms } from '../rewrite/fold-batch-norms.js';
 import type { CollectProgress } from '../runtime/collect-statistics.js';
 import type { SessionOptions } from '../runtime/model-session.js';
 import type { ProbeOptions } from '../runtime/probe-data.js';
-import { cloneModel } from './clone-model.js';
-import { collectLayerStatistics } from './collect-layer-statistics.js';
-import { prepareProbes, wantsProbes } from './prepare-probes.js';
+import { cloneModel } from '../ir/clone-model.js';
+import { measureModel, type MeasureOptions, type Measurement } from './measure-model.js';
 import { compareModels, type Fidelity, type VerifyOptions } from './verify-rewrite.js';
 
 export interface PruneOptions {
@@ -53,28 +50,52 @@ export interface PruneResult {
 /** Default probe draw for prune when the caller gives none: verification always needs data. */
 export const DEFAULT_PRUNE_PROBES = 256;
 
+/** Default largest relative output error a pruned model may show on the held-out probes. */
+export const DEFAULT_MAX_ERROR = 1e-4;
+
+/** Measures `input`, plans merges, verifies the rewrite on held-out probes, and writes it (unless a dry run). */
 export async function prune(input: string, options: PruneOptions): Promise<PruneResult> {
-  const maxError = options.verify?.maxError ?? 1e-4;
-  if (!(maxError >= 0) || !Number.isFinite(maxError)) throw new OptionError('--max-error', `expected a non-negative number, got "${maxError}"`);
+  const maxError = checkMaxError(options.verify?.maxError);
   if (!options.dryRun) checkOutputPath(input, options.output);
-  const original = loadModel(input);
-  const analysis = resolveAnalysisOptions(options.analysis);
-  // Analysis and rewriting work on a BatchNorm-folded copy; verification compares with the original.
-  const model = cloneModel(original);
-  foldBatchNorms(model);
-  const layers = findLayers(model);
-  const probeOptions: ProbeOptions = wantsProbes(options.probe) ? options.probe! : { ...options.probe, random: DEFAULT_PRUNE_PROBES };
-  const probes = prepareProbes(model, probeOptions, { ...(options.verify?.holdoutSamples ? { samples: options.verify.holdoutSamples } : {}) });
-  options.onProgress?.('collecting statistics');
-  const sessionOpts = { ...(options.session ? { session: options.session } : {}), ...(probeOptions.batchSize ? { batchSize: probeOptions.batchSize } : {}) };
-  const statistics = await collectLayerStatistics(model, input, layers, probes.fit, {
-    ...sessionOpts,
+  const measurement = await measureModel(input, {
+    ...measureOptionsForPrune(options),
     ...(options.onProgress ? { onProgress: (p: CollectProgress) => options.onProgress!('collecting statistics', p) } : {}),
   });
-  const measured = layers.map((l) => measureCondensation(l, statistics.get(l.name), analysis));
-  const groups = findChannelGroups(layers);
-  const plan = planMerges(measured, options.merge, groups);
+  return pruneMeasured(measurement, { ...options, verify: { ...options.verify, maxError } });
+}
 
+/** The measurement options prune needs: probes (a default draw when none are given) and a held-out set. */
+export function measureOptionsForPrune(options: Pick<PruneOptions, 'probe' | 'analysis' | 'session' | 'verify'>): MeasureOptions {
+  return {
+    ...(options.probe ? { probe: options.probe } : {}),
+    ...(options.analysis ? { analysis: options.analysis } : {}),
+    ...(options.session ? { session: options.session } : {}),
+    holdout: { ...(options.verify?.holdoutSamples ? { samples: options.verify.holdoutSamples } : {}) },
+    defaultRandomProbes: DEFAULT_PRUNE_PROBES,
+  };
+}
+
+function checkMaxError(value: number | undefined): number {
+  const maxError = value ?? DEFAULT_MAX_ERROR;
+  if (!(maxError >= 0) || !Number.isFinite(maxError)) throw new OptionError('maxError', `expected a non-negative number, got "${maxError}"`);
+  return maxError;
+}
+
+/**
+ * Plans, applies, verifies and (unless a dry run) writes, from a measurement made with
+ * measureOptionsForPrune: no loading, folding or collecting again.
+ */
+export async function pruneMeasured(measurement: Measurement, options: PruneOptions): Promise<PruneResult> {
+  const maxError = checkMaxError(options.verify?.maxError);
+  const { original, model, layers, groups, statistics, measured, path: input } = measurement;
+  const probes = measurement.probes;
+  if (!probes?.holdout) throw new Error('pruneMeasured needs a measurement with held-out probes (measureOptionsForPrune)');
+  const holdout = probes.holdout;
+  const plan = planMerges(measured, options.merge, groups);
+  const sessionOpts = { ...(options.session ? { session: options.session } : {}), ...(options.probe?.batchSize ? { batchSize: options.probe.batchSize } : {}) };
+
+  // The measured model stays as measured (check reports it); each rewrite works on a copy, and the
+  // plan, which names layers and groups, is applied to the copy's own layers.
   const rewrite = (subset: MergePlan): Model => {
     const copy = cloneModel(model);
     applyMergePlan(copy, findLayers(copy), subset, statistics);
@@ -84,7 +105,7 @@ export async function prune(input: string, options: PruneOptions): Promise<Prune
   options.onProgress?.('verifying');
   const rewritten = rewrite(plan);
   // Models, not bytes: one past protobuf's 2 GB limit is staged through a file with external data.
-  const fidelity = await compareModels(original, rewritten, input, probes.holdout!, sessionOpts);
+  const fidelity = await compareModels(original, rewritten, input, holdout, sessionOpts);
   if (!(fidelity.maxRelError <= maxError)) {
     // Find which layers' merges alone break the bound, so the report can name them.
     const atFault: string[] = [];
@@ -93,15 +114,16 @@ export async function prune(input: string, options: PruneOptions): Promise<Prune
       ...plan.groups.map((gp): [string, MergePlan] => [`${gp.group} (${gp.members.join(', ')})`, { layers: [], groups: [gp] }]),
     ];
     for (const [name, part] of parts) {
-      const alone = await compareModels(original, rewrite(part), input, probes.holdout!, sessionOpts);
+      const alone = await compareModels(original, rewrite(part), input, holdout, sessionOpts);
       if (!(alone.maxRelError <= maxError)) atFault.push(`${name} (${alone.maxRelError.toExponential(2)})`);
     }
     const blame = atFault.length ? `; layers at fault: ${atFault.join(', ')}` : '; no single layer exceeds it alone (errors add up across layers)';
-    throw new VerificationError(input, `pruned model differs from the original by a relative error of ${fidelity.maxRelError.toExponential(2)} on output "${fidelity.worstOutput}" (${fidelity.samples} held-out samples), above --max-error ${maxError}${blame}; nothing was written`, atFault.map((a) => a.split(' (')[0]!));
+    throw new VerificationError(input, `pruned model differs from the original by a relative error of ${fidelity.maxRelError.toExponential(2)} on output "${fidelity.worstOutput}" (${fidelity.samples} held-out samples), above maxError ${maxError}${blame}; nothing was written`, atFault.map((a) => a.split(' (')[0]!));
   }
   if (!options.dryRun) saveModel(rewritten, options.output);
   const widthBefore = measured.reduce((s, m) => s + m.width, 0);
   const removed = plan.layers.reduce((s, lp) => s + lp.width - lp.widthAfter, 0) + plan.groups.reduce((s, gp) => s + (gp.width - gp.widthAfter) * gp.members.length, 0);
+  void layers;
   return {
     input,
     output: options.dryRun ? null : options.output,
@@ -118,13 +140,13 @@ export async function prune(input: string, options: PruneOptions): Promise<Prune
 }
 
 function checkOutputPath(input: string, output: string): void {
-  if (!output) throw new OptionError('--output', 'is required: expected a path for the pruned model');
+  if (!output) throw new OptionError('output', 'is required: expected a path for the pruned model');
   const resolvedIn = safeRealpath(input);
   const resolvedOut = safeRealpath(output);
-  if (resolvedIn === resolvedOut) throw new OptionError('--output', `"${output}" is the input model; condense never overwrites its input: expected another path`);
+  if (resolvedIn === resolvedOut) throw new OptionError('output', `"${output}" is the input model; condense never overwrites its input: expected another path`);
   const dir = path.dirname(path.resolve(output));
-  if (!fs.existsSync(dir) || !fs.statSync(dir).isDirectory()) throw new OptionError('--output', `folder "${dir}" does not exist`);
-  if (fs.existsSync(output) && fs.statSync(output).isDirectory()) throw new OptionError('--output', `"${output}" is a folder; expected a file path`);
+  if (!fs.existsSync(dir) || !fs.statSync(dir).isDirectory()) throw new OptionError('output', `folder "${dir}" does not exist`);
+  if (fs.existsSync(output) && fs.statSync(output).isDirectory()) throw new OptionError('output', `"${output}" is a folder; expected a file path`);
 }
 
 function safeRealpath(p: string): string {

@@ -3,11 +3,12 @@
 // of the input weights from the first checkpoint's (condensation.md, "Measures"); for a two-layer
 // network also the phase-diagram regime predicted from the first checkpoint's weight scales.
 
-import { constantNumbers, findLayers, type NeuronLayer } from '../analysis/find-layers.js';
+import { constantNumbers, type NeuronLayer } from '../analysis/find-layers.js';
 import { inputWeightVectors } from '../analysis/input-weights.js';
-import { measureCondensation, resolveAnalysisOptions, type AnalysisOptions } from '../analysis/measure-condensation.js';
+import { resolveAnalysisOptions, type AnalysisOptions } from '../analysis/measure-condensation.js';
 import { ModelFormatError, OptionError, joinProblems } from '../errors.js';
-import { loadModel } from '../onnx/model-file.js';
+import type { SessionOptions } from '../runtime/model-session.js';
+import { measureModel, type Measurement } from './measure-model.js';
 import { isReadoutLayer } from './readout-layer.js';
 import { phaseGamma, phaseGammaPrime, predictRegime, standardDeviation, type Regime } from './phase-diagram.js';
 
@@ -17,6 +18,8 @@ export interface SeriesOptions {
   alpha?: number;
   /** Distance from the phase boundary within which the regime reads as critical (default 0.05). */
   regimeTolerance?: number;
+  /** Where wide layers' weight cosines run (onnxruntime's GEMM). */
+  session?: SessionOptions;
 }
 
 export interface SeriesLayer {
@@ -82,15 +85,17 @@ export function describeRelativeDistance(rd: number): TwoLayerEstimate['observed
 }
 
 /** Measures a training series; every checkpoint must have the first one's layers, widths and weight shapes. */
-export function series(paths: string[], options: SeriesOptions = {}): SeriesResult {
-  if (paths.length === 0) throw new OptionError('<checkpoints>', 'expected at least one model file');
+export async function series(paths: string[], options: SeriesOptions = {}): Promise<SeriesResult> {
+  if (paths.length === 0) throw new OptionError('paths', 'expected at least one model file');
   const alpha = options.alpha ?? 1;
-  if (!(alpha > 0) || !Number.isFinite(alpha)) throw new OptionError('--alpha', `expected a positive number, got "${alpha}"`);
+  if (!(alpha > 0) || !Number.isFinite(alpha)) throw new OptionError('alpha', `expected a positive number, got "${alpha}"`);
   const tolerance = options.regimeTolerance ?? 0.05;
   const analysis = resolveAnalysisOptions(options.analysis);
 
-  const models = paths.map((p) => loadModel(p));
-  const layerSets = models.map((m) => findLayers(m));
+  // Data-free measurements, one per checkpoint, on the path every command shares.
+  const measurements: Measurement[] = [];
+  for (const p of paths) measurements.push(await measureModel(p, { analysis, ...(options.session ? { session: options.session } : {}) }));
+  const layerSets = measurements.map((m) => m.layers);
   const first = layerSets[0]!;
   const problems: string[] = [];
   const offenders = new Set<string>();
@@ -118,10 +123,10 @@ export function series(paths: string[], options: SeriesOptions = {}): SeriesResu
   const initialTotal = Math.sqrt(initialNorms.reduce((s, x) => s + x * x, 0));
   const layers: SeriesLayer[] = first.map((l) => ({ name: l.name, width: l.width, isReadout: isReadoutLayer(l), effectiveWidth: [], static: [], relativeDistance: [] }));
   const total: number[] = [];
-  layerSets.forEach((set) => {
+  layerSets.forEach((set, t) => {
     let moved = 0;
     set.forEach((l, i) => {
-      const m = measureCondensation(l, undefined, analysis);
+      const m = measurements[t]!.measured[i]!;
       const rows = inputWeightVectors(l).rows;
       const d = distance(rows, initial[i]!);
       moved += d * d;
@@ -153,7 +158,7 @@ export function series(paths: string[], options: SeriesOptions = {}): SeriesResu
     notes.push('the phase diagram applies to two-layer networks f(x) = (1/alpha) sum a_k s(w_k . x); this model has another shape, so no regime is predicted');
   }
   return {
-    checkpoints: paths.map((p, t) => ({ path: p, params: models[t]!.parameterCount() })),
+    checkpoints: paths.map((p, t) => ({ path: p, params: measurements[t]!.original.parameterCount() })),
     layers,
     relativeDistance: total,
     twoLayer,

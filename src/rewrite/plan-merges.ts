@@ -42,13 +42,31 @@ export interface MergePlan {
 export interface MergeOptions {
   /** Also merge the rest of each cluster and drop low-amplitude neurons, refitting consumers. */
   approximate?: boolean;
-  /** Largest relative residual |u_j - t u_r| / |u_j| still treated as an exact relation (default 1e-6). */
+  /**
+   * Largest relative residual |u_j - t u_r| / |u_j| still treated as an exact relation (default
+   * DEFAULT_EXACT_TOLERANCE; CLI --exact-tolerance). This alone decides which relations exact
+   * merges use; the similarity threshold does not (it drives clusters: reported effective widths,
+   * and the merges of approximate mode).
+   */
   exactTolerance?: number;
+}
+
+/** The default of MergeOptions.exactTolerance. */
+export const DEFAULT_EXACT_TOLERANCE = 1e-6;
+
+/**
+ * The |cosine| below which a pair cannot meet `tolerance`: the residual test passes only when
+ * sin(angle) <= tolerance, i.e. |cos| >= sqrt(1 - tolerance^2). The screen sits 1e-3 lower so a
+ * cosine computed in float32 (onnxruntime's GEMM for wide layers) never hides a relation the
+ * residual test, in float64, would accept.
+ */
+export function cosineScreen(tolerance: number): number {
+  return Math.sqrt(1 - Math.min(1, tolerance) ** 2) - 1e-3;
 }
 
 /** Plans the merges of every mergeable layer and group; pure: reads weights and statistics, changes nothing. */
 export function planMerges(measured: LayerCondensation[], options: MergeOptions = {}, groups: ChannelGroup[] = []): MergePlan {
-  const tolerance = options.exactTolerance ?? 1e-6;
+  const tolerance = options.exactTolerance ?? DEFAULT_EXACT_TOLERANCE;
   if (!(tolerance >= 0 && tolerance < 1)) throw new OptionError('exactTolerance', `expected a number in [0, 1), got "${tolerance}"`);
   const layers: LayerMergePlan[] = [];
   for (const m of measured) {
@@ -75,6 +93,7 @@ function planExact(m: LayerCondensation, tolerance: number, withProbeStatics = f
   // Larger vectors become representatives: dividing by a tiny |u_r| would amplify rounding.
   const order = [...Array(width).keys()].filter((k) => !removed.has(k)).sort((a, b) => m.inputWeightNorms[b]! - m.inputWeightNorms[a]! || a - b);
   const act = layer.activation;
+  const screen = cosineScreen(tolerance);
   for (let oi = 0; oi < order.length; oi++) {
     const r = order[oi]!;
     if (removed.has(r)) continue;
@@ -84,7 +103,7 @@ function planExact(m: LayerCondensation, tolerance: number, withProbeStatics = f
       const j = order[oj]!;
       if (removed.has(j) || act.functionIds[j] !== act.functionIds[r]) continue;
       const c = m.weightCosine[j * width + r]!;
-      if (Math.abs(c) < 1 - 1e-3) continue;
+      if (Math.abs(c) < screen) continue;
       let dot = 0;
       for (let i = 0; i < dim; i++) dot += rows[j * dim + i]! * rows[r * dim + i]!;
       const t = dot / (nr * nr);
@@ -140,7 +159,7 @@ function exactStatics(m: LayerCondensation, rows: Float64Array, dim: number, fan
 function planApproximate(m: LayerCondensation, tolerance: number): LayerMergePlan {
   const exact = planExact(m, tolerance, true);
   if (!m.statistics || m.statistics.count === 0) {
-    throw new OptionError('--approximate', `layer "${m.layer.name}" has no probe statistics; approximate merging refits consumers on probe data: give --probe or --random`);
+    throw new OptionError('approximate', `layer "${m.layer.name}" has no probe statistics; approximate merging refits consumers on probe data: give --probe or --random`);
   }
   const dropped = new Set<number>([...exact.merges.map((x) => x.neuron), ...exact.statics.map((s) => s.neuron)]);
   const statics: StaticRemoval[] = [...exact.statics];
@@ -184,7 +203,7 @@ export interface GroupMergePlan {
 /** Plans the exact merges of a mergeable channel group (positive multiples and copies only). */
 export function planGroupMerges(group: ChannelGroup, options: MergeOptions = {}): GroupMergePlan | undefined {
   if (!group.mergeable || group.producers.length === 0) return undefined;
-  const tolerance = options.exactTolerance ?? 1e-6;
+  const tolerance = options.exactTolerance ?? DEFAULT_EXACT_TOLERANCE;
   const vectors = group.producers.map((p) => inputWeightVectors(p));
   const width = group.width;
   const norms = vectors.map(({ rows, dim }) => Float64Array.from({ length: width }, (_, k) => Math.hypot(...rows.subarray(k * dim, (k + 1) * dim))));

@@ -24,8 +24,9 @@ const clustersAt95 = (file: string): number => expected.models[file]!.layers[0]!
 const dir = scratchDir('series');
 afterAll(() => fs.rmSync(dir, { recursive: true, force: true }));
 
+const result = await series(CHECKPOINTS.map(fixturePath));
+
 describe('training series of the small-init two-layer network', () => {
-  const result = series(CHECKPOINTS.map(fixturePath));
   const fc1 = result.layers.find((l) => l.name === 'fc1')!;
 
   it('has the effective width the fixture script recorded at each checkpoint', () => {
@@ -59,14 +60,14 @@ describe('training series of the small-init two-layer network', () => {
     expect(t.observedRelativeDistance).toBe(fc1.relativeDistance[4]);
   });
 
-  it('reads alpha into gamma: a large enough 1/alpha output scale moves the prediction to linear', () => {
-    const scaled = series([fixturePath(CHECKPOINTS[0]!)], { alpha: 1 / 64 ** 1.5 });
+  it('reads alpha into gamma: a large enough 1/alpha output scale moves the prediction to linear', async () => {
+    const scaled = await series([fixturePath(CHECKPOINTS[0]!)], { alpha: 1 / 64 ** 1.5 });
     expect(scaled.twoLayer!.gamma).toBeCloseTo(result.twoLayer!.gamma - 1.5, 6);
     expect(scaled.twoLayer!.regime).toBe('linear');
   });
 
-  it('predicts the linear regime for the standard (LeCun) initialisation', () => {
-    const standard = series([fixturePath('two-layer-standard-init.onnx')]);
+  it('predicts the linear regime for the standard (LeCun) initialisation', async () => {
+    const standard = await series([fixturePath('two-layer-standard-init.onnx')]);
     expect(standard.layers[0]!.relativeDistance).toEqual([0]);
     // LeCun on a 1-D input: w, b ~ N(0, 1), a ~ N(0, 1/m): gamma = gamma' = 1/2 in the limit. This
     // is the trained model, not its initialisation, so only the regime is asserted.
@@ -119,7 +120,7 @@ describe('condense series', () => {
     expect(report.checkpoints.map((c: { index: number }) => c.index)).toEqual([0, 1, 2, 3, 4]);
     expect(report.layers[0].effectiveWidth).toEqual([12, 2, 4, 3, 3]);
     expect(report.twoLayer.regime).toBe('condensed');
-    expect(report).toEqual(JSON.parse(JSON.stringify(seriesReport(series(args)))));
+    expect(report).toEqual(JSON.parse(JSON.stringify(seriesReport(await series(args)))));
     const svgText = fs.readFileSync(svg, 'utf8');
     expect(XMLValidator.validate(svgText)).toBe(true);
     expect(svgText).toContain('effective width over training');
@@ -132,7 +133,7 @@ describe('condense series', () => {
     const run = await condense(['series', args[0]!, fixturePath('two-layer-4d-small-init.onnx')]);
     expect(run.code).toBe(2);
     expect(run.stderr).toMatch(/two-layer-4d-small-init\.onnx: layer "fc1" has width 64 and weights \[64, 4\], expected width 64 and \[64, 1\]/);
-    expect(() => series([args[0]!, fixturePath('mlp-relu-planted.onnx')])).toThrow(ModelFormatError);
+    await expect(series([args[0]!, fixturePath('mlp-relu-planted.onnx')])).rejects.toThrow(ModelFormatError);
   });
 
   it('exits 2 for a bad --alpha', async () => {

@@ -1,0 +1,98 @@
+// measureModel: the one front half every command shares. Loads the model (once), folds BatchNorm
+// into a structural copy, finds layers and dependency groups, runs the probes through one
+// statistics session (once), and measures condensation. audit, prune, check and series take what
+// they need from the Measurement it returns; nothing downstream loads, folds or finds again.
+
+import { findChannelGroups, type DependencyGroup } from '../analysis/channel-groups.js';
+import { findLayers, type NeuronLayer } from '../analysis/find-layers.js';
+import { inputWeightVectors } from '../analysis/input-weights.js';
+import { measureCondensation, resolveAnalysisOptions, type AnalysisOptions, type LayerCondensation } from '../analysis/measure-condensation.js';
+import { cloneModel } from '../ir/clone-model.js';
+import type { Model } from '../ir/model.js';
+import { encodeModel } from '../onnx/encode-model.js';
+import { loadModel } from '../onnx/model-file.js';
+import type { CollectProgress } from '../runtime/collect-statistics.js';
+import { cosineMatrixOnRuntime } from '../runtime/gram-matrix.js';
+import type { SessionOptions } from '../runtime/model-session.js';
+import type { ProbeOptions } from '../runtime/probe-data.js';
+import { foldBatchNorms } from '../rewrite/fold-batch-norms.js';
+import { collectLayerStatistics, type LayerStatistics } from './collect-layer-statistics.js';
+import { prepareProbes, wantsProbes, type PreparedProbes } from './prepare-probes.js';
+
+export interface MeasureOptions {
+  probe?: ProbeOptions;
+  analysis?: AnalysisOptions;
+  session?: SessionOptions;
+  /**
+   * Hold probes out for verification (prune, check's prune rule): random probes get a second,
+   * independently seeded draw of `samples` (default max(16, n/4)); files lose their last quarter.
+   */
+  holdout?: { samples?: number };
+  /** Random probes to draw when `probe` asks for none (verification needs data); default none. */
+  defaultRandomProbes?: number;
+  onProgress?: (p: CollectProgress) => void;
+  /** Called as each stage begins (for progress lines): "collecting statistics", "measuring layer 3/40: fc3". */
+  onStage?: (stage: string) => void;
+}
+
+/** Layers at least this wide get their weight cosines from onnxruntime's GEMM (a JavaScript loop takes seconds). */
+export const RUNTIME_COSINE_WIDTH = 512;
+
+export interface Measurement {
+  /** The model file, or 'model' for a model passed in memory. */
+  path: string;
+  /** The model as loaded: what verification compares a rewrite with. */
+  original: Model;
+  /** A structural copy with BatchNorm folded: the model layers, groups and statistics refer to. */
+  model: Model;
+  layers: NeuronLayer[];
+  groups: DependencyGroup[];
+  /** Output moments per layer name (empty for a data-free measurement). */
+  statistics: LayerStatistics;
+  /** One per layer, in the order of `layers`. */
+  measured: LayerCondensation[];
+  /** The probes the statistics were fitted on (and the held-out ones), when any ran. */
+  probes: PreparedProbes | undefined;
+  analysis: Required<AnalysisOptions>;
+}
+
+/** Loads (when given a path), folds, finds layers and groups, collects statistics once, and measures. */
+export async function measureModel(model: string | Model, options: MeasureOptions = {}): Promise<Measurement> {
+  const path = typeof model === 'string' ? model : 'model';
+  const analysis = resolveAnalysisOptions(options.analysis);
+  const original = typeof model === 'string' ? loadModel(model) : model;
+  // Measures are taken on BatchNorm-folded weights: a conv channel's u_k includes its BN.
+  const folded = cloneModel(original);
+  foldBatchNorms(folded);
+  const layers = findLayers(folded);
+  const groups = findChannelGroups(layers);
+
+  const probeOptions: ProbeOptions | undefined = wantsProbes(options.probe)
+    ? options.probe
+    : options.defaultRandomProbes
+      ? { ...options.probe, random: options.defaultRandomProbes }
+      : undefined;
+  let statistics: LayerStatistics = Object.assign(new Map(), { positionSampling: [] });
+  let probes: PreparedProbes | undefined;
+  if (probeOptions) {
+    probes = prepareProbes(folded, probeOptions, options.holdout);
+    options.onStage?.('collecting statistics');
+    statistics = await collectLayerStatistics(folded, path, layers, probes.fit, {
+      ...(options.session ? { session: options.session } : {}),
+      ...(probeOptions.batchSize ? { batchSize: probeOptions.batchSize } : {}),
+      ...(options.onProgress ? { onProgress: options.onProgress } : {}),
+    });
+  }
+  const measured: LayerCondensation[] = [];
+  for (const [i, l] of layers.entries()) {
+    options.onStage?.(`measuring layer ${i + 1}/${layers.length}: ${l.name}`);
+    // One wide layer at a time, so only one n x n matrix is in the making.
+    const computed: { weightCosine?: Float64Array } = {};
+    if (l.width >= RUNTIME_COSINE_WIDTH) {
+      const { rows, dim } = inputWeightVectors(l);
+      computed.weightCosine = await cosineMatrixOnRuntime(rows, l.width, dim, (m) => encodeModel(m).modelBytes, options.session ?? {});
+    }
+    measured.push(measureCondensation(l, statistics.get(l.name), analysis, computed));
+  }
+  return { path, original, model: folded, layers, groups, statistics, measured, probes, analysis };
+}

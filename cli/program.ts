@@ -12,6 +12,8 @@ import {
   loadCheckConfig, readAuditReport, renderGithubAnnotations, renderHtmlReport, renderJunitReport, renderMarkdownReport, renderPng, renderSvg,
   series, seriesFigure, seriesReport, writeReportFile, type AuditResult,
 } from '../src/index.js';
+import { IMAGE_PRESETS, parsePinnedValue, type ImagePreset } from '../src/index.js';
+import { progressReporter, type Progress, type ProgressMode } from './progress.js';
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 
@@ -20,16 +22,33 @@ export const EXIT = { ok: 0, checkFailed: 1, usage: 2, verificationFailed: 3, ru
 export interface CliIO {
   stdout: (text: string) => void;
   stderr: (text: string) => void;
-  /** Progress lines are drawn only when stderr is a terminal. */
+  /** Binary output to stdout (`--png -`); written as latin1 through `stdout` when absent. */
+  stdoutBytes?: (bytes: Uint8Array) => void;
+  /** A terminal redraws one progress line in place. */
   isStderrTTY: boolean;
+  /** Progress: redrawn (terminal), a line per stage (CI logs, pipes) or none; from isStderrTTY when absent. */
+  progress?: ProgressMode;
+  /** Width the text tables are fitted to; unlimited when absent (the real CLI: COLUMNS, the terminal's width, or 100). */
+  columns?: number;
   /** Environment read by `check` (GITHUB_ACTIONS); process.env when absent. */
   env?: Record<string, string | undefined>;
+}
+
+/** COLUMNS when set, else the terminal's width, else 100 (a CI log or a pipe). */
+export function terminalColumns(env: Record<string, string | undefined> = process.env, stdout: { isTTY?: boolean; columns?: number } = process.stdout): number {
+  const fromEnv = Number(env.COLUMNS);
+  if (Number.isInteger(fromEnv) && fromEnv >= 40) return fromEnv;
+  if (stdout.isTTY && stdout.columns) return Math.max(40, stdout.columns);
+  return 100;
 }
 
 const defaultIO: CliIO = {
   stdout: (t) => process.stdout.write(t),
   stderr: (t) => process.stderr.write(t),
+  stdoutBytes: (b) => process.stdout.write(b),
   isStderrTTY: !!process.stderr.isTTY,
+  progress: process.stderr.isTTY ? 'tty' : 'lines',
+  columns: terminalColumns(),
 };
 
 function parseNumber(option: string, text: string, check: (x: number) => boolean, expected: string): number {
@@ -60,6 +79,14 @@ interface CommonOptions {
   json?: boolean;
   stats?: string[];
   workers?: string;
+  quiet?: boolean;
+  input?: string[];
+  batchAxis?: string[];
+  images?: string;
+  preset?: string;
+  mean?: string;
+  std?: string;
+  count?: string;
 }
 
 function probeOptions(o: CommonOptions): ProbeOptions | undefined {
@@ -68,8 +95,67 @@ function probeOptions(o: CommonOptions): ProbeOptions | undefined {
   if (o.random !== undefined) p.random = parseNumber('--random', o.random, (x) => Number.isInteger(x) && x >= 1, 'a positive whole number of samples');
   if (o.shape?.length) p.shapes = parseShapes(o.shape);
   if (o.seed !== undefined) p.seed = parseNumber('--seed', o.seed, Number.isInteger, 'a whole number');
+  Object.assign(p, inputFeedOptions(o));
   if (o.batchSize !== undefined) p.batchSize = parseNumber('--batch-size', o.batchSize, (x) => Number.isInteger(x) && x >= 1, 'a positive whole number');
   return Object.keys(p).length ? p : undefined;
+}
+
+// ---- probe data people have (issue 13): pinned inputs, batch axes, image folders
+
+function parseNameValue(option: string, spec: string, example: string): [string, string] {
+  const eq = spec.indexOf('=');
+  if (eq <= 0) throw new OptionError(option, `expected ${example}, got "${spec}"`);
+  return [spec.slice(0, eq), spec.slice(eq + 1)];
+}
+
+function parseNumberList(option: string, text: string): number[] {
+  const values = text.split(',').map((t) => parseNumber(option, t, () => true, 'comma-separated numbers, e.g. 0.485,0.456,0.406'));
+  return values;
+}
+
+function inputFeedOptions(o: CommonOptions): Partial<ProbeOptions> {
+  const p: Partial<ProbeOptions> = {};
+  if (o.input?.length) {
+    p.pinned = {};
+    for (const spec of o.input) {
+      const [name, text] = parseNameValue('--input', spec, 'name=value, e.g. sr=16000 or mask=[1,1,0]');
+      const value = parsePinnedValue(text);
+      if (!value) throw new OptionError('--input', `expected a number or a JSON array of numbers for "${name}", got "${text}"`);
+      p.pinned[name] = value;
+    }
+  }
+  if (o.batchAxis?.length) {
+    p.batchAxes = {};
+    for (const spec of o.batchAxis) {
+      const [name, text] = parseNameValue('--batch-axis', spec, 'name=K, e.g. state=1');
+      p.batchAxes[name] = parseNumber('--batch-axis', text, (x) => Number.isInteger(x) && x >= 0, `a non-negative axis for "${name}"`);
+    }
+  }
+  const imageOnly = ([['--preset', o.preset], ['--mean', o.mean], ['--std', o.std], ['--count', o.count]] as const).find(([, v]) => v !== undefined);
+  if (o.images === undefined) {
+    if (imageOnly) throw new OptionError(imageOnly[0], 'applies to --images DIR; give --images too');
+    return p;
+  }
+  if (o.preset !== undefined && !(o.preset in IMAGE_PRESETS)) throw new OptionError('--preset', `expected one of ${Object.keys(IMAGE_PRESETS).join(', ')}, got "${o.preset}"`);
+  p.images = {
+    dir: o.images,
+    ...(o.preset !== undefined ? { preset: o.preset as ImagePreset } : {}),
+    ...(o.mean !== undefined ? { mean: parseNumberList('--mean', o.mean) } : {}),
+    ...(o.std !== undefined ? { std: parseNumberList('--std', o.std) } : {}),
+    ...(o.count !== undefined ? { count: parseNumber('--count', o.count, (x) => Number.isInteger(x) && x >= 1, 'a positive whole number of images') } : {}),
+  };
+  return p;
+}
+
+function addInputFeedOptions(cmd: Command): Command {
+  return cmd
+    .option('--input <name=value...>', 'pin an input to a value in every run: a number or JSON array, e.g. sr=16000')
+    .option('--batch-axis <name=K...>', 'the axis of an input that holds the samples (default 0), e.g. state=1; probe files still store samples first')
+    .option('--images <dir>', 'probe with the PNG/JPEG images of a folder, resized and centre-cropped to the image input')
+    .option('--preset <name>', `image normalisation: ${Object.keys(IMAGE_PRESETS).join(', ')} (default imagenet)`)
+    .option('--mean <m,m,m>', 'image mean per channel on [0, 1] pixels (overrides --preset)')
+    .option('--std <s,s,s>', 'image standard deviation per channel (overrides --preset)')
+    .option('--count <n>', 'use n images (after a shuffle seeded by --seed; default all)');
 }
 
 function analysisOptions(o: CommonOptions) {
@@ -90,16 +176,58 @@ function sessionOptions(o: CommonOptions) {
 }
 
 function addProbeOptions(cmd: Command): Command {
-  return cmd
+  cmd
     .option('--probe <file...>', 'probe data: file.npy (single-input models), name=file.npy, or file.npz keyed by input name')
     .option('--random <n>', 'use n seeded Gaussian probe samples')
     .option('--shape <name=dims>', 'fix dynamic input dimensions for random probes, e.g. x=1x3x32x32 (repeat for each input)', (spec: string, specs: string[] = []) => [...specs, spec])
-    .option('--seed <n>', 'seed for random probes', '0')
+    .option('--seed <n>', 'seed for random probes and the image order', '0')
     .option('--batch-size <n>', 'samples per onnxruntime run (default: sized to the model)')
     .option('--threshold <s>', 'similarity at or above which neurons share a cluster', '0.95')
     .option('--static-threshold <f>', 'amplitude below this fraction of the layer maximum makes a neuron static', '0.01')
     .addOption(new Option('--device <name>', `execution provider: ${DEVICES.join(', ')}`).argParser(parseDevice).default('cpu'))
-    .option('--json', 'print the JSON report instead of a table');
+    .option('--json', 'print the JSON report instead of a table')
+    .option('-q, --quiet', 'no progress lines on stderr');
+  addInputFeedOptions(cmd.optionsGroup('Probe inputs and images:'));
+  // Options the command adds after these go back under the default heading.
+  return cmd.optionsGroup('Options:');
+}
+
+// ---- --help examples (issue 13): two or three commands people run, at the end of each command's help
+
+const EXAMPLES: Record<string, string[]> = {
+  inspect: [
+    'condense inspect model.onnx',
+    'condense inspect model.onnx --json > inspect.json',
+  ],
+  audit: [
+    'condense audit model.onnx --random 512 --html report.html',
+    'condense audit cnn.onnx --images photos/ --preset imagenet --md -',
+    'condense audit vad.onnx --random 256 --input sr=16000 --batch-axis state=1',
+  ],
+  prune: [
+    'condense prune model.onnx -o small.onnx',
+    'condense prune model.onnx --probe data.npz --approximate --max-error 1e-3 -o small.onnx',
+    'condense prune cnn.onnx --images photos/ --dry-run --quiet',
+  ],
+  check: [
+    'condense check model.onnx --config condense.config.json --junit results.xml',
+    'condense check model.onnx --random 256 --baseline main-audit.json',
+  ],
+  series: [
+    'condense series ckpt-0.onnx ckpt-1.onnx ckpt-2.onnx --png series.png',
+    'condense series ckpt-*.onnx --alpha 64 --json',
+  ],
+  diff: [
+    'condense diff before.json after.json',
+    'condense audit a.onnx --json > a.json && condense audit b.onnx --json > b.json && condense diff a.json b.json',
+  ],
+};
+
+function addExamples(program: Command): void {
+  for (const command of program.commands) {
+    const examples = EXAMPLES[command.name()];
+    if (examples) command.addHelpText('after', `\nExamples:\n${examples.map((e) => `  $ ${e}`).join('\n')}\n`);
+  }
 }
 
 /** --workers for the commands that collect statistics themselves (check does not take it yet). */
@@ -129,13 +257,7 @@ export function buildProgram(io: CliIO = defaultIO): Command {
     })
     .exitOverride();
 
-  const progress = (stage: string, p?: { samplesDone: number; samplesTotal: number }): void => {
-    if (!io.isStderrTTY) return;
-    io.stderr(`\r${stage}${p ? ` ${p.samplesDone}/${p.samplesTotal} samples` : ''}\x1b[K`);
-  };
-  const endProgress = (): void => {
-    if (io.isStderrTTY) io.stderr('\r\x1b[K');
-  };
+  const width = io.columns;
 
   program
     .command('inspect')
@@ -144,7 +266,7 @@ export function buildProgram(io: CliIO = defaultIO): Command {
     .option('--json', 'print JSON')
     .action((model: string, o: { json?: boolean }) => {
       const report = inspectReport(inspect(model));
-      io.stdout(o.json ? `${JSON.stringify(report, null, 2)}\n` : `${formatInspect(report)}\n`);
+      io.stdout(o.json ? `${JSON.stringify(report, null, 2)}\n` : `${formatInspect(report, { width })}\n`);
     });
 
   addWorkersOption(addProbeOptions(program.command('collect')))
@@ -155,8 +277,9 @@ export function buildProgram(io: CliIO = defaultIO): Command {
       if (!o.output) throw new OptionError('--output', 'is required: expected -o <file> for the statistics file');
       const probe = probeOptions(o);
       if (!probe || (!probe.files?.length && probe.random === undefined)) throw new OptionError('--probe', 'is required: collect needs probe data (--probe file or --random n)');
-      const shard = await collectShard(model, { probe, session: sessionOptions(o), ...workerCount(o), onProgress: (p) => progress('collecting statistics', p) });
-      endProgress();
+      const progress = progressFor(io, o);
+      const shard = await collectShard(model, { probe, session: sessionOptions(o), ...workerCount(o), onProgress: (p) => progress.update('collecting statistics', p) });
+      progress.end();
       writeStatisticsFile(o.output, shard);
       const summary = { output: o.output, model: shard.header.model, samples: shard.header.samples, layers: shard.header.layers };
       io.stdout(o.json ? `${JSON.stringify(summary, null, 2)}\n` : `wrote ${o.output}: ${shard.header.samples} samples, ${shard.header.layers.length} layers, model sha256 ${shard.header.model.slice(0, 12)}\n`);
@@ -170,17 +293,21 @@ export function buildProgram(io: CliIO = defaultIO): Command {
     .option('--png-dir <dir>', 'also write the pictures per layer as PNG files into this folder')
     .action(async (model: string, o: CommonOptions & AuditOutputOptions) => {
       const probe = probeOptions(o);
+      const reportToStdout = stdoutOption(o, ['html', 'md']);
+      const progress = progressFor(io, o);
+      progress.update('auditing: loading the model');
       const result = await audit(model, {
         ...(probe ? { probe } : {}),
         ...(o.stats?.length ? { statistics: o.stats } : {}),
         ...workerCount(o),
         analysis: analysisOptions(o),
         session: sessionOptions(o),
-        onProgress: (p) => progress('collecting statistics', p),
+        onProgress: (p) => progress.update('collecting statistics', p),
+        onStage: (stage) => progress.update(stage),
       });
-      endProgress();
+      progress.end();
       const report = auditReport(result);
-      io.stdout(o.json ? `${JSON.stringify(report, null, 2)}\n` : `${formatAuditTable(report)}\n`);
+      if (!reportToStdout) io.stdout(o.json ? `${JSON.stringify(report, null, 2)}\n` : `${formatAuditTable(report, { width })}\n`);
       writeAuditOutputs(result, o, io, [model]);
     });
 
@@ -195,6 +322,7 @@ export function buildProgram(io: CliIO = defaultIO): Command {
     .action(async (model: string, o: CommonOptions & { output?: string; approximate?: boolean; maxError: string; exactTolerance: string; dryRun?: boolean }) => {
       if (!o.output && !o.dryRun) throw new OptionError('--output', 'is required: expected -o <file> for the pruned model (or --dry-run)');
       const probe = probeOptions(o);
+      const progress = progressFor(io, o);
       const result = await prune(model, {
         output: o.output ?? '',
         ...(probe ? { probe } : {}),
@@ -205,14 +333,15 @@ export function buildProgram(io: CliIO = defaultIO): Command {
         dryRun: !!o.dryRun,
         ...(o.stats?.length ? { statistics: o.stats } : {}),
         ...workerCount(o),
-        onProgress: progress,
+        onProgress: (stage, p) => progress.update(stage, p),
       });
-      endProgress();
+      progress.end();
       const report = pruneReport(result);
-      io.stdout(o.json ? `${JSON.stringify(report, null, 2)}\n` : `${formatPruneSummary(report)}\n`);
+      io.stdout(o.json ? `${JSON.stringify(report, null, 2)}\n` : `${formatPruneSummary(report, { width })}\n`);
     });
 
   addReportingCommands(program, io);
+  addExamples(program);
   return program;
 }
 
@@ -229,6 +358,9 @@ const FLAG_FOR_OPTION: Record<string, string> = {
   output: '--output',
   random: '--random',
   files: '--probe',
+  images: '--images',
+  pinned: '--input',
+  batchAxes: '--batch-axis',
   shapes: '--shape',
   alpha: '--alpha',
   batchSize: '--batch-size',
@@ -283,10 +415,36 @@ interface AuditOutputOptions {
   pngDir?: string;
 }
 
+// ---- output: progress, `-` for standard output (issue 13)
+
+function progressFor(io: CliIO, o: { quiet?: boolean }): Progress {
+  return progressReporter(io.stderr, o.quiet ? 'off' : io.progress ?? (io.isStderrTTY ? 'tty' : 'lines'));
+}
+
+/** The one report option given as `-` (standard output), if any; two of them is an error. */
+function stdoutOption(o: object, keys: string[]): string | undefined {
+  const dashed = keys.filter((k) => (o as Record<string, unknown>)[k] === '-');
+  const flag = (k: string): string => `--${k.replace(/[A-Z]/g, (c) => `-${c.toLowerCase()}`)}`;
+  if (dashed.length > 1) throw new OptionError(flag(dashed[1]!), `and ${flag(dashed[0]!)} both ask for standard output ("-"); give a file to one of them`);
+  return dashed[0];
+}
+
+/** Writes a report to its file, or to standard output for `-`; says where on stderr (unless to stdout). */
+function writeOutput(io: CliIO, target: string, content: string | Uint8Array, option: string, inputs: string[] = []): void {
+  if (target === '-') {
+    if (typeof content === 'string') io.stdout(content.endsWith('\n') ? content : `${content}\n`);
+    else if (io.stdoutBytes) io.stdoutBytes(content);
+    else io.stdout(Buffer.from(content).toString('latin1'));
+    return;
+  }
+  io.stderr(`condense: wrote ${writeReportFile(target, content, option, inputs)}\n`);
+}
+
 function writeAuditOutputs(result: AuditResult, o: AuditOutputOptions, io: CliIO, inputs: string[]): void {
-  if (o.html !== undefined) io.stderr(`condense: wrote ${writeReportFile(o.html, renderHtmlReport(result), '--html', inputs)}\n`);
-  if (o.md !== undefined) io.stderr(`condense: wrote ${writeReportFile(o.md, renderMarkdownReport(auditReport(result)), '--md', inputs)}\n`);
+  if (o.html !== undefined) writeOutput(io, o.html, renderHtmlReport(result), '--html', inputs);
+  if (o.md !== undefined) writeOutput(io, o.md, renderMarkdownReport(auditReport(result)), '--md', inputs);
   if (o.pngDir !== undefined) {
+    if (o.pngDir === '-') throw new OptionError('--png-dir', 'is a folder for several pictures; "-" (standard output) is for single-file reports such as --html and --md');
     ensureOutputFolder(o.pngDir, '--png-dir');
     const pictures = auditPictures(result);
     for (const p of pictures) writeReportFile(path.join(o.pngDir, p.fileName), p.bytes, '--png-dir', inputs);
@@ -300,6 +458,7 @@ function explicitOptions<T extends object>(o: T, command: Command): Partial<T> {
 }
 
 function addReportingCommands(program: Command, io: CliIO): void {
+  const width = io.columns;
   addProbeOptions(program.command('check'))
     .description('CI gate: evaluate the rules of a config (redundancy, effective width, static share, prune target, baseline); exit 1 when one fails')
     .argument('<model>', 'ONNX model file')
@@ -308,11 +467,14 @@ function addReportingCommands(program: Command, io: CliIO): void {
     .option('--junit <file>', 'also write the results as JUnit XML (one testcase per rule and layer)')
     .action(async (model: string, o: CommonOptions & { config?: string; baseline?: string; junit?: string }, command: Command) => {
       const started = Date.now();
+      const junitToStdout = stdoutOption(o, ['junit']);
+      const progress = progressFor(io, o);
       const configPath = o.config ?? (fs.existsSync('condense.config.json') ? 'condense.config.json' : undefined);
       const config = configPath !== undefined ? loadCheckConfig(configPath) : undefined;
       const typed = explicitOptions(o, command);
       const probe = probeOptions(typed);
       const baselinePath = o.baseline ?? config?.baseline;
+      progress.update('checking: auditing the model');
       const result = await check(model, {
         ...(config ? { config } : {}),
         ...(configPath !== undefined ? { configPath } : {}),
@@ -321,12 +483,19 @@ function addReportingCommands(program: Command, io: CliIO): void {
         analysis: analysisOptions(typed),
         session: sessionOptions(o),
       });
+      progress.end();
       const report = checkReport(result);
-      io.stdout(o.json ? `${JSON.stringify(report, null, 2)}\n` : `${formatCheckTable(report)}\n`);
-      const env = io.env ?? process.env;
-      if (env.GITHUB_ACTIONS === 'true' && !o.json) io.stdout(renderGithubAnnotations(report));
+      if (!junitToStdout) {
+        io.stdout(o.json ? `${JSON.stringify(report, null, 2)}\n` : `${formatCheckTable(report, { width })}\n`);
+        const env = io.env ?? process.env;
+        if (env.GITHUB_ACTIONS === 'true' && !o.json) io.stdout(renderGithubAnnotations(report));
+      }
       const inputs = [model, ...(configPath !== undefined ? [configPath] : []), ...(baselinePath !== undefined ? [baselinePath] : [])];
-      if (o.junit !== undefined) writeReportFile(o.junit, renderJunitReport(report, (Date.now() - started) / 1000), '--junit', inputs);
+      if (o.junit !== undefined) {
+        const xml = renderJunitReport(report, (Date.now() - started) / 1000);
+        if (o.junit === '-') io.stdout(xml);
+        else writeReportFile(o.junit, xml, '--junit', inputs);
+      }
       if (!report.passed) throw new CheckFailed(`check failed: ${report.summary.failed} of ${report.results.length} rules failed`);
     });
 
@@ -343,9 +512,9 @@ function addReportingCommands(program: Command, io: CliIO): void {
     .action(async (checkpoints: string[], o: CommonOptions & { alpha: string; svg?: string; png?: string }) => {
       const alpha = parseNumber('--alpha', o.alpha, (x) => x > 0, 'a positive number');
       const report = seriesReport(await series(checkpoints, { alpha, analysis: analysisOptions(o) }));
-      io.stdout(o.json ? `${JSON.stringify(report, null, 2)}\n` : `${formatSeriesTable(report)}\n`);
-      if (o.svg !== undefined) io.stderr(`condense: wrote ${writeReportFile(o.svg, renderSvg(seriesFigure(report)), '--svg', checkpoints)}\n`);
-      if (o.png !== undefined) io.stderr(`condense: wrote ${writeReportFile(o.png, renderPng(seriesFigure(report)), '--png', checkpoints)}\n`);
+      if (!stdoutOption(o, ['svg', 'png'])) io.stdout(o.json ? `${JSON.stringify(report, null, 2)}\n` : `${formatSeriesTable(report, { width })}\n`);
+      if (o.svg !== undefined) writeOutput(io, o.svg, renderSvg(seriesFigure(report)), '--svg', checkpoints);
+      if (o.png !== undefined) writeOutput(io, o.png, renderPng(seriesFigure(report)), '--png', checkpoints);
     });
 
   program
@@ -356,6 +525,8 @@ function addReportingCommands(program: Command, io: CliIO): void {
     .option('--json', 'print the JSON report instead of a table')
     .action((a: string, b: string, o: { json?: boolean }) => {
       const report = diffReport(diffAuditFiles(a, b));
-      io.stdout(o.json ? `${JSON.stringify(report, null, 2)}\n` : `${formatDiffTable(report)}\n`);
+      io.stdout(o.json ? `${JSON.stringify(report, null, 2)}\n` : `${formatDiffTable(report, { width })}\n`);
+      // The table carries the warnings; with --json, stderr says them too so a CI log shows them.
+      if (o.json) for (const w of report.warnings) io.stderr(`condense: warning: ${w}\n`);
     });
 }

@@ -278,7 +278,8 @@ export function writeCase(c: FuzzCase, folder: string): string {
 
 /** The commands each case runs: the loader and the data-free audit, and now and then random probes. */
 export function commandsFor(c: FuzzCase, file: string): string[][] {
-  const commands = [['inspect', file], ['audit', file, '--json']];
-  if (c.index % 5 === 0) commands.push(['audit', file, '--random', '4', '--json']);
+  // --quiet: progress lines would otherwise share stderr with the one-line error under test.
+  const commands = [['inspect', file], ['audit', file, '--json', '--quiet']];
+  if (c.index % 5 === 0) commands.push(['audit', file, '--random', '4', '--json', '--quiet']);
   return commands;
 }

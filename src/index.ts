@@ -12,7 +12,7 @@ export { encodeModel, encodeTensorFile } from './onnx/encode-model.js';
 export { loadModel, saveModel } from './onnx/model-file.js';
 export { ModelSession, listDevices, DEVICES, type Device, type SessionOptions } from './runtime/model-session.js';
 export type { HostTensor } from './runtime/host-tensor.js';
-export { loadProbeFiles, randomProbes, type ProbeOptions, type ProbeSet } from './runtime/probe-data.js';
+export { imageProbes, loadProbeFiles, randomProbes, type ProbeOptions, type ProbeSet } from './runtime/probe-data.js';
 export { decodeNpy, decodeNpz, encodeNpy, encodeNpz, type NpyArray } from './runtime/npy.js';
 export { findLayers, type NeuronLayer, type Consumer } from './analysis/find-layers.js';
 export { findChannelGroups, type DependencyGroup, type ChannelGroup, type GroupMember, type IndexMap, type CouplingRule } from './analysis/channel-groups.js';
@@ -51,3 +51,5 @@ export { diffAuditFiles, diffAuditReports, type DiffResult } from './report/diff
 export { readAuditReport, parseAuditReport } from './report/read-audit-report.js';
 export { writeReportFile, ensureOutputFolder } from './files/write-report-file.js';
 export { auditPictures, type Picture } from './report/audit-pictures.js';
+export { parsePinnedValue, type InputFeedOptions, type PinnedValue } from './runtime/input-feeds.js';
+export { IMAGE_PRESETS, type ImagePreset, type ImageProbeOptions } from './runtime/image-probes.js';

@@ -47,7 +47,9 @@ const PACKAGE_OWNERS: { pattern: RegExp; owners: string[] }[] = [
   // .npz archives (zip): fflate, or the streaming reader that may replace it, in the npy files only.
   { pattern: /^(fflate|yauzl)(\/|$)/, owners: ['src/runtime/npy.ts', 'src/runtime/npy-file.ts'] },
   // PNG output: pngjs (or an SVG rasteriser replacing it) in the report room only.
-  { pattern: /^(pngjs|@resvg\/resvg-js)(\/|$)/, owners: ['src/report/'] },
+  { pattern: /^(pngjs|@resvg\/resvg-js)(\/|$)/, owners: ['src/report/', 'src/runtime/image-probes.ts'] },
+  // Image decoding for probe data: the image-probe module only.
+  { pattern: /^jpeg-js(\/|$)/, owners: ['src/runtime/image-probes.ts'] },
   // Average linkage: ml-hclust behind the agnes clusterer only (the nn-chain clusterer is ours).
   { pattern: /^ml-hclust(\/|$)/, owners: ['src/analysis/cluster/agnes-clusterer.ts'] },
   // Config and report validation.
@@ -205,7 +207,7 @@ describe('architecture', () => {
       'src/analysis/cluster/bad-cluster.ts:1: analysis/cluster imports ir ("../../ir/model.js"); analysis/cluster may import numeric, errors',
       'src/analysis/cluster/bad-cluster.ts:2: analysis/cluster imports analysis ("../find-layers.js"); analysis/cluster may import numeric, errors',
       'src/analysis/cluster/bad-cluster.ts:3: imports "ml-hclust", which only src/analysis/cluster/agnes-clusterer.ts may import',
-      'src/analysis/uses-cluster.ts:2: imports "pngjs", which only src/report/ may import',
+      'src/analysis/uses-cluster.ts:2: imports "pngjs", which only src/report/, src/runtime/image-probes.ts may import',
       'src/analysis/uses-cluster.ts:3: imports "fflate", which only src/runtime/npy.ts, src/runtime/npy-file.ts may import',
       'src/report/bad-zip.ts:1: imports "fflate", which only src/runtime/npy.ts, src/runtime/npy-file.ts may import',
       'src/report/bad-zip.ts:3: imports "zod", which only src/files/, src/pipeline/check-config.ts, src/report/read-audit-report.ts may import',

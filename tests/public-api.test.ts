@@ -25,6 +25,8 @@ const VALUES = [
   'readStatisticsShards', 'writeStatisticsFile',
   // Escaping of model text for each output (issue 12): the CLI escapes what it prints.
   'markdownCode', 'markdownText', 'terminalText', 'xmlText',
+  // Probe data people have (issue 13): images, pinned inputs.
+  'IMAGE_PRESETS', 'imageProbes', 'parsePinnedValue',
 ];
 
 const TYPES = [
@@ -36,6 +38,8 @@ const TYPES = [
   'ValueType', 'VerifyOptions',
   // Sharded statistics (issue 14).
   'CollectedShard', 'CollectOptions', 'MergedShards', 'StatisticsHeader',
+  // Probe data people have (issue 13).
+  'ImagePreset', 'ImageProbeOptions', 'InputFeedOptions', 'PinnedValue',
 ].sort();
 
 /** Every name src/index.ts exports, types included. */

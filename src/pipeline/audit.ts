@@ -18,6 +18,8 @@ export interface AuditOptions {
   statistics?: string[];
   /** Collect in this many worker threads, each over a range of the probes (a model given by path only). */
   workers?: number;
+  /** Called as each stage begins (for progress lines): "collecting statistics", "measuring layer 3/40: fc3". */
+  onStage?: (stage: string) => void;
 }
 
 export interface AuditResult {
@@ -30,6 +32,8 @@ export interface AuditResult {
   /** Probe samples run for output statistics (0: data-free audit, weight measures only). */
   probeSamples: number;
   probeSource: string | undefined;
+  /** How inputs other than plain samples were fed (pinned values, zero state, token ids). */
+  probeNotes: string[];
   similarityThreshold: number;
   staticThreshold: number;
   /**
@@ -55,6 +59,7 @@ export function auditResult(m: Measurement): AuditResult {
     groups: m.groups,
     probeSamples: m.statisticsFiles?.samples ?? m.probes?.fit.count ?? 0,
     probeSource: m.statisticsFiles?.source ?? m.probes?.source,
+    probeNotes: m.probes?.notes ?? [],
     similarityThreshold: m.analysis.similarityThreshold,
     staticThreshold: m.analysis.staticThreshold,
     ...(m.probes || m.statisticsFiles ? { positionSampling: m.statistics.positionSampling } : {}),

@@ -1,5 +1,6 @@
 // inspect: what is in a model file, and which layers the tool can work on (and why not).
 
+import { findChannelGroups, type DependencyGroup } from '../analysis/channel-groups.js';
 import { findLayers, type NeuronLayer } from '../analysis/find-layers.js';
 import { dataTypeName } from '../ir/data-type.js';
 import type { Model } from '../ir/model.js';
@@ -19,6 +20,8 @@ export interface InspectResult {
   inputs: { name: string; type: string }[];
   outputs: { name: string; type: string }[];
   layers: NeuronLayer[];
+  /** Channels tied across layers (residual Adds): merged together or not at all, as audit sees them. */
+  groups: DependencyGroup[];
 }
 
 function describeType(v: { elemType: number | undefined; shape: { value?: number; param?: string }[] | undefined }): string {
@@ -44,6 +47,8 @@ export function inspect(model: string | Model): InspectResult {
     const key = n.domain && n.domain !== 'ai.onnx' ? `${n.domain}.${n.opType}` : n.opType;
     counts.set(key, (counts.get(key) ?? 0) + 1);
   }
+  const layers = findLayers(foldedCopy(m));
+  const groups = findChannelGroups(layers);
   return {
     path,
     irVersion: m.irVersion,
@@ -54,6 +59,7 @@ export function inspect(model: string | Model): InspectResult {
     opCounts: [...counts].map(([opType, count]) => ({ opType, count })).sort((a, b) => b.count - a.count || a.opType.localeCompare(b.opType)),
     inputs: m.graph.inputs.filter((v) => !v.initializer).map((v) => ({ name: v.name, type: describeType(v) })),
     outputs: m.graph.outputs.map((v) => ({ name: v.name, type: describeType(v) })),
-    layers: findLayers(foldedCopy(m)),
+    layers,
+    groups,
   };
 }

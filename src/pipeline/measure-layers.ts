@@ -18,9 +18,10 @@ export const RUNTIME_COSINE_MIN_WIDTH = 512;
  * |cos32 - cos64| stays below 1e-6 on a 4096 x 1025 layer, far inside any similarity threshold's
  * margin); narrower layers use the float64 loop.
  */
-export async function measureLayers(layers: NeuronLayer[], statistics: ReadonlyMap<string, StreamingMoments>, analysis: AnalysisOptions, session: SessionOptions = {}): Promise<LayerCondensation[]> {
+export async function measureLayers(layers: NeuronLayer[], statistics: ReadonlyMap<string, StreamingMoments>, analysis: AnalysisOptions, session: SessionOptions = {}, onStage?: (stage: string) => void): Promise<LayerCondensation[]> {
   const measured: LayerCondensation[] = [];
-  for (const l of layers) {
+  for (const [i, l] of layers.entries()) {
+    onStage?.(`measuring layer ${i + 1}/${layers.length}: ${l.name}`);
     const computed: PrecomputedMeasures = {};
     if (l.width >= RUNTIME_COSINE_MIN_WIDTH) {
       const { unit, norms, dim } = unitInputWeights(l);

@@ -40,6 +40,8 @@ export interface MeasureOptions {
   statistics?: string[];
   /** Collect in this many worker threads over ranges of the probes (a model given by path only). */
   workers?: number;
+  /** Called as each stage begins (for progress lines): "collecting statistics", "measuring layer 3/40: fc3". */
+  onStage?: (stage: string) => void;
 }
 
 /** Layers at least this wide get their weight cosines from onnxruntime's GEMM (a JavaScript loop takes seconds). */
@@ -94,6 +96,7 @@ export async function measureModel(model: string | Model, options: MeasureOption
     if (probeOptions && options.holdout) probes = prepareProbes(folded, probeOptions, options.holdout);
   } else if (probeOptions) {
     probes = prepareProbes(folded, probeOptions, options.holdout);
+    options.onStage?.('collecting statistics');
     statistics =
       (options.workers ?? 1) > 1 && typeof model === 'string'
         ? await collectInWorkers(model, probeOptions, options.holdout, probes.fit.count, options.workers!, options.session)
@@ -103,6 +106,6 @@ export async function measureModel(model: string | Model, options: MeasureOption
             ...(options.onProgress ? { onProgress: options.onProgress } : {}),
           });
   }
-  const measured = await measureLayers(layers, statistics, analysis, options.session);
+  const measured = await measureLayers(layers, statistics, analysis, options.session, options.onStage);
   return { path, original, model: folded, layers, groups, statistics, measured, probes, analysis, ...(statisticsFiles ? { statisticsFiles } : {}) };
 }

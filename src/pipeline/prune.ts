@@ -42,6 +42,10 @@ export interface PruneResult {
   plan: MergePlan;
   layers: LayerCondensation[];
   probeSource: string;
+  /** Where the held-out verification samples come from (their own seed, or the last file samples). */
+  holdoutSource: string;
+  /** How inputs other than plain samples were fed (pinned, zero state, token ids). */
+  probeNotes: string[];
   maxError: number;
 }
 
@@ -141,6 +145,8 @@ export async function pruneMeasured(measurement: Measurement, options: PruneOpti
     plan,
     layers: measured,
     probeSource: probes.source,
+    holdoutSource: probes.holdoutSource ?? probes.source,
+    probeNotes: probes.notes,
     maxError,
   };
 }

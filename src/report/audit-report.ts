@@ -5,7 +5,7 @@ import type { LayerCondensation } from '../analysis/measure-condensation.js';
 import { redundancy } from '../analysis/measure-condensation.js';
 import type { ChannelGroup } from '../analysis/channel-groups.js';
 import type { AuditResult } from '../pipeline/audit.js';
-import { renderTable } from './text-table.js';
+import { renderTable, wrapParagraph, type TableOptions } from './text-table.js';
 import { terminalText } from './escape-text.js';
 
 export const REPORT_SCHEMA_VERSION = 1;
@@ -26,6 +26,10 @@ export interface LayerReport {
   reason: string | null;
   /** The channel group (residual stream) the layer's channels are tied into; null if none. */
   coupledGroup: string | null;
+  /** Output observations (samples x positions) the output measures rest on; null without probes. */
+  observations: number | null;
+  /** Why the output measures may not be supported by the data (fewer observations than neurons); empty when sound. */
+  warnings: string[];
 }
 
 export interface GroupReport {
@@ -47,6 +51,8 @@ export interface AuditReport {
   /** Channel groups: layers whose channels are tied by residual Adds and merge together. */
   groups: GroupReport[];
   notes: string[];
+  /** Every layer's warnings, each prefixed with the layer name: figures the data cannot support. */
+  warnings: string[];
 }
 
 function sizes(labels: Int32Array, count: number): number[] {
@@ -70,7 +76,23 @@ export function layerReport(m: LayerCondensation, groups: ChannelGroup[] = []): 
     mergeable: m.layer.mergeable,
     reason: m.layer.blockers.length ? blockerMessages(m.layer.blockers).join('; ') : null,
     coupledGroup: groups.find((g) => g.producers.includes(m.layer))?.id ?? null,
+    observations: m.statistics ? m.statistics.count : null,
+    warnings: outputWarnings(m),
   };
+}
+
+/**
+ * Output measures over fewer observations than neurons: the n x m output matrix has rank at most
+ * n < m, so the m outputs cannot all be independent and their cosines (uncentred, over few
+ * samples) overstate redundancy. The figure says more about the probe set than about the model.
+ */
+function outputWarnings(m: LayerCondensation): string[] {
+  const n = m.statistics?.count;
+  if (n === undefined || !m.outputClusters) return [];
+  if (n < m.width) {
+    return [`output measures rest on ${n} observations, fewer than its ${m.width} neurons: the probe set is rank-deficient for this layer (rank at most ${n}), so output redundancy is not supported; use at least ${m.width} samples`];
+  }
+  return [];
 }
 
 export function groupReport(g: ChannelGroup): GroupReport {
@@ -87,6 +109,7 @@ export function groupReport(g: ChannelGroup): GroupReport {
 export function auditReport(result: AuditResult): AuditReport {
   const notes: string[] = [];
   if (result.probeSamples === 0) notes.push('data-free audit: output similarity needs probe data (--probe file.npy or --random N)');
+  notes.push(...result.probeNotes);
   if (result.layers.length === 0) notes.push('no weight-bearing layers (Gemm, MatMul, Conv with constant weights) were found');
   return {
     schemaVersion: REPORT_SCHEMA_VERSION,
@@ -97,27 +120,45 @@ export function auditReport(result: AuditResult): AuditReport {
     layers: result.layers.map((l) => layerReport(l, result.groups)),
     groups: result.groups.map(groupReport),
     notes,
+    warnings: result.layers.flatMap((l) => outputWarnings(l).map((w) => `${l.layer.name}: ${w}`)),
   };
 }
 
 const pct = (x: number | null): string => (x === null ? '-' : `${(100 * x).toFixed(0)}%`);
 
-export function formatAuditTable(report: AuditReport): string {
+/** What the mergeable column says: yes, the coupled group it merges with, or no and why. */
+export function mergeableText(l: LayerReport): string {
+  return l.mergeable ? 'yes' : l.coupledGroup ? `with group ${l.coupledGroup}` : `no: ${l.reason}`;
+}
+
+export function formatAuditTable(report: AuditReport, options: TableOptions = {}): string {
+  const width = options.width;
   const t = terminalText;
   const head = `${t(report.model.path)}: ${report.model.params.toLocaleString('en-US')} parameters, ${report.layers.length} layers` +
-    (report.probe ? `, ${report.probe.samples} probe samples (${t(report.probe.source)})` : '') +
+    (report.probe ? `, ${report.probe.samples} probe samples (${t(report.probe.source)})` : ', no probe data (weight measures only)') +
     `; similarity threshold ${report.options.similarityThreshold}`;
+  const warned = new Set(report.layers.filter((l) => l.warnings.length).map((l) => l.name));
   const table = renderTable(
     [
-      { header: 'layer' }, { header: 'op' }, { header: 'activation' }, { header: 'width', align: 'right' }, { header: 'static', align: 'right' },
-      { header: 'eff.w', align: 'right' }, { header: 'eff.out', align: 'right' }, { header: 'redund.', align: 'right' }, { header: 'mergeable' },
+      { header: 'layer', elide: true }, { header: 'op', elide: true }, { header: 'activation', elide: true }, { header: 'width', align: 'right' }, { header: 'static', align: 'right' },
+      { header: 'w.eff', align: 'right' }, { header: 'w.red', align: 'right' }, { header: 'out.eff', align: 'right' }, { header: 'out.red', align: 'right' }, { header: 'mergeable', wrap: true },
     ],
     report.layers.map((l) => [
-      l.name, l.op, l.activation, String(l.width), String(l.static), String(l.effectiveWidth.weight),
-      l.effectiveWidth.output === null ? '-' : String(l.effectiveWidth.output), pct(l.redundancy.output ?? l.redundancy.weight),
-      l.mergeable ? 'yes' : l.coupledGroup ? `coupled (${l.coupledGroup})` : `no: ${l.reason}`,
+      l.name, l.op, l.activation, String(l.width), String(l.static),
+      String(l.effectiveWidth.weight), pct(l.redundancy.weight),
+      l.effectiveWidth.output === null ? '-' : `${l.effectiveWidth.output}${warned.has(l.name) ? '!' : ''}`,
+      l.redundancy.output === null ? '-' : `${pct(l.redundancy.output)}${warned.has(l.name) ? '!' : ''}`,
+      mergeableText(l),
     ]),
+    options,
   );
+  const legend = 'w.eff / w.red: effective width and redundancy of the input weights (no data needed); out.eff / out.red: the same from output statistics over the probe samples (- without probes)' +
+    (warned.size ? '; ! marks output figures the data cannot support (see warnings)' : '');
   const groups = report.groups.map((g) => t(`${g.id}: channels of ${g.members.join(', ')} are tied by ${g.ties.join(', ')}; ${g.mergeable ? 'merged together where every member agrees' : `not mergeable: ${g.reason}`}`));
-  return [head, '', table, ...(groups.length ? ['', ...groups] : []), ...report.notes.map((n) => `note: ${t(n)}`)].join('\n');
+  return [
+    head, '', table, '', legend,
+    ...(groups.length ? ['', ...groups] : []),
+    ...report.warnings.map((w) => `warning: ${t(w)}`),
+    ...report.notes.map((n) => `note: ${t(n)}`),
+  ].map((line) => (line.includes('\n') ? line : wrapParagraph(line, width))).join('\n');
 }

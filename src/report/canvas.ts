@@ -1,6 +1,6 @@
-// The drawing surface every figure is drawn on. Two implementations share it: SvgCanvas (vector
-// text for the HTML report) and RasterCanvas (pixels for PNG files), so each figure's layout is
-// written once and both formats show the same picture.
+// The drawing surface every figure is drawn on: SvgCanvas. The HTML report inlines its SVG; PNG
+// files are the same SVG rasterised by resvg (rasterise-svg.ts), so each figure's layout is
+// written once and both formats show the same picture with real text.
 
 import type { Rgb } from './color-scale.js';
 

@@ -92,6 +92,33 @@ function xTickLabel(canvas: Canvas, frame: Frame, x: number, label: string, scal
   canvas.text(x, y + 4 + scale.fontSize * 0.8, label, { size: scale.fontSize, anchor: 'middle' });
 }
 
+/**
+ * Which x labels to draw when they would not all fit: every `step`-th, `step` a nice number
+ * (1, 2, 5, 10, 20, 50, ...) so labels such as cluster numbers read 1, 50, 100, ... Measured with
+ * the widest label, so neighbours never overlap, from 2 to thousands of bars.
+ */
+export function labelStep(labels: readonly string[], slotWidth: number, size: number, textWidth: TextWidth): number {
+  const widest = Math.max(0, ...labels.map((l) => textWidth(l, size)));
+  const need = Math.ceil((widest + size * 0.8) / Math.max(slotWidth, 1e-9));
+  if (need <= 1) return 1;
+  for (let magnitude = 1; ; magnitude *= 10) {
+    for (const m of [1, 2, 5]) if (m * magnitude >= need) return m * magnitude;
+  }
+}
+
+/** Indices to label: 0, then every multiple of `step` (as 1-based numbers: step, 2 step, ...), and the last when it is not a number and has room. */
+function labelledIndices(labels: readonly string[], step: number): number[] {
+  const out: number[] = [];
+  for (let i = 0; i < labels.length; i++) if (i === 0 || (i + 1) % step === 0) out.push(i);
+  const last = labels.length - 1;
+  if (last > 0 && !out.includes(last) && !/^\d+$/.test(labels[last]!)) {
+    // A closing label like "static" keeps its place; the numbered label too close to it yields.
+    if (out.length > 1 && last - out[out.length - 1]! < step) out.pop();
+    out.push(last);
+  }
+  return out;
+}
+
 function yAxis(values: number[], isInteger = false): { ticks: number[]; top: number } {
   const ticks = niceTicks(0, Math.max(0, ...values.filter(Number.isFinite)), 4, isInteger);
   return { ticks, top: ticks[ticks.length - 1]! };
@@ -115,14 +142,18 @@ export function drawBarChart(canvas: Canvas, figure: BarChartFigure, scale: Figu
   const toY = (v: number): number => plot.y + plot.height * (1 - v / top);
   drawFrame(canvas, frame, spec, scale, ticks, toY);
   const slot = plot.width / Math.max(1, figure.bars.length);
-  const labelEvery = Math.max(1, Math.ceil((figure.bars.length * scale.fontSize * 2.2) / plot.width));
+  // Thinner than two pixels (thousands of clusters): bars touch and read as one profile of sizes,
+  // in the first bar's colour, since cycling colours would only flicker; labelled bars keep theirs.
+  const profile = slot < 2;
   figure.bars.forEach((bar, i) => {
     const x = plot.x + i * slot;
     const y = toY(bar.value);
-    canvas.fillRect(x + slot * 0.1, y, Math.max(1, slot * 0.8), plot.y + plot.height - y, bar.color);
-    const isLast = i === figure.bars.length - 1;
-    if (i % labelEvery === 0 || (isLast && !/^\d+$/.test(bar.label))) xTickLabel(canvas, frame, x + slot / 2, bar.label, scale);
+    const color = profile && /^\d+$/.test(bar.label) ? figure.bars[0]!.color : bar.color;
+    canvas.fillRect(slot >= 3 ? x + slot * 0.1 : x, y, slot >= 3 ? slot * 0.8 : Math.max(slot, 0.5), plot.y + plot.height - y, color);
   });
+  const labels = figure.bars.map((b) => b.label);
+  const step = labelStep(labels, slot, scale.fontSize, canvas.textWidth.bind(canvas));
+  for (const i of labelledIndices(labels, step)) xTickLabel(canvas, frame, plot.x + (i + 0.5) * slot, labels[i]!, scale);
 }
 
 // ---- scatter plot
@@ -181,9 +212,9 @@ export function drawLineChart(canvas: Canvas, figure: LineChartFigure, scale: Fi
   const toX = (i: number): number => (count <= 1 ? plot.x + plot.width / 2 : plot.x + inset + ((plot.width - 2 * inset) * i) / (count - 1));
   const toY = (v: number): number => plot.y + plot.height * (1 - v / top);
   drawFrame(canvas, frame, spec, scale, ticks, toY);
-  const labelEvery = Math.max(1, Math.ceil((count * scale.fontSize * 3) / plot.width));
+  const step = labelStep(figure.xTickLabels, plot.width / Math.max(1, count - 1), scale.fontSize, canvas.textWidth.bind(canvas));
   figure.xTickLabels.forEach((label, i) => {
-    if (i % labelEvery === 0) xTickLabel(canvas, frame, toX(i), label, scale);
+    if (i % step === 0) xTickLabel(canvas, frame, toX(i), label, scale);
   });
   for (const s of figure.series) {
     let run: [number, number][] = [];

@@ -2,7 +2,7 @@
 
 import type { CheckResult, RuleOutcome } from '../pipeline/check.js';
 import { auditReport, REPORT_SCHEMA_VERSION, type AuditReport } from './audit-report.js';
-import { renderTable } from './text-table.js';
+import { renderTable, wrapParagraph, type TableOptions } from './text-table.js';
 import { terminalText } from './escape-text.js';
 
 export interface CheckReport {
@@ -42,7 +42,7 @@ export function formatRuleValue(rule: RuleOutcome['rule'], x: number | null): st
   return rule === 'minEffectiveWidth' ? String(x) : `${(100 * x).toFixed(1).replace(/\.0$/, '')}%`;
 }
 
-export function formatCheckTable(report: CheckReport): string {
+export function formatCheckTable(report: CheckReport, options: TableOptions = {}): string {
   const s = report.summary;
   const verdict = report.passed ? 'PASSED' : 'FAILED';
   const head = terminalText(`${report.model.path}: ${verdict}: ${s.failed} failed, ${s.passed} passed, ${s.skipped} skipped` +
@@ -50,12 +50,13 @@ export function formatCheckTable(report: CheckReport): string {
   const lines = [head];
   if (report.results.length) {
     lines.push('', renderTable(
-      [{ header: 'rule' }, { header: 'layer' }, { header: 'limit', align: 'right' }, { header: 'actual', align: 'right' }, { header: 'result' }],
+      [{ header: 'rule' }, { header: 'layer', elide: true }, { header: 'limit', align: 'right' }, { header: 'actual', align: 'right' }, { header: 'result' }],
       report.results.map((o) => [o.rule, o.layer ?? '(model)', formatRuleValue(o.rule, o.limit), formatRuleValue(o.rule, o.actual), o.status.toUpperCase()]),
+      options,
     ));
     const failures = report.results.filter((o) => o.status === 'fail');
     if (failures.length) lines.push('', ...failures.map((o) => terminalText(`FAIL ${o.rule}${o.layer ? ` ${o.layer}` : ''}: ${o.message}`)));
   }
   lines.push(...report.notes.map((n) => `note: ${terminalText(n)}`));
-  return lines.join('\n');
+  return lines.map((l) => (l.includes('\n') ? l : wrapParagraph(l, options.width))).join('\n');
 }

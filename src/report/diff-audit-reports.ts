@@ -30,6 +30,24 @@ export interface DiffResult {
   layers: LayerDiff[];
   added: string[];
   removed: string[];
+  /**
+   * Settings that differ between the two audits (threshold, static threshold, probe data): a
+   * layer marked changed may then reflect the settings, not the model.
+   */
+  warnings: string[];
+}
+
+/** What differs in how the two audits were made, each as a sentence. */
+export function settingsWarnings(a: AuditReport, b: AuditReport): string[] {
+  const warnings: string[] = [];
+  const say = (what: string, x: unknown, y: unknown): void => {
+    if (x !== y) warnings.push(`the reports were made with different ${what} (${String(x)} vs ${String(y)}); changes may come from the settings, not the model`);
+  };
+  say('similarity thresholds', a.options?.similarityThreshold, b.options?.similarityThreshold);
+  say('static thresholds', a.options?.staticThreshold, b.options?.staticThreshold);
+  const probe = (r: AuditReport): string => (r.probe ? `${r.probe.samples} samples of ${r.probe.source}` : 'no probe data');
+  say('probe data', probe(a), probe(b));
+  return warnings;
 }
 
 function delta(a: number | null | undefined, b: number | null | undefined): Delta {
@@ -74,6 +92,7 @@ export function diffAuditReports(a: AuditReport, b: AuditReport, aFile = 'a', bF
     layers,
     added: layers.filter((l) => l.status === 'added').map((l) => l.name),
     removed: layers.filter((l) => l.status === 'removed').map((l) => l.name),
+    warnings: settingsWarnings(a, b),
   };
 }
 

@@ -7,8 +7,9 @@ import type { Canvas } from './canvas.js';
 import type { Rgb } from './color-scale.js';
 import { drawBarChart, drawLineChart, drawScatter, measureBarChart, measureLineChart, measureScatter } from './chart-drawing.js';
 import { drawHeatmap, measureHeatmap } from './heatmap-drawing.js';
-import { RasterCanvas } from './raster-canvas.js';
-import { SvgCanvas } from './svg-canvas.js';
+import { PNG_FONT_FAMILY, pngTextWidth as fontTextWidth } from './font-metrics.js';
+import { rasteriseSvg } from './rasterise-svg.js';
+import { SvgCanvas, type SvgFont } from './svg-canvas.js';
 
 /** A square matrix of values in [-1, 1], drawn blue-white-red. */
 export interface HeatmapFigure {
@@ -79,7 +80,7 @@ export const SVG_SCALE: FigureScale = {
 };
 
 export const PNG_SCALE: FigureScale = {
-  target: 'png', fontSize: 10, titleSize: 15, plotWidth: 480, plotHeight: 300, heatmapPixels: 512, maxHeatmapCells: 512, lineWidth: 2, pointRadius: 4,
+  target: 'png', fontSize: 12, titleSize: 15, plotWidth: 480, plotHeight: 300, heatmapPixels: 512, maxHeatmapCells: 512, lineWidth: 2, pointRadius: 4,
 };
 
 export interface Size {
@@ -125,11 +126,11 @@ function figureTitle(figure: Figure): string {
 }
 
 const svgMeasure = new SvgCanvas(0, 0);
-const pngMeasure = new RasterCanvas(1, 1);
 /** Text width on an SVG canvas (an estimate for a sans-serif font). */
 export const svgTextWidth = (text: string, size: number): number => svgMeasure.textWidth(text, size);
-/** Text width on a PNG canvas (exact: the pixel font). */
-export const pngTextWidth = (text: string, size: number): number => pngMeasure.textWidth(text, size);
+/** Text width in a PNG (exact: the advance widths of the font resvg draws it in). */
+export const pngTextWidth = (text: string, size: number): number => fontTextWidth(text, size);
+const PNG_FONT: SvgFont = { family: PNG_FONT_FAMILY, textWidth: fontTextWidth };
 
 /** The figure as a standalone `<svg>` element (also valid inline in HTML). */
 export function renderSvg(figure: Figure, scale: FigureScale = SVG_SCALE): string {
@@ -139,10 +140,13 @@ export function renderSvg(figure: Figure, scale: FigureScale = SVG_SCALE): strin
   return canvas.toString();
 }
 
-/** The figure as PNG file bytes. */
+/**
+ * The figure as PNG file bytes: the same SVG drawing, laid out with the PNG font's exact text
+ * widths and rasterised by resvg, so text in a PNG is real, anti-aliased text.
+ */
 export function renderPng(figure: Figure, scale: FigureScale = PNG_SCALE): Buffer {
   const size = measureFigure(figure, scale, pngTextWidth);
-  const canvas = new RasterCanvas(Math.ceil(size.width), Math.ceil(size.height));
+  const canvas = new SvgCanvas(Math.ceil(size.width), Math.ceil(size.height), figureTitle(figure), PNG_FONT);
   drawFigure(canvas, figure, scale);
-  return canvas.toPng();
+  return rasteriseSvg(canvas.toString());
 }

@@ -2,10 +2,15 @@
 // Actions runner turns into annotations on the run and the pull request.
 
 import type { CheckReport } from './check-report.js';
+import { terminalText } from './escape-text.js';
 
-/** Escapes a workflow command's message (GitHub's rules: %, CR and LF). */
+/**
+ * Escapes a workflow command's message (GitHub's rules: %, CR and LF), after the terminal escaping
+ * every printed model string gets: the annotation lines land in a CI log, where an ANSI sequence in a
+ * layer name would otherwise act.
+ */
 function escapeData(text: string): string {
-  return text.replace(/%/g, '%25').replace(/\r/g, '%0D').replace(/\n/g, '%0A');
+  return terminalText(text).replace(/%/g, '%25').replace(/\r/g, '%0D').replace(/\n/g, '%0A');
 }
 
 /** Escapes a workflow command's property value (also ':' and ','). */

@@ -12,6 +12,8 @@ const STYLE = `
 :root { color-scheme: light; }
 body { font: 14px/1.45 system-ui, -apple-system, "Segoe UI", Helvetica, Arial, sans-serif; color: #222; margin: 0 auto; padding: 24px; max-width: 1400px; }
 h1 { font-size: 22px; margin: 0 0 4px; }
+.warnings { border-left: 4px solid #c77700; background: #fff6e5; padding: 6px 12px; margin: 8px 0; }
+.warn { color: #a35c00; font-size: 12px; }
 h2 { font-size: 18px; margin: 28px 0 8px; border-bottom: 1px solid #ddd; padding-bottom: 4px; }
 h2 small { font-weight: normal; color: #666; font-size: 14px; }
 .meta { color: #555; margin: 0 0 16px; }
@@ -34,12 +36,18 @@ footer { margin-top: 32px; color: #777; font-size: 12px; }
 const pct = (x: number | null): string => (x === null ? '–' : `${(100 * x).toFixed(0)}%`);
 const esc = escapeXml;
 
+/** An output figure, struck through and flagged when the probe data cannot support it. */
+function outputCell(l: LayerReport, text: string): string {
+  return l.warnings.length ? `<s title="${esc(l.warnings.join(' '))}">${esc(text)}</s> <span class="warn">not supported</span>` : esc(text);
+}
+
 function summaryTable(layers: LayerReport[]): string {
-  const head = '<tr><th>layer</th><th>op</th><th>activation</th><th class="num">width</th><th class="num">static</th><th class="num">effective width (weights)</th><th class="num">effective width (outputs)</th><th class="num">redundancy</th><th>mergeable</th></tr>';
+  const head = '<tr><th>layer</th><th>op</th><th>activation</th><th class="num">width</th><th class="num">static</th><th class="num">effective width (weights)</th><th class="num">redundancy (weights)</th><th class="num">effective width (outputs)</th><th class="num">redundancy (outputs)</th><th>mergeable</th></tr>';
   const rows = layers.map((l, i) =>
     `<tr><td><a href="#layer-${i}">${esc(l.name)}</a></td><td>${esc(l.op)}</td><td>${esc(l.activation)}</td><td class="num">${l.width}</td><td class="num">${l.static}</td>` +
-    `<td class="num">${l.effectiveWidth.weight}</td><td class="num">${l.effectiveWidth.output ?? '–'}</td><td class="num">${pct(l.redundancy.output ?? l.redundancy.weight)}</td>` +
-    `<td>${l.mergeable ? 'yes' : `<span class="no">no</span>: ${esc(l.reason ?? '')}`}</td></tr>`,
+    `<td class="num">${l.effectiveWidth.weight}</td><td class="num">${pct(l.redundancy.weight)}</td>` +
+    `<td class="num">${outputCell(l, l.effectiveWidth.output === null ? '–' : String(l.effectiveWidth.output))}</td><td class="num">${outputCell(l, l.redundancy.output === null ? '–' : pct(l.redundancy.output))}</td>` +
+    `<td>${l.mergeable ? 'yes' : l.coupledGroup ? `with group ${esc(l.coupledGroup)}` : `<span class="no">no</span>: ${esc(l.reason ?? '')}`}</td></tr>`,
   );
   return `<table><thead>${head}</thead><tbody>${rows.join('')}</tbody></table>`;
 }
@@ -82,6 +90,7 @@ export function renderHtmlReport(result: AuditResult): string {
     `similarity threshold ${report.options.similarityThreshold}`,
     `static threshold ${report.options.staticThreshold}`,
   ].join(' · ');
+  const warnings = report.warnings.length ? `<div class="warnings"><strong>Warnings: these output figures are not findings</strong><ul>${report.warnings.map((w) => `<li>${esc(w)}</li>`).join('')}</ul></div>` : '';
   const notes = report.notes.length ? `<ul class="notes">${report.notes.map((n) => `<li>${esc(n)}</li>`).join('')}</ul>` : '';
   return `<!DOCTYPE html>
 <html lang="en">
@@ -93,7 +102,7 @@ export function renderHtmlReport(result: AuditResult): string {
 </head>
 <body>
 <header><h1>Condensation audit: ${esc(report.model.path)}</h1><p class="meta">${esc(meta)}</p></header>
-<section class="summary"><h2>Summary</h2>${report.layers.length ? summaryTable(report.layers) : '<p>No weight-bearing layers.</p>'}${notes}</section>
+<section class="summary"><h2>Summary</h2>${warnings}${report.layers.length ? summaryTable(report.layers) : '<p>No weight-bearing layers.</p>'}${notes}</section>
 ${report.layers.map((l, i) => layerSection(result, i, l)).join('\n')}
 <footer>Made by onnx-condense (report schema ${report.schemaVersion}). Effective width: clusters among non-static neurons; redundancy: 1 − effective width / width.</footer>
 </body>

@@ -2,8 +2,8 @@
 
 import { blockerMessages } from '../analysis/blocker.js';
 import type { InspectResult } from '../pipeline/inspect.js';
-import { REPORT_SCHEMA_VERSION } from './audit-report.js';
-import { renderTable } from './text-table.js';
+import { REPORT_SCHEMA_VERSION, groupReport } from './audit-report.js';
+import { renderTable, wrapParagraph, type TableOptions } from './text-table.js';
 import { terminalText } from './escape-text.js';
 
 export function inspectReport(r: InspectResult) {
@@ -14,11 +14,12 @@ export function inspectReport(r: InspectResult) {
     inputs: r.inputs,
     outputs: r.outputs,
     ops: r.opCounts,
-    layers: r.layers.map((l) => ({ name: l.name, op: l.op, activation: l.activation.name, width: l.width, consumers: l.consumers.map((c) => c.node.label), mergeable: l.mergeable, reason: l.blockers.length ? blockerMessages(l.blockers).join('; ') : null })),
+    layers: r.layers.map((l) => ({ name: l.name, op: l.op, activation: l.activation.name, width: l.width, consumers: l.consumers.map((c) => c.node.label), mergeable: l.mergeable, reason: l.blockers.length ? blockerMessages(l.blockers).join('; ') : null, coupledGroup: r.groups.find((g) => g.producers.includes(l))?.id ?? null })),
+    groups: r.groups.map(groupReport),
   };
 }
 
-export function formatInspect(r: ReturnType<typeof inspectReport>): string {
+export function formatInspect(r: ReturnType<typeof inspectReport>, options: TableOptions = {}): string {
   const m = r.model;
   const t = terminalText;
   return [
@@ -29,8 +30,10 @@ export function formatInspect(r: ReturnType<typeof inspectReport>): string {
     `ops: ${r.ops.map((o) => `${t(o.opType)} ${o.count}`).join(', ')}`,
     '',
     r.layers.length === 0 ? 'no weight-bearing layers found' : renderTable(
-      [{ header: 'layer' }, { header: 'op' }, { header: 'activation' }, { header: 'width', align: 'right' }, { header: 'mergeable' }],
-      r.layers.map((l) => [l.name, l.op, l.activation, String(l.width), l.mergeable ? 'yes' : `no: ${l.reason}`]),
+      [{ header: 'layer', elide: true }, { header: 'op', elide: true }, { header: 'activation' }, { header: 'width', align: 'right' }, { header: 'mergeable', wrap: true }],
+      r.layers.map((l) => [l.name, l.op, l.activation, String(l.width), l.mergeable ? 'yes' : l.coupledGroup ? `with group ${l.coupledGroup}` : `no: ${l.reason}`]),
+      options,
     ),
-  ].join('\n');
+    ...(r.groups.length ? ['', ...r.groups.map((g) => t(`${g.id}: channels of ${g.members.join(', ')} are tied by ${g.ties.join(', ')}; ${g.mergeable ? 'merged together where every member agrees' : `not mergeable: ${g.reason}`}`))] : []),
+  ].map((l) => (l.includes('\n') ? l : wrapParagraph(l, options.width))).join('\n');
 }

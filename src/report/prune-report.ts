@@ -3,7 +3,7 @@
 import type { PruneResult } from '../pipeline/prune.js';
 import type { LayerMergePlan } from '../rewrite/plan-merges.js';
 import { REPORT_SCHEMA_VERSION } from './audit-report.js';
-import { renderTable } from './text-table.js';
+import { renderTable, wrapParagraph, type TableOptions } from './text-table.js';
 import { terminalText } from './escape-text.js';
 
 export interface PruneReport {
@@ -15,6 +15,9 @@ export interface PruneReport {
   neurons: { before: number; after: number };
   fidelity: { maxAbsError: number; maxRelError: number; top1Agreement: number | null; samples: number; maxError: number };
   probe: string;
+  /** Where the held-out samples the fidelity was measured on come from. */
+  holdout: string;
+  notes: string[];
   layers: { name: string; width: number; widthAfter: number; merges: LayerMergePlan['merges']; statics: LayerMergePlan['statics']; refit: boolean }[];
   /** Channel groups merged together (every member layer loses the same channels). */
   groups: { name: string; members: string[]; width: number; widthAfter: number; merges: LayerMergePlan['merges'] }[];
@@ -30,31 +33,36 @@ export function pruneReport(r: PruneResult): PruneReport {
     neurons: r.neurons,
     fidelity: { maxAbsError: r.fidelity.maxAbsError, maxRelError: r.fidelity.maxRelError, top1Agreement: r.fidelity.top1Agreement, samples: r.fidelity.samples, maxError: r.maxError },
     probe: r.probeSource,
+    holdout: r.holdoutSource,
+    notes: r.probeNotes,
     layers: r.plan.layers.map((lp) => ({ name: lp.layer, width: lp.width, widthAfter: lp.widthAfter, merges: lp.merges, statics: lp.statics, refit: !!lp.refit })),
     groups: r.plan.groups.map((gp) => ({ name: gp.group, members: gp.members, width: gp.width, widthAfter: gp.widthAfter, merges: gp.merges })),
   };
 }
 
-export function formatPruneSummary(report: PruneReport): string {
+export function formatPruneSummary(report: PruneReport, options: TableOptions = {}): string {
   const p = report.params;
   const saved = p.before ? (100 * (1 - p.after / p.before)).toFixed(1) : '0';
   const f = report.fidelity;
   const lines = [
     `${terminalText(report.input)} -> ${report.output === null ? '(dry run, nothing written)' : terminalText(report.output)}`,
     `parameters ${p.before.toLocaleString('en-US')} -> ${p.after.toLocaleString('en-US')} (-${saved}%), neurons ${report.neurons.before} -> ${report.neurons.after}`,
-    `verified on ${f.samples} held-out samples (${terminalText(report.probe)}): max abs error ${f.maxAbsError.toExponential(2)}, max rel error ${f.maxRelError.toExponential(2)} (limit ${f.maxError})` +
+    `verified on ${f.samples} held-out samples (${terminalText(report.holdout)}): max abs error ${f.maxAbsError.toExponential(2)}, max rel error ${f.maxRelError.toExponential(2)} (limit ${f.maxError})` +
       (f.top1Agreement === null ? '' : `, top-1 agreement ${(100 * f.top1Agreement).toFixed(2)}%`),
   ];
   if (report.layers.length === 0 && report.groups.length === 0) {
     lines.push('no layer had neurons to merge');
   } else {
     lines.push('', renderTable(
-      [{ header: 'layer' }, { header: 'width', align: 'right' }, { header: 'after', align: 'right' }, { header: 'merged', align: 'right' }, { header: 'static', align: 'right' }, { header: 'mode' }],
+      [{ header: 'layer', elide: true }, { header: 'width', align: 'right' }, { header: 'after', align: 'right' }, { header: 'merged', align: 'right' }, { header: 'static', align: 'right' }, { header: 'mode' }],
       [
         ...report.layers.map((l) => [l.name, String(l.width), String(l.widthAfter), String(l.merges.length), String(l.statics.length), l.refit ? 'least-squares refit' : 'exact']),
         ...report.groups.map((g) => [`${g.name} (${g.members.join(', ')})`, String(g.width), String(g.widthAfter), String(g.merges.length), '0', 'exact, coupled']),
       ],
+      options,
     ));
   }
-  return lines.join('\n');
+  lines.push(...report.notes.map((n) => `note: ${n}`));
+  // The first line (input -> output) stays whole, so the paths can be copied.
+  return lines.map((l, i) => (i === 0 || l.includes('\n') ? l : wrapParagraph(l, options.width))).join('\n');
 }

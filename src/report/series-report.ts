@@ -5,7 +5,7 @@ import type { SeriesResult, TwoLayerEstimate } from '../pipeline/series.js';
 import { REPORT_SCHEMA_VERSION } from './audit-report.js';
 import { clusterColor } from './color-scale.js';
 import type { FigureRow } from './figure.js';
-import { renderTable } from './text-table.js';
+import { renderTable, wrapParagraph, type TableOptions } from './text-table.js';
 
 export interface SeriesReport {
   schemaVersion: number;
@@ -48,10 +48,10 @@ export function formatTwoLayer(t: TwoLayerEstimate): string {
     `; observed RD of ${t.layer} at the last checkpoint = ${fmt(t.observedRelativeDistance)} (${t.observed})`;
 }
 
-export function formatSeriesTable(report: SeriesReport): string {
+export function formatSeriesTable(report: SeriesReport, options: TableOptions = {}): string {
   const layers = shownLayers(report);
   const columns = [
-    { header: '#', align: 'right' as const }, { header: 'checkpoint' },
+    { header: '#', align: 'right' as const }, { header: 'checkpoint', elide: true },
     ...layers.flatMap((l) => [{ header: `${l.name} eff.w`, align: 'right' as const }, { header: `${l.name} static`, align: 'right' as const }, { header: `${l.name} RD`, align: 'right' as const }]),
     { header: 'RD (all)', align: 'right' as const },
   ];
@@ -63,11 +63,11 @@ export function formatSeriesTable(report: SeriesReport): string {
   const lines = [
     `${report.checkpoints.length} checkpoints; effective width at similarity threshold ${report.options.similarityThreshold}; RD = |theta_w(t) - theta_w(0)| / |theta_w(0)| of the input weights`,
     '',
-    renderTable(columns, rows),
+    renderTable(columns, rows, options),
   ];
   if (report.twoLayer) lines.push('', formatTwoLayer(report.twoLayer));
   lines.push(...report.notes.map((n) => `note: ${n}`));
-  return lines.join('\n');
+  return lines.map((l) => (l.includes('\n') ? l : wrapParagraph(l, options.width))).join('\n');
 }
 
 /** Two panels: effective width per layer, and RD per layer, against the checkpoint index. */

@@ -16,15 +16,26 @@ export function escapeXml(text: string): string {
   return xmlText(text);
 }
 
+/** The font an SVG names and how wide its text runs (an estimate for a browser's sans-serif). */
+export interface SvgFont {
+  family: string;
+  textWidth(text: string, size: number, isBold?: boolean): number;
+}
+
+export const BROWSER_FONT: SvgFont = {
+  family: FONT_FAMILY,
+  textWidth: (text, size, isBold) => (isBold ? 0.6 : 0.56) * size * [...text].length,
+};
+
 export class SvgCanvas implements Canvas {
   private readonly parts: string[] = [];
   private dx = 0;
   private dy = 0;
 
-  constructor(readonly width: number, readonly height: number, private readonly title?: string) {}
+  constructor(readonly width: number, readonly height: number, private readonly title?: string, private readonly font: SvgFont = BROWSER_FONT) {}
 
   textWidth(text: string, size: number): number {
-    return 0.56 * size * [...text].length;
+    return this.font.textWidth(text, size);
   }
 
   fillRect(x: number, y: number, width: number, height: number, fill: Rgb): void {
@@ -89,6 +100,6 @@ export class SvgCanvas implements Canvas {
   /** The finished `<svg>` element (with its XML namespace, so it also stands alone as a file). */
   toString(): string {
     const title = this.title ? `<title>${escapeXml(this.title)}</title>` : '';
-    return `<svg xmlns="http://www.w3.org/2000/svg" width="${n(this.width)}" height="${n(this.height)}" viewBox="0 0 ${n(this.width)} ${n(this.height)}" font-family='${FONT_FAMILY}' fill="${rgbHex(INK)}" role="img">${title}<rect width="100%" height="100%" fill="#ffffff"/>${this.parts.join('')}</svg>`;
+    return `<svg xmlns="http://www.w3.org/2000/svg" width="${n(this.width)}" height="${n(this.height)}" viewBox="0 0 ${n(this.width)} ${n(this.height)}" font-family='${this.font.family}' fill="${rgbHex(INK)}" role="img">${title}<rect width="100%" height="100%" fill="#ffffff"/>${this.parts.join('')}</svg>`;
   }
 }

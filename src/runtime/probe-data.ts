@@ -13,6 +13,8 @@ import { SeededRandom } from '../numeric/seeded-random.js';
 import { hasHostArray, hostArrayFor, type HostData, type HostTensor } from './host-tensor.js';
 import type { NpyArray } from './npy.js';
 import { openNpyFile, openNpzFile, type NpyRows } from './npy-file.js';
+import { imageReader, type ImageProbeOptions } from './image-probes.js';
+import { dimsWithBatch, integerFill, looksLikeRecurrentState, moveSampleAxis, pinnedTensor, type InputFeedOptions, type IntegerFill } from './input-feeds.js';
 
 export interface ProbeOptions {
   /** Probe files: "file.npy" (single-input models), "name=file.npy", or "file.npz" keyed by input name. */
@@ -23,6 +25,12 @@ export interface ProbeOptions {
   shapes?: Record<string, number[]>;
   seed?: number;
   batchSize?: number;
+  /** Inputs fed the same value every run (`--input sr=16000`). */
+  pinned?: InputFeedOptions['pinned'];
+  /** The axis holding the samples per input, when not the first (`--batch-axis state=1`). */
+  batchAxes?: InputFeedOptions['batchAxes'];
+  /** Image folder probes (`--images DIR`). */
+  images?: ImageProbeOptions;
 }
 
 /** A model input the probes must feed. */
@@ -44,6 +52,8 @@ export interface ProbeSet {
    * callers that index it directly; collection and verification read batches instead.
    */
   readonly inputs: Record<string, HostTensor>;
+  /** How inputs that are not plain samples are fed (pinned, zero state, token ids), for reports. */
+  notes?: string[];
 }
 
 /** A probe set of `count` samples whose ranges come from `read`. */
@@ -89,10 +99,82 @@ function dimText(d: Dim | undefined): string {
   return d?.value !== undefined ? String(d.value) : d?.param || '?';
 }
 
-/** Opens probe files and checks them against the model's inputs; rows are read batch by batch later. */
-export function loadProbeFiles(model: Model, specs: string[]): ProbeSet {
+/** Where each input's samples sit and what fills the inputs no file or draw feeds. */
+interface FeedPlan {
+  /** Inputs fed the same tensor every run (pinned values). */
+  fixed: Map<string, HostTensor>;
+  /** Inputs fed zeros with `n` samples on their batch axis (recurrent state). */
+  zeros: Map<string, { input: ModelInput; sample: number[]; axis: number }>;
+  notes: string[];
+}
+
+function batchAxisOf(input: ModelInput, options: InputFeedOptions, problems: ProbeProblem[]): number | undefined {
+  const axis = options.batchAxes?.[input.name] ?? 0;
+  const rank = input.dims?.length;
+  if (rank !== undefined && (axis < 0 || axis >= Math.max(rank, 1))) {
+    problems.push({ subject: '--batch-axis', problem: `input "${input.name}" has rank ${rank} ([${input.dims!.map(dimText).join(', ')}]), got axis ${axis}` });
+    return undefined;
+  }
+  return axis;
+}
+
+/** Checks the names in pinned values and batch axes, and pins what is pinned. */
+function planFeeds(model: Model, options: InputFeedOptions, problems: ProbeProblem[]): FeedPlan {
+  const inputs = modelInputs(model);
+  const plan: FeedPlan = { fixed: new Map(), zeros: new Map(), notes: [] };
+  for (const [option, names] of [['--input', Object.keys(options.pinned ?? {})], ['--batch-axis', Object.keys(options.batchAxes ?? {})]] as const) {
+    for (const name of names) {
+      if (!inputs.some((i) => i.name === name)) problems.push({ subject: option, problem: `"${name}" is not a model input; expected one of ${inputs.map((i) => `"${i.name}"`).join(', ')}` });
+    }
+  }
+  for (const input of inputs) {
+    const pin = options.pinned?.[input.name];
+    if (!pin) continue;
+    try {
+      plan.fixed.set(input.name, pinnedTensor(input.name, input.elemType, input.dims, pin));
+      plan.notes.push(`input "${input.name}" is pinned to ${pin.dims.length ? `a [${pin.dims.join(', ')}] tensor` : pin.values[0]} in every run (--input)`);
+    } catch (e) {
+      if (e instanceof OptionError) problems.push({ subject: '--input', problem: e.message.replace(/^--input: /, '') });
+      else throw e;
+    }
+  }
+  return plan;
+}
+
+/** Adds a zero-filled recurrent-state input to the plan when its shape is known; true when it did. */
+function planZeroState(plan: FeedPlan, input: ModelInput, axis: number, shapes: Record<string, number[]> | undefined, problems: ProbeProblem[]): boolean {
+  const full = shapes?.[input.name];
+  const dims = input.dims;
+  const sampleDims = full ? full.filter((_, i) => i !== axis) : dims?.filter((_, i) => i !== axis).map((d) => d.value);
+  if (!sampleDims || sampleDims.some((d) => d === undefined)) {
+    problems.push({ subject: '--batch-axis', problem: `input "${input.name}" looks like recurrent state (fed zeros) but its shape [${dims?.map(dimText).join(', ') ?? '?'}] has a dynamic dimension besides the batch axis ${axis}; name the batch axis with --batch-axis ${input.name}=K or give --shape` });
+    return false;
+  }
+  plan.zeros.set(input.name, { input, sample: sampleDims as number[], axis });
+  plan.notes.push(`input "${input.name}" reads like recurrent state and is fed zeros (batch on axis ${axis}); give it data with --probe ${input.name}=file.npy or pin it with --input`);
+  return true;
+}
+
+/** The plan's fixed and zero tensors for `n` samples, after the data inputs. */
+function addPlanned(tensors: Record<string, HostTensor>, plan: FeedPlan, n: number): Record<string, HostTensor> {
+  for (const [name, { input, sample, axis }] of plan.zeros) {
+    const dims = dimsWithBatch(sample, n, axis);
+    tensors[name] = { dataType: input.elemType, dims, data: hostArrayFor(input.elemType, dims.reduce((a, b) => a * b, 1)) };
+  }
+  for (const [name, t] of plan.fixed) tensors[name] = t;
+  return tensors;
+}
+
+/**
+ * Opens probe files and checks them against the model's inputs; rows are read batch by batch
+ * later. Files hold samples along their first axis; an input with another batch axis
+ * (`batchAxes`) gets them moved there. Pinned inputs need no file; recurrent-state inputs without
+ * one are fed zeros.
+ */
+export function loadProbeFiles(model: Model, specs: string[], feedOptions: InputFeedOptions & { shapes?: Record<string, number[]> } = {}): ProbeSet {
   const inputs = modelInputs(model);
   const arrays = new Map<string, { array: NpyRows; subject: string }>();
+  const dataInputs = inputs.filter((i) => !feedOptions.pinned?.[i.name]);
   for (const spec of specs) {
     const eq = spec.indexOf('=');
     const named = eq > 0 && !fs.existsSync(spec);
@@ -103,61 +185,75 @@ export function loadProbeFiles(model: Model, specs: string[]): ProbeSet {
       const entries = openNpzFile(file);
       for (const [key, array] of entries) arrays.set(name && entries.size === 1 ? name : key, { array, subject: `${file}:${key}` });
     } else {
-      const target = name ?? (inputs.length === 1 ? inputs[0]!.name : undefined);
+      const target = name ?? (dataInputs.length === 1 ? dataInputs[0]!.name : undefined);
       if (!target) throw new OptionError('--probe', `"${file}" does not say which input it feeds; the model has inputs ${inputs.map((i) => `"${i.name}"`).join(', ')}: expected name=${path.basename(file)}`);
       arrays.set(target, { array: openNpyFile(file), subject: file });
     }
   }
   const problems: ProbeProblem[] = [];
+  const plan = planFeeds(model, feedOptions, problems);
   for (const [name, { subject }] of arrays) {
     if (!inputs.some((i) => i.name === name)) problems.push({ subject, problem: `feeds "${name}", which is not a model input; expected one of ${inputs.map((i) => `"${i.name}"`).join(', ')}` });
+    else if (plan.fixed.has(name)) problems.push({ subject, problem: `feeds "${name}", which --input pins; give one or the other` });
   }
-  const readers: { name: string; array: NpyRows; input: ModelInput; subject: string }[] = [];
+  const readers: { name: string; array: NpyRows; input: ModelInput; subject: string; axis: number }[] = [];
   let count: number | undefined;
   let fixedBatch: number | undefined;
   for (const input of inputs) {
+    if (plan.fixed.has(input.name)) continue;
+    const axis = batchAxisOf(input, feedOptions, problems);
+    if (axis === undefined) continue;
     const entry = arrays.get(input.name);
     if (!entry) {
-      problems.push({ subject: '--probe', problem: `model input "${input.name}" has no probe data; expected --probe ${input.name}=file.npy` });
+      if (looksLikeRecurrentState(input.name, input.elemType)) {
+        if (planZeroState(plan, input, axis, feedOptions.shapes, problems) && input.dims?.[axis]?.value !== undefined) fixedBatch = input.dims[axis].value;
+        continue;
+      }
+      problems.push({ subject: '--probe', problem: input.dims?.length === 0
+        ? `model input "${input.name}" is a scalar; pin it with --input ${input.name}=VALUE`
+        : `model input "${input.name}" has no probe data; expected --probe ${input.name}=file.npy (or --input ${input.name}=VALUE to pin it)` });
       continue;
     }
     const { array, subject } = entry;
     const shape = array.shape;
     const dims = input.dims;
     if (dims) {
+      // The file holds samples first; the model wants them on `axis`.
+      const asFed = shape.length ? dimsWithBatch(shape.slice(1), shape[0]!, Math.min(axis, shape.length - 1)) : shape;
       const expected = `[${dims.map(dimText).join(', ')}]`;
-      if (shape.length !== dims.length) {
-        problems.push({ subject, problem: `input "${input.name}" expects shape ${expected}, got [${shape.join(', ')}]` });
+      const axisNote = axis ? ` (the file holds samples first; they go to axis ${axis})` : '';
+      if (asFed.length !== dims.length || dims.some((d, i) => i !== axis && d.value !== undefined && d.value !== asFed[i])) {
+        problems.push({ subject, problem: `input "${input.name}" expects shape ${expected}, got [${shape.join(', ')}]${axisNote}` });
         continue;
       }
-      const bad = dims.findIndex((d, i) => i > 0 && d.value !== undefined && d.value !== shape[i]);
-      if (bad >= 0) {
-        problems.push({ subject, problem: `input "${input.name}" expects shape ${expected}, got [${shape.join(', ')}]` });
-        continue;
-      }
-      if (dims[0]?.value !== undefined) fixedBatch = dims[0].value;
+      if (dims[axis]?.value !== undefined) fixedBatch = dims[axis].value;
     }
     const n = shape[0] ?? 1;
     if (count !== undefined && n !== count) problems.push({ subject, problem: `has ${n} samples, other probe inputs have ${count}` });
     count = n;
     const unconvertible = conversionProblem(array.dtype, input);
     if (unconvertible) problems.push({ subject, problem: unconvertible });
-    else readers.push({ name: input.name, array, input, subject });
+    else readers.push({ name: input.name, array, input, subject, axis });
   }
   throwProbeProblems(problems, '--probe');
   if (count === 0) throw new ProbeDataError(readers[0]?.subject ?? '--probe', 'has 0 samples; expected at least one');
   if (fixedBatch !== undefined && count! % fixedBatch !== 0) {
     throw new ProbeDataError('--probe', `the model takes batches of exactly ${fixedBatch} samples; ${count} samples is not a multiple`);
   }
-  return lazyProbeSet(count ?? 0, fixedBatch, (from, to) => {
+  const set = lazyProbeSet(count ?? 0, fixedBatch, (from, to) => {
     const tensors: Record<string, HostTensor> = {};
-    for (const { name, array, input, subject } of readers) {
+    for (const { name, array, input, subject, axis } of readers) {
       const rows = array.readRows(from, to);
       checkFiniteRows(rows, from, subject);
-      tensors[name] = { dataType: input.elemType, dims: rows.shape.length ? [...rows.shape] : [1], data: convertArray(rows, input) as HostData };
+      const converted = convertArray(rows, input) as HostData;
+      const sample = rows.shape.slice(1);
+      tensors[name] = axis === 0 || Array.isArray(converted)
+        ? { dataType: input.elemType, dims: rows.shape.length ? [...rows.shape] : [1], data: converted }
+        : { dataType: input.elemType, dims: dimsWithBatch(sample, to - from, axis), data: moveSampleAxis(converted, to - from, sample, axis) };
     }
-    return tensors;
+    return addPlanned(tensors, plan, to - from);
   });
+  return Object.assign(set, { notes: plan.notes });
 }
 
 /** Probe values must be finite: a NaN or infinity would poison every statistic it reaches. */
@@ -214,24 +310,39 @@ function convertArray(array: NpyArray, input: ModelInput): HostData | string {
 const MAX_SAMPLE_ELEMENTS = 2 ** 28;
 
 /**
- * `count` seeded Gaussian samples (small non-negative integers for integer inputs), drawn a batch
- * at a time. Sample i of each input is the same whatever ranges it is read in: each input takes its
- * own stretch of one seeded stream (inputs in model order, samples in order), and a range starts by
- * jumping straight to its place in the stream.
+ * `count` seeded samples, drawn a batch at a time: Gaussian for float inputs; for integer inputs
+ * token ids below the embedding table they index, masks of ones, type ids of zeros, position ids
+ * (see integerFill); recurrent-state inputs zeros; pinned inputs their value. Sample i of each
+ * input is the same whatever ranges it is read in: each drawn input takes its own stretch of one
+ * seeded stream (inputs in model order, samples in order), and a range starts by jumping straight
+ * to its place in the stream.
  */
-export function randomProbes(model: Model, count: number, options: { seed?: number; shapes?: Record<string, number[]> } = {}): ProbeSet {
+export function randomProbes(model: Model, count: number, options: { seed?: number; shapes?: Record<string, number[]> } & InputFeedOptions = {}): ProbeSet {
   if (!Number.isInteger(count) || count < 1) throw new OptionError('--random', `expected a positive whole number of samples, got "${count}"`);
   const seed = options.seed ?? 0;
-  const streams: { input: ModelInput; sample: number[]; per: number; kind: 'gaussian' | 'bigint' | 'integer'; range: number; firstDraw: number }[] = [];
+  type Kind = 'gaussian' | 'bigint' | 'integer';
+  const streams: { input: ModelInput; sample: number[]; per: number; kind: Kind; fill: IntegerFill | undefined; axis: number; firstDraw: number }[] = [];
   let nextDraw = 0;
   let fixedBatch: number | undefined;
   const problems: ProbeProblem[] = [];
+  const plan = planFeeds(model, options, problems);
   for (const name of Object.keys(options.shapes ?? {})) {
     if (!modelInputs(model).some((i) => i.name === name)) problems.push({ subject: '--shape', problem: `"${name}" is not a model input` });
   }
   for (const input of modelInputs(model)) {
+    if (plan.fixed.has(input.name)) continue;
     const given = options.shapes?.[input.name];
     const dims = input.dims;
+    if (dims && dims.length === 0) {
+      problems.push({ subject: '--random', problem: `input "${input.name}" is a scalar (no batch axis); pin it with --input ${input.name}=VALUE` });
+      continue;
+    }
+    const axis = batchAxisOf(input, options, problems);
+    if (axis === undefined) continue;
+    if (!given && looksLikeRecurrentState(input.name, input.elemType)) {
+      if (planZeroState(plan, input, axis, undefined, problems) && dims?.[axis]?.value !== undefined) fixedBatch = dims[axis].value;
+      continue;
+    }
     if (!dims && !given) {
       problems.push({ subject: '--shape', problem: `input "${input.name}" declares no shape; give it as --shape ${input.name}=1x...` });
       continue;
@@ -242,25 +353,21 @@ export function randomProbes(model: Model, count: number, options: { seed?: numb
         problems.push({ subject: '--shape', problem: `input "${input.name}" has rank ${dims.length} ([${dims.map(dimText).join(', ')}]), got ${given.join('x')}` });
         continue;
       }
-      const clash = dims?.findIndex((d, i) => i > 0 && d.value !== undefined && d.value !== given[i]) ?? -1;
+      const clash = dims?.findIndex((d, i) => i !== axis && d.value !== undefined && d.value !== given[i]) ?? -1;
       if (clash >= 0) {
         problems.push({ subject: '--shape', problem: `input "${input.name}" has dimension ${clash} fixed at ${dims![clash]!.value}, got ${given[clash]}` });
         continue;
       }
-      sample = given.slice(1);
+      sample = given.filter((_, i) => i !== axis);
     } else {
-      const unknown = dims!.findIndex((d, i) => i > 0 && d.value === undefined);
+      const unknown = dims!.findIndex((d, i) => i !== axis && d.value === undefined);
       if (unknown >= 0) {
-        problems.push({ subject: '--shape', problem: `input "${input.name}" has dynamic dimension ${unknown} ("${dimText(dims![unknown])}"); give a full shape with --shape ${input.name}=${dims!.map((d) => d.value ?? 'N').join('x')}` });
+        problems.push({ subject: '--shape', problem: `input "${input.name}" has dynamic dimension ${unknown} ("${dimText(dims![unknown])}"); give a full shape with --shape ${input.name}=${dims!.map((d) => d.value ?? 'N').join('x')}${axis === 0 && unknown > 0 ? ` (or, if that axis holds the samples, --batch-axis ${input.name}=${unknown})` : ''}` });
         continue;
       }
-      sample = dims!.slice(1).map((d) => d.value!);
+      sample = dims!.filter((_, i) => i !== axis).map((d) => d.value!);
     }
-    if (dims?.[0]?.value !== undefined) fixedBatch = dims[0].value;
-    if (dims && dims.length === 0) {
-      problems.push({ subject: '--random', problem: `input "${input.name}" is a scalar; probes need a batch axis` });
-      continue;
-    }
+    if (dims?.[axis]?.value !== undefined) fixedBatch = dims[axis].value;
     const per = sample.reduce((a, b) => a * b, 1);
     if (!sample.every((d) => Number.isSafeInteger(d) && d >= 1) || per > MAX_SAMPLE_ELEMENTS) {
       problems.push({ subject: '--shape', problem: `input "${input.name}" has sample shape [${sample.join(', ')}]; expected dims >= 1 and at most ${MAX_SAMPLE_ELEMENTS} elements per sample` });
@@ -271,7 +378,8 @@ export function randomProbes(model: Model, count: number, options: { seed?: numb
       continue;
     }
     const probe = hostArrayFor(input.elemType, 0);
-    let kind: 'gaussian' | 'bigint' | 'integer';
+    let kind: Kind;
+    let fill: IntegerFill | undefined;
     if (isFloatType(input.elemType) && (probe instanceof Float32Array || probe instanceof Float64Array)) kind = 'gaussian';
     else if (probe instanceof BigInt64Array) kind = 'bigint';
     else if (input.elemType === DataType.BOOL || !(probe instanceof Array)) kind = 'integer';
@@ -279,35 +387,83 @@ export function randomProbes(model: Model, count: number, options: { seed?: numb
       problems.push({ subject: '--random', problem: `input "${input.name}" has element type ${dataTypeName(input.elemType)}; random probes cannot make it, give --probe files` });
       continue;
     }
-    streams.push({ input, sample, per, kind, range: input.elemType === DataType.BOOL ? 2 : 8, firstDraw: nextDraw });
+    if (kind !== 'gaussian') {
+      fill = integerFill(model, input.name, input.elemType);
+      plan.notes.push(`input "${input.name}": ${fill.why}`);
+    }
+    streams.push({ input, sample, per, kind, fill, axis, firstDraw: nextDraw });
     nextDraw += count * per * (kind === 'gaussian' ? 2 : 1);
   }
   throwProbeProblems(problems, '--random');
   if (fixedBatch !== undefined && count % fixedBatch !== 0) {
     throw new OptionError('--random', `the model takes batches of exactly ${fixedBatch} samples; ${count} is not a multiple`);
   }
-  return lazyProbeSet(count, fixedBatch, (from, to) => {
+  const set = lazyProbeSet(count, fixedBatch, (from, to) => {
     const inputs: Record<string, HostTensor> = {};
-    for (const { input, sample, per, kind, range, firstDraw } of streams) {
-      const data = hostArrayFor(input.elemType, (to - from) * per);
+    const n = to - from;
+    for (const { input, sample, per, kind, fill, axis, firstDraw } of streams) {
+      const data = hostArrayFor(input.elemType, n * per) as Exclude<HostData, string[]>;
       if (kind === 'gaussian') {
         const rng = seededRandomAt(seed, firstDraw + 2 * from * per);
         const d = data as Float32Array | Float64Array;
         for (let i = 0; i < d.length; i++) d[i] = gaussianOfTwoDraws(rng);
       } else {
         const rng = seededRandomAt(seed, firstDraw + from * per);
+        const last = sample[sample.length - 1] ?? 1;
+        const value = (i: number): number => {
+          switch (fill!.kind) {
+            case 'ones': return 1;
+            case 'zeros': return 0;
+            case 'positions': return i % last;
+            case 'ids': return rng.integer(fill!.below);
+          }
+        };
         if (kind === 'bigint') {
           const d = data as BigInt64Array;
-          for (let i = 0; i < d.length; i++) d[i] = BigInt(rng.integer(range));
+          for (let i = 0; i < d.length; i++) d[i] = BigInt(value(i));
         } else {
           const d = data as Uint8Array | Int32Array;
-          for (let i = 0; i < d.length; i++) d[i] = rng.integer(range);
+          for (let i = 0; i < d.length; i++) d[i] = value(i);
         }
       }
-      inputs[input.name] = { dataType: input.elemType, dims: [to - from, ...sample], data };
+      inputs[input.name] = { dataType: input.elemType, dims: dimsWithBatch(sample, n, axis), data: moveSampleAxis(data, n, sample, axis) };
     }
-    return inputs;
+    return addPlanned(inputs, plan, n);
   });
+  return Object.assign(set, { notes: plan.notes });
+}
+
+/**
+ * Probes from a folder of images for the model's one image input (rank 4, float); other inputs
+ * must be pinned or recurrent state. See image-probes.ts for decoding, crop and normalisation.
+ */
+export function imageProbes(model: Model, options: ImageProbeOptions, feedOptions: InputFeedOptions & { shapes?: Record<string, number[]> } = {}): ProbeSet {
+  const problems: ProbeProblem[] = [];
+  const plan = planFeeds(model, feedOptions, problems);
+  const candidates: ModelInput[] = [];
+  for (const input of modelInputs(model)) {
+    if (plan.fixed.has(input.name)) continue;
+    if (looksLikeRecurrentState(input.name, input.elemType)) {
+      const axis = batchAxisOf(input, feedOptions, problems);
+      if (axis !== undefined) planZeroState(plan, input, axis, feedOptions.shapes, problems);
+    } else candidates.push(input);
+  }
+  if (candidates.length !== 1) {
+    problems.push({ subject: '--images', problem: candidates.length === 0
+      ? 'the model has no input left for images (all are pinned or state)'
+      : `the model has ${candidates.length} inputs to feed (${candidates.map((c) => `"${c.name}"`).join(', ')}); images feed one, pin the others with --input name=VALUE` });
+  }
+  throwProbeProblems(problems, '--images');
+  const input = candidates[0]!;
+  const declared = feedOptions.shapes?.[input.name] ?? input.dims?.map((d) => d.value);
+  if (!declared) throw new OptionError('--shape', `input "${input.name}" declares no shape; give it as --shape ${input.name}=1x3x224x224`);
+  const reader = imageReader(input.name, input.elemType, declared, options);
+  const fixedBatch = input.dims?.[0]?.value;
+  if (fixedBatch !== undefined && reader.count % fixedBatch !== 0) {
+    throw new OptionError('--images', `the model takes batches of exactly ${fixedBatch} samples; ${reader.count} images is not a multiple (choose a multiple with --count)`);
+  }
+  const set = lazyProbeSet(reader.count, fixedBatch, (from, to) => addPlanned({ [input.name]: reader.read(from, to) }, plan, to - from));
+  return Object.assign(set, { notes: plan.notes, describe: reader.describe });
 }
 
 // SeededRandom (mulberry32) adds this to its state before every draw, so its state before draw d

@@ -83,6 +83,17 @@ describe('condense inspect', () => {
     expect(report.layers.find((l) => l.name === 'fc1')!.reason).toMatch(/LayerNorm|ReduceMean/);
     expect(report.layers.find((l) => l.name === 'fc3')!.reason).toMatch(/graph output/);
   });
+
+  it('shows layers tied by residual Adds as their channel group, in text and JSON, as audit does', async () => {
+    const resnet = fixturePath('resnet-planted.onnx');
+    const { stdout } = await succeed(['inspect', resnet]);
+    for (const layer of ['stem_conv', 'block1_conv2', 'block2_conv2']) expect(rowOf(stdout, layer)).toMatch(/with group group1/);
+    expect(rowOf(stdout, 'block1_conv1')).toMatch(/\byes\b/);
+    expect(stdout).toMatch(/^group1: channels of stem_conv, block1_conv2, block2_conv2 are tied by block1_add, block2_add/m);
+    const report = await json<{ layers: { name: string; coupledGroup: string | null }[]; groups: { id: string; members: string[] }[] }>(['inspect', resnet]);
+    expect(report.groups).toEqual([expect.objectContaining({ id: 'group1', members: ['stem_conv', 'block1_conv2', 'block2_conv2'] })]);
+    expect(report.layers.filter((l) => l.coupledGroup === 'group1').map((l) => l.name)).toEqual(['stem_conv', 'block1_conv2', 'block2_conv2']);
+  });
 });
 
 describe('condense audit', () => {

@@ -24,7 +24,10 @@ export function fixturePath(name: string): string {
   return path.join(repoRoot, 'fixtures', name);
 }
 
-/** Runs `condense <args>` in this process, with stderr not a terminal (so no progress lines). */
+/**
+ * Runs `condense <args>` in this process with progress off, so stderr holds only messages and
+ * errors (tests/cli/progress.test.ts runs the binary to see the progress lines a CI log gets).
+ */
 export async function runCliInProcess(args: string[]): Promise<CliResult> {
   let stdout = '';
   let stderr = '';
@@ -36,14 +39,16 @@ export async function runCliInProcess(args: string[]): Promise<CliResult> {
       stderr += text;
     },
     isStderrTTY: false,
+    progress: 'off',
   });
   return { code, stdout, stderr };
 }
 
 /** Runs `node dist/cli/main.js <args>` in `cwd` (default: the repository root). Call buildCliOnce first. */
-export function spawnCli(args: string[], options: { cwd?: string } = {}): Promise<CliResult> {
+export function spawnCli(args: string[], options: { cwd?: string; env?: Record<string, string> } = {}): Promise<CliResult> {
   return new Promise((resolve, reject) => {
-    const child = spawn(process.execPath, [binaryPath, ...args], { cwd: options.cwd ?? repoRoot, stdio: ['ignore', 'pipe', 'pipe'] });
+    const env = { ...process.env, ...options.env };
+    const child = spawn(process.execPath, [binaryPath, ...args], { cwd: options.cwd ?? repoRoot, env, stdio: ['ignore', 'pipe', 'pipe'] });
     let stdout = '';
     let stderr = '';
     child.stdout.setEncoding('utf8').on('data', (chunk: string) => {
@@ -58,6 +63,11 @@ export function spawnCli(args: string[], options: { cwd?: string } = {}): Promis
       else resolve({ code, stdout, stderr });
     });
   });
+}
+
+/** True when every line of `stderr` is a progress line (what a CI log gets while a command runs). */
+export function onlyProgressLines(stderr: string): boolean {
+  return stderr.split('\n').filter(Boolean).every((line) => /^condense: .* \([\d.]+ s elapsed\)$/.test(line));
 }
 
 /** Newest modification time among the TypeScript sources that dist/ is built from. */

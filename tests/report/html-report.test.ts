@@ -118,7 +118,8 @@ describe('Markdown summary', () => {
     expect(lines[header + 1]).toMatch(/^\|---\|/);
     const rows = lines.slice(header + 2).filter((l) => l.startsWith('| `'));
     expect(rows.map((r) => r.split('|')[1]!.trim())).toEqual(['`fc1`', '`fc2`', '`fc3`', '`fc4`']);
-    for (const r of rows) expect(r.split('|')).toHaveLength(11);
+    // Ten columns: weight and output measures each have their own effective width and redundancy.
+    for (const r of rows) expect(r.split('|')).toHaveLength(12);
     expect(text).toContain('**Notes**');
     expect(text).toMatch(/- `fc2`: \d+ effective of 16 neurons .*`condense prune` can merge them\./);
     expect(text).toMatch(/- `fc1`: .* but it cannot be merged: /);

@@ -22,6 +22,7 @@ export async function condense(args: string[], env: Record<string, string | unde
     stdout: (t) => void (stdout += t),
     stderr: (t) => void (stderr += t),
     isStderrTTY: false,
+    progress: 'off',
     env,
   });
   return { code, stdout, stderr };

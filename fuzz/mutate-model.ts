@@ -8,6 +8,7 @@ import * as fs from 'node:fs';
 import * as path from 'node:path';
 import onnxProto from 'onnx-proto';
 import { SeededRandom } from '../src/numeric/seeded-random.js';
+import { BACKEND_CORPUS_ROOT, backendCorpusModels } from '../tests/helpers/backend-corpus.js';
 
 const { onnx } = onnxProto;
 type ModelProto = onnxProto.onnx.ModelProto;
@@ -23,17 +24,9 @@ export interface FuzzCase {
 }
 
 /** Seed models: the repository's fixtures, then (when installed) a spread of the backend corpus. */
-export function seedModels(repoRoot: string, corpusRoot = process.env.ONNX_TESTDATA ?? '/usr/share/libonnx-testdata/data', corpusCount = 120): string[] {
+export function seedModels(repoRoot: string, corpusRoot = BACKEND_CORPUS_ROOT, corpusCount = 120): string[] {
   const fixtures = fs.readdirSync(path.join(repoRoot, 'fixtures')).filter((f) => f.endsWith('.onnx')).sort().map((f) => path.join(repoRoot, 'fixtures', f));
-  const corpus: string[] = [];
-  for (const suite of ['node', 'pytorch-converted', 'pytorch-operator', 'simple']) {
-    const dir = path.join(corpusRoot, suite);
-    if (!fs.existsSync(dir)) continue;
-    for (const name of fs.readdirSync(dir).sort()) {
-      const file = path.join(dir, name, 'model.onnx');
-      if (fs.existsSync(file) && fs.statSync(file).size < 2_000_000) corpus.push(file);
-    }
-  }
+  const corpus = backendCorpusModels(corpusRoot).filter((file) => fs.statSync(file).size < 2_000_000);
   // An even spread over the corpus, so every suite and opset era is represented.
   const step = Math.max(1, Math.floor(corpus.length / corpusCount));
   return [...fixtures, ...corpus.filter((_, i) => i % step === 0).slice(0, corpusCount)];

@@ -11,22 +11,9 @@ import { inspect } from '../../src/pipeline/inspect.js';
 import { auditReport } from '../../src/report/audit-report.js';
 import { inspectReport } from '../../src/report/inspect-report.js';
 
-const root = process.env.ONNX_TESTDATA ?? '/usr/share/libonnx-testdata/data';
-const present = fs.existsSync(root);
-if (!present && process.env.CI) throw new Error(`${root} is missing: CI must apt-get install libonnx-testdata`);
+import { backendCorpusModels as corpusModels, isBackendCorpusPresent } from '../helpers/backend-corpus.js';
 
-function corpusModels(): string[] {
-  const files: string[] = [];
-  for (const suite of ['node', 'pytorch-converted', 'pytorch-operator', 'simple']) {
-    const dir = path.join(root, suite);
-    if (!fs.existsSync(dir)) continue;
-    for (const name of fs.readdirSync(dir).sort()) {
-      const file = path.join(dir, name, 'model.onnx');
-      if (fs.existsSync(file)) files.push(file);
-    }
-  }
-  return files;
-}
+const present = isBackendCorpusPresent();
 
 describe.skipIf(!present)('inspect and audit on the ONNX backend test suite', () => {
   it('report every model without crashing, and every layer found is either mergeable or says why not', async () => {

@@ -17,18 +17,13 @@ import { ModelSession } from '../../src/runtime/model-session.js';
 import { addStatisticsHeads, OLDEST_HEADS_OPSET, type WatchedValue } from '../../src/runtime/statistics-heads.js';
 import { tensorToHost } from '../onnx/tensor-to-host.js';
 
-const ROOT = process.env.ONNX_TESTDATA ?? '/usr/share/libonnx-testdata/data';
-const present = fs.existsSync(ROOT);
-if (!present && process.env.CI) throw new Error(`${ROOT} is missing: CI must apt-get install libonnx-testdata`);
+import { backendCorpusModels, isBackendCorpusPresent } from '../helpers/backend-corpus.js';
 
+const present = isBackendCorpusPresent();
+
+/** The corpus's test folders (model.onnx with its test_data_set_* beside it). */
 function corpusDirs(): string[] {
-  const dirs: string[] = [];
-  for (const suite of ['node', 'pytorch-converted', 'pytorch-operator', 'simple']) {
-    const dir = path.join(ROOT, suite);
-    if (!fs.existsSync(dir)) continue;
-    for (const name of fs.readdirSync(dir).sort()) if (fs.existsSync(path.join(dir, name, 'model.onnx'))) dirs.push(path.join(dir, name));
-  }
-  return dirs;
+  return backendCorpusModels().map((file) => path.dirname(file));
 }
 
 const FLOATS = new Set<number>([DataType.FLOAT, DataType.DOUBLE, DataType.FLOAT16]);

@@ -3,22 +3,14 @@
 // provider), nothing on stdout, and nothing written: the output folder is left exactly as it was.
 
 import * as fs from 'node:fs';
-import { tmpdir } from 'node:os';
 import * as path from 'node:path';
-import { afterAll, describe, expect, it } from 'vitest';
+import { describe, expect, it } from 'vitest';
 import { EXIT } from '../../cli/program.js';
 import { encodeModel, encodeNpy, encodeNpz, loadModel, type NpyArray } from '../../src/index.js';
 import { fixturePath, repoRoot, runCliInProcess, type CliResult } from '../helpers/cli-runner.js';
+import { scratchFolder } from '../helpers/scratch-folder.js';
 
-const scratch = fs.mkdtempSync(path.join(tmpdir(), 'condense-errors-'));
-afterAll(() => fs.rmSync(scratch, { recursive: true, force: true }));
-let folderCount = 0;
-/** A fresh empty folder under the scratch folder. */
-function freshFolder(): string {
-  const dir = path.join(scratch, `case-${folderCount++}`);
-  fs.mkdirSync(dir);
-  return dir;
-}
+const { root: scratch, freshFolder } = scratchFolder('errors');
 
 /** Every file under `dir` with its bytes, so a test can see that nothing was added or changed. */
 function snapshot(dir: string): Record<string, string> {

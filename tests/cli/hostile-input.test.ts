@@ -3,23 +3,16 @@
 
 import { execFileSync } from 'node:child_process';
 import * as fs from 'node:fs';
-import { tmpdir } from 'node:os';
 import * as path from 'node:path';
 import { XMLValidator } from 'fast-xml-parser';
-import { afterAll, describe, expect, it } from 'vitest';
+import { describe, expect, it } from 'vitest';
 import { EXIT } from '../../cli/program.js';
 import { encodeModel, encodeNpy, loadModel, saveModel } from '../../src/index.js';
 import { Tensor } from '../../src/ir/tensor.js';
 import { fixturePath, runCliInProcess, type CliResult } from '../helpers/cli-runner.js';
+import { scratchFolder } from '../helpers/scratch-folder.js';
 
-const scratch = fs.mkdtempSync(path.join(tmpdir(), 'condense-hostile-'));
-afterAll(() => fs.rmSync(scratch, { recursive: true, force: true }));
-let folderCount = 0;
-function freshFolder(): string {
-  const dir = path.join(scratch, `case-${folderCount++}`);
-  fs.mkdirSync(dir);
-  return dir;
-}
+const { root: scratch, freshFolder } = scratchFolder('hostile');
 
 const relu = fixturePath('mlp-relu-planted.onnx');
 

@@ -1,10 +1,9 @@
 import * as fs from 'node:fs';
-import { tmpdir } from 'node:os';
 import * as path from 'node:path';
 import fc from 'fast-check';
 import onnxProto from 'onnx-proto';
 import * as ort from 'onnxruntime-node';
-import { afterAll, describe, expect, it } from 'vitest';
+import { describe, expect, it } from 'vitest';
 import { CondenseError, ExternalDataError, FileNotFoundError, ModelFormatError } from '../../src/errors.js';
 import { DataType } from '../../src/ir/data-type.js';
 import type { Graph } from '../../src/ir/graph.js';
@@ -21,6 +20,7 @@ import {
   float, floats, graph, GraphBuilder, int, ints, str, strs, tensor, tensors, type AttributeSpec, type ShapeSpec,
 } from '../helpers/graph-builder.js';
 import { hostToTensor } from './tensor-to-host.js';
+import { scratchFolder } from '../helpers/scratch-folder.js';
 
 const { onnx } = onnxProto;
 const { FLOAT, DOUBLE, FLOAT16, BFLOAT16, INT8, UINT8, INT16, UINT16, INT32, UINT32, INT64, UINT64, BOOL, STRING } = DataType;
@@ -28,15 +28,7 @@ const INT64_MAX = 2n ** 63n - 1n;
 const INT64_MIN = -(2n ** 63n);
 const utf8 = new TextEncoder();
 
-const scratch = fs.mkdtempSync(path.join(tmpdir(), 'condense-codec-'));
-afterAll(() => fs.rmSync(scratch, { recursive: true, force: true }));
-let folderCount = 0;
-/** A fresh empty folder under the scratch folder. */
-function freshFolder(): string {
-  const dir = path.join(scratch, `case-${folderCount++}`);
-  fs.mkdirSync(dir);
-  return dir;
-}
+const { root: scratch, freshFolder } = scratchFolder('codec');
 
 const hex = (bytes: Uint8Array): string => Buffer.from(bytes.buffer, bytes.byteOffset, bytes.byteLength).toString('hex');
 

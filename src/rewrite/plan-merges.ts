@@ -6,6 +6,7 @@ import { OptionError } from '../errors.js';
 import type { LayerCondensation } from '../analysis/measure-condensation.js';
 import { inputWeightVectors } from '../analysis/input-weights.js';
 import type { ChannelGroup } from '../analysis/channel-groups.js';
+import { groupRatios } from '../analysis/group-ratios.js';
 
 /** Neuron `neuron` computes `scale` times neuron `into` on every input, so it folds into it. */
 export interface NeuronMerge {
@@ -191,63 +192,66 @@ function planApproximate(m: LayerCondensation, tolerance: number): LayerMergePla
   };
 }
 
-/** Merges of a channel group: neuron j folds into r only if u_j = t u_r with one t > 0 in every producer. */
+/** A merge of group channel `neuron` into `into`, with the scale t (h_j = t h_r) on each member a consumer reads. */
+export interface GroupNeuronMerge extends NeuronMerge {
+  /** Tensor name -> scale, for the members the group's consumers read (a depthwise conv changes it). */
+  scales: Record<string, number>;
+}
+
+/** Merges of a channel group: channel j folds into r only if h_j = t h_r on every member (group-ratios.ts). */
 export interface GroupMergePlan {
   group: string;
   members: string[];
   width: number;
   widthAfter: number;
-  merges: NeuronMerge[];
+  merges: GroupNeuronMerge[];
+  /** Group channels that are padding zeros everywhere: dropped, nothing to fold. */
+  statics: StaticRemoval[];
 }
 
-/** Plans the exact merges of a mergeable channel group (positive multiples and copies only). */
+/**
+ * Plans the exact merges of a mergeable channel group: pairs written by one producer whose
+ * relation holds with one positive scale through every member (copies where an op is not
+ * positively homogeneous), and the static channels (padding zeros).
+ */
 export function planGroupMerges(group: ChannelGroup, options: MergeOptions = {}): GroupMergePlan | undefined {
   if (!group.mergeable || group.producers.length === 0) return undefined;
   const tolerance = options.exactTolerance ?? DEFAULT_EXACT_TOLERANCE;
-  const vectors = group.producers.map((p) => inputWeightVectors(p));
+  const ratios = groupRatios(group);
+  const read = [...new Set(group.consumers.map((c) => c.member))];
   const width = group.width;
-  const norms = vectors.map(({ rows, dim }) => Float64Array.from({ length: width }, (_, k) => Math.hypot(...rows.subarray(k * dim, (k + 1) * dim))));
-  // Representatives: the largest first producer vectors, as in planExact.
-  const order = [...Array(width).keys()].sort((a, b) => norms[0]![b]! - norms[0]![a]! || a - b);
-  const removed = new Set<number>();
-  const merges: NeuronMerge[] = [];
-  const scaleIn = (p: number, j: number, r: number): number | undefined => {
-    const { rows, dim } = vectors[p]!;
-    const nr = norms[p]![r]!;
-    const nj = norms[p]![j]!;
-    if (nr === 0) return nj === 0 ? NaN : undefined;
-    let dot = 0;
-    for (let i = 0; i < dim; i++) dot += rows[j * dim + i]! * rows[r * dim + i]!;
-    const t = dot / (nr * nr);
-    let residual = 0;
-    for (let i = 0; i < dim; i++) residual += (rows[j * dim + i]! - t * rows[r * dim + i]!) ** 2;
-    return Math.sqrt(residual) <= tolerance * Math.max(nj, 1e-300) ? t : undefined;
-  };
-  for (let oi = 0; oi < order.length; oi++) {
-    const r = order[oi]!;
-    if (removed.has(r)) continue;
-    for (let oj = oi + 1; oj < order.length; oj++) {
-      const j = order[oj]!;
-      if (removed.has(j)) continue;
-      let t: number | undefined;
-      let agree = true;
-      for (let p = 0; p < group.producers.length && agree; p++) {
-        const act = group.producers[p]!.activation;
-        if (act.functionIds[j] !== act.functionIds[r]) agree = false;
-        const tp = scaleIn(p, j, r);
-        if (tp === undefined) agree = false;
-        else if (!Number.isNaN(tp)) {
-          if (t === undefined) t = tp;
-          else if (Math.abs(tp - t) > tolerance * Math.max(1, Math.abs(t))) agree = false;
-        }
+  const statics: StaticRemoval[] = group.staticChannels.map((neuron) => ({ neuron, value: 0, kind: 'zero-input' }));
+  const removed = new Set<number>(group.staticChannels);
+  const merges: GroupNeuronMerge[] = [];
+  const screen = cosineScreen(tolerance);
+  // Candidates share their anchor producer; larger vectors become representatives, as in planExact.
+  const byAnchor = new Map<string, number[]>();
+  ratios.anchors.forEach((a, g) => {
+    if (!a || removed.has(g)) return;
+    const list = byAnchor.get(a.producer.name) ?? [];
+    list.push(g);
+    byAnchor.set(a.producer.name, list);
+  });
+  for (const channels of byAnchor.values()) {
+    const order = channels.sort((a, b) => ratios.anchorNorms[b]! - ratios.anchorNorms[a]! || a - b);
+    for (let oi = 0; oi < order.length; oi++) {
+      const r = order[oi]!;
+      if (removed.has(r) || ratios.anchorNorms[r] === 0) continue;
+      for (let oj = oi + 1; oj < order.length; oj++) {
+        const j = order[oj]!;
+        if (removed.has(j) || ratios.anchorCosine(j, r) < screen) continue;
+        const t = ratios.solve(j, r, tolerance);
+        if (!t) continue;
+        const scales: Record<string, number> = {};
+        for (const v of read) if (t.has(v)) scales[v.name] = t.get(v)!;
+        const anchor = t.get(ratios.anchors[j]!.producer.activation.output)!;
+        const kind = Math.abs(anchor - 1) <= tolerance ? 'copy' : 'multiple';
+        merges.push({ neuron: j, into: r, scale: kind === 'copy' ? 1 : anchor, kind, scales });
+        removed.add(j);
       }
-      if (!agree || t === undefined || !(t > 0)) continue;
-      const kind = Math.abs(t - 1) <= tolerance ? 'copy' : 'multiple';
-      merges.push({ neuron: j, into: r, scale: kind === 'copy' ? 1 : t, kind });
-      removed.add(j);
     }
   }
-  if (merges.length === 0) return undefined;
+  if (removed.size === 0) return undefined;
   merges.sort((a, b) => a.neuron - b.neuron);
-  return { group: group.id, members: group.producers.map((p) => p.name), width, widthAfter: width - merges.length, merges };
+  return { group: group.id, members: group.producers.map((p) => p.name), width, widthAfter: width - removed.size, merges, statics };
 }

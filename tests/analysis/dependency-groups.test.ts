@@ -7,6 +7,7 @@ import { blockerMessages } from '../../src/analysis/blocker.js';
 import { findChannelGroups } from '../../src/analysis/channel-groups.js';
 import { couplingRules, IDENTITY, type CouplingRule } from '../../src/analysis/coupling-rules.js';
 import { findLayers } from '../../src/analysis/find-layers.js';
+import { isReadoutLayer } from '../../src/analysis/readout-layer.js';
 import { DataType } from '../../src/ir/data-type.js';
 import { Tensor } from '../../src/ir/tensor.js';
 import type { Value } from '../../src/ir/value.js';
@@ -124,5 +125,16 @@ describe('a new coupling rule', () => {
     expect(group!.members.every((m) => m.indexMap.kind === 'identity')).toBe(true);
     expect(group!.consumers.map((c) => c.node.label)).toEqual(['c']);
     expect(blockerMessages(group!.blockers)).toEqual([]);
+  });
+});
+
+describe('read-out layers', () => {
+  it('are the layers with nothing weight-bearing downstream, not the residual-branch convs that feed an Add', () => {
+    const model = loadModel(fixturePath('resnet-planted.onnx'));
+    foldBatchNorms(model);
+    const layers = findLayers(model);
+    const linearEnds = layers.filter((l) => l.activation.name === 'Identity' && l.consumers.length === 0);
+    expect(linearEnds.map((l) => l.name).sort()).toEqual(['block1_conv2', 'block2_conv2', 'fc']);
+    expect(linearEnds.filter(isReadoutLayer).map((l) => l.name)).toEqual(['fc']);
   });
 });

@@ -187,8 +187,10 @@ const residualAdd: CouplingRule = {
     if (!isStandard(node) || !(node.is('Add') || node.is('Sub') || node.is('Sum'))) return undefined;
     const inputs = dataInputs(node);
     if (inputs.length < 2 || inputs.length !== node.inputs.filter(Boolean).length) return undefined;
+    // Every operand must show the same channel count: an operand broadcast along the channels (a
+    // mean over them, as in a decomposed LayerNorm) mixes channels instead of tying them.
     const widths = inputs.map((v) => channelCount(v, axisFromEnd));
-    if (widths.some((w) => w !== undefined && w !== widths.find((x) => x !== undefined))) return undefined;
+    if (widths.some((w) => w === undefined || w !== widths[0])) return undefined;
     return identity(node, inputs, axisFromEnd, rank);
   },
 };

@@ -52,12 +52,17 @@ function blockingCodes(layer: NeuronLayer, group: DependencyGroup | undefined): 
   return codes;
 }
 
+const OUTPUT_CODES: ReadonlySet<BlockerCode> = new Set(['graph-output', 'no-consumer']);
+
 /**
- * A read-out as coverage counts it: linear with no linear reader (readout-layer.ts), in no group,
- * and held back by nothing but being an output, so a conv feeding a residual Add is no read-out.
+ * A read-out as coverage counts it: no layer reads it, it is in no group, and nothing but being an
+ * output holds it back: the classifier of readout-layer.ts, or a head whose activation (Sigmoid,
+ * Tanh) is the graph output. A conv feeding a residual Add has no linear reader either, but the Add
+ * blocks it, so it is no read-out.
  */
 function isReadout(layer: NeuronLayer, group: DependencyGroup | undefined): boolean {
-  return !group && !layer.subgraphOf && isReadoutLayer(layer) && layer.blockers.every((b) => b.code === 'graph-output' || b.code === 'no-consumer');
+  if (group || layer.subgraphOf || layer.consumers.length > 0) return false;
+  return layer.blockers.length > 0 && layer.blockers.every((b) => OUTPUT_CODES.has(b.code)) && (isReadoutLayer(layer) || layer.blockers.some((b) => b.code === 'graph-output'));
 }
 
 /** The share of hidden neurons prune can rewrite, and the blocker codes behind the rest. */

@@ -8,9 +8,9 @@ import type { Node } from '../ir/node.js';
 import { isFloatType } from '../ir/data-type.js';
 import type { Value } from '../ir/value.js';
 import { blocker, uniqueBlockers, type Blocker } from './blocker.js';
-import { quantizedWeightBlocker } from './dequantized-weight.js';
 import { channelwiseOps, consumerBlocker, consumerRules, consumerView, flatteningViews, producerRules, ruleFor } from './layer-rules.js';
 import { traceActivation, type Activation } from './trace-activation.js';
+import { quantizedWeightBlocker } from './dequantized-weight.js';
 
 /** A constant operand of a layer: its value, and the scale attributes apply to it. */
 export interface WeightRef {

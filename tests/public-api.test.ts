@@ -27,6 +27,8 @@ const VALUES = [
   'markdownCode', 'markdownText', 'terminalText', 'xmlText',
   // Probe data people have (issue 13): images, pinned inputs.
   'IMAGE_PRESETS', 'imageProbes', 'parsePinnedValue',
+  // Coverage and quantized layers named (issue 9b).
+  'describeCoverage', 'findUnsupportedLayers', 'measureCoverage',
 ];
 
 const TYPES = [
@@ -40,6 +42,8 @@ const TYPES = [
   'CollectedShard', 'CollectOptions', 'MergedShards', 'StatisticsHeader',
   // Probe data people have (issue 13).
   'ImagePreset', 'ImageProbeOptions', 'InputFeedOptions', 'PinnedValue',
+  // Coverage and quantized layers named (issue 9b).
+  'BlockerCount', 'Coverage', 'UnsupportedLayer',
 ].sort();
 
 /** Every name src/index.ts exports, types included. */

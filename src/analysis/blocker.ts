@@ -49,7 +49,9 @@ export type BlockerCode =
   /** A member's own blocker, carried into its group. */
   | 'member'
   /** A group member's index map the rewrite cannot apply yet (offsets, channel maps, heads). */
-  | 'index-map';
+  | 'index-map'
+  /** Weights stored as integers: a QDQ weight (audited dequantized) or an integer op (ConvInteger, MatMulNBits...). */
+  | 'quantized';
 
 export interface Blocker {
   code: BlockerCode;

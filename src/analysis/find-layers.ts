@@ -10,6 +10,7 @@ import type { Value } from '../ir/value.js';
 import { blocker, uniqueBlockers, type Blocker } from './blocker.js';
 import { channelwiseOps, consumerBlocker, consumerRules, consumerView, flatteningViews, producerRules, ruleFor, type ChannelAxis } from './layer-rules.js';
 import { traceActivation, type Activation } from './trace-activation.js';
+import { quantizedWeightBlocker } from './dequantized-weight.js';
 
 /** A constant operand of a layer: its value, and the scale attributes apply to it. */
 export interface WeightRef {
@@ -126,6 +127,8 @@ function matchLayer(node: Node): NeuronLayer | undefined {
   const width = weight.dims[outAxis] ?? 0;
   const unsupported = rule.unsupported?.(node);
   if (unsupported) blockers.push(unsupported);
+  const quantized = quantizedWeightBlocker(weight.value);
+  if (quantized) blockers.push(quantized);
   const sharedWith = otherReaders(weight.value, node);
   if (sharedWith[0]) blockers.push(blocker('shared-weights', `its weights are shared with "${sharedWith[0].label}"`, sharedWith[0]));
 

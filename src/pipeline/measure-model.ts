@@ -13,6 +13,7 @@ import { loadModel } from '../onnx/model-file.js';
 import type { CollectProgress } from '../runtime/collect-statistics.js';
 import type { SessionOptions } from '../runtime/model-session.js';
 import type { ProbeOptions } from '../runtime/probe-data.js';
+import { dequantizeConstantWeights } from '../rewrite/dequantize-weights.js';
 import { foldBatchNorms } from '../rewrite/fold-batch-norms.js';
 import { collectLayerStatistics, type LayerStatistics } from './collect-layer-statistics.js';
 import { prepareProbes, wantsProbes, type PreparedProbes } from './prepare-probes.js';
@@ -74,6 +75,7 @@ export async function measureModel(model: string | Model, options: MeasureOption
   const original = typeof model === 'string' ? loadModel(model) : model;
   // Measures are taken on BatchNorm-folded weights: a conv channel's u_k includes its BN.
   const folded = cloneModel(original);
+  dequantizeConstantWeights(folded);
   foldBatchNorms(folded);
   const layers = findLayers(folded);
   checkFiniteWeights(layers, path);

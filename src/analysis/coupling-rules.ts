@@ -131,6 +131,8 @@ export function channelCount(v: Value, axisFromEnd: number, depth = 0): number |
     if (weightOp.isChannelFirst ? rank !== undefined && rank - axisFromEnd === 1 : axisFromEnd === 1) return dims[weightOp.outAxis(p)];
     return undefined;
   }
+  const like = zerosLikeSource(v);
+  if (like) return channelCount(like, axisFromEnd, depth + 1);
   const rank = rankOf(v);
   const axisOf = (a: number, r: number): number => (a < 0 ? a + r : a);
   if (p.is('Concat')) {
@@ -165,6 +167,17 @@ export function channelCount(v: Value, axisFromEnd: number, depth = 0): number |
   if (p.is('ReduceMean') || p.is('ReduceSum')) return undefined;
   const first = p.inputs.find((x) => x && !x.constantTensor());
   return first ? channelCount(first, axisFromEnd, depth + 1) : undefined;
+}
+
+/** x when `v` is zeros shaped like x: ConstantOfShape(Shape(x)) with a zero (or no) value, as tf2onnx writes zeros_like. */
+export function zerosLikeSource(v: Value): Value | undefined {
+  const p = v.producer;
+  if (!p || !isStandard(p) || !p.is('ConstantOfShape')) return undefined;
+  const fill = p.attributes.get('value');
+  if (fill && !(fill.type === 'tensor' && fill.value.toFloat64().every((x) => x === 0))) return undefined;
+  const shape = p.inputs[0]?.producer;
+  if (!shape || !isStandard(shape) || !shape.is('Shape') || shape.attributes.has('start') || shape.attributes.has('end')) return undefined;
+  return shape.inputs[0] ?? undefined;
 }
 
 /** Links every value to `to` channel for channel (ops that keep channels in place). */
@@ -242,8 +255,8 @@ const concat: CouplingRule = {
     for (const v of inputs) {
       const w = channelCount(v, axisFromEnd);
       if (w === undefined) return undefined;
-      if (v.constantTensor()) {
-        if (!isZeroConstant(v)) return undefined;
+      if (v.constantTensor() || zerosLikeSource(v)) {
+        if (v.constantTensor() && !isZeroConstant(v)) return undefined;
         zeros.push({ value: v, start: 0, count: w }, { value: out, start: offset, count: w });
       }
       links.push({ from: v, fromStart: 0, to: out, toStart: offset, count: w });
@@ -434,10 +447,37 @@ const passThrough: CouplingRule = {
 };
 
 /**
+ * zeros_like: ConstantOfShape(Shape(x)) is reached from its output (a Concat operand padding the
+ * channels): all its channels are constant zeros, and a rewrite gives it the count it keeps.
+ */
+const zerosLike: CouplingRule = {
+  name: 'zeros-like',
+  kind: 'pass-through',
+  couple({ node, value, axisFromEnd, rank }) {
+    if (!isStandard(node) || !node.is('ConstantOfShape') || value !== node.outputs[0] || !zerosLikeSource(value)) return undefined;
+    const width = channelCount(value, axisFromEnd);
+    if (width === undefined) return undefined;
+    return { members: [{ value, axisFromEnd, ...(rank !== undefined ? { rank } : {}) }], links: [], ratio: 'same', zeros: [{ value, start: 0, count: width }] };
+  },
+};
+
+/** Shape(x) read for a zeros_like: it reads no channel values, so it only carries x's new shape. */
+const shapeOfZerosLike: CouplingRule = {
+  name: 'shape-of',
+  kind: 'pass-through',
+  couple({ node, value, axisFromEnd, rank }) {
+    if (!isStandard(node) || !node.is('Shape') || node.inputs[0] !== value) return undefined;
+    const readers = node.outputs[0]!.uses();
+    if (readers.length === 0 || node.outputs[0]!.isGraphOutput || !readers.every((u) => u.node.is('ConstantOfShape') && zerosLikeSource(u.node.outputs[0]!) === value)) return undefined;
+    return { members: [{ value, axisFromEnd, ...(rank !== undefined ? { rank } : {}) }], links: [], ratio: 'same' };
+  },
+};
+
+/**
  * The coupling rules, tried in order (put a specific rule before a general one). Adding a kind of
  * coupling is adding an entry here (or passing a list to findChannelGroups).
  */
-export const couplingRules: readonly CouplingRule[] = [residualAdd, gateMul, concat, split, slice, pad, transpose, passThrough];
+export const couplingRules: readonly CouplingRule[] = [residualAdd, gateMul, concat, split, slice, pad, transpose, zerosLike, shapeOfZerosLike, passThrough];
 
 /** The coupling `node` makes, reached from `value`, by the first rule that applies. */
 function nodeCoupling(node: Node, value: Value, axisFromEnd: number, rank: number | undefined, rules: readonly CouplingRule[] = couplingRules): Coupling | undefined {

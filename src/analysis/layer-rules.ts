@@ -275,16 +275,26 @@ function reducedAxes(n: Node): number[] | undefined {
   return n.getInts('axes');
 }
 
-/** Global pooling by a reduction: every reduced axis lies after the channel axis (never the batch or the channels). */
+/** Global pooling by a reduction: the reduced axes are spatial (never the batch axis or the channels). */
 function spatialReduction(n: Node, at: ChannelAxis): string | undefined {
   const axes = reducedAxes(n);
   if (!axes || axes.length === 0) return n.getInt('noop_with_empty_axes', 0) && axes ? undefined : 'reduces over every axis, channels included';
-  const channel = at.rank !== undefined ? at.rank - at.axisFromEnd : undefined;
+  const rank = at.rank;
   for (const a of axes) {
-    const after = a < 0 ? -a < at.axisFromEnd : channel !== undefined && a > channel;
-    if (!after) return `reduces axis ${a}, which is not a spatial axis after the channels`;
+    const fromEnd = a < 0 ? -a : rank !== undefined ? rank - a : undefined;
+    // Without the rank, only axes after the channels are known not to be the batch axis.
+    const spatial = fromEnd !== undefined && fromEnd !== at.axisFromEnd && (rank !== undefined ? fromEnd < rank : fromEnd < at.axisFromEnd);
+    if (!spatial) return `reduces axis ${a}, which is not a spatial axis`;
   }
   return undefined;
+}
+
+/** The channel axis, from the end, after a reduction that drops its axes: those after the channels no longer count. */
+function reducedAxisFromEnd(n: Node, axisFromEnd: number, rank: number | undefined): number | undefined {
+  if (n.getInt('keepdims', 1)) return axisFromEnd;
+  const axes = reducedAxes(n) ?? [];
+  const after = axes.filter((a) => (a < 0 ? -a : rank !== undefined ? rank - a : Infinity) < axisFromEnd).length;
+  return axisFromEnd - after;
 }
 
 const reduction: ChannelwiseRule = {
@@ -292,7 +302,7 @@ const reduction: ChannelwiseRule = {
   keepsConstants: () => true,
   isLayoutFree: true,
   check: spatialReduction,
-  outputAxisFromEnd: (n, axisFromEnd) => (n.getInt('keepdims', 1) ? axisFromEnd : axisFromEnd - (reducedAxes(n)?.length ?? 0)),
+  outputAxisFromEnd: reducedAxisFromEnd,
 };
 
 /** Pads on the channel axis (and whether the pads are known). */

@@ -91,6 +91,7 @@ function applyGroupPlan(model: Model, group: ChannelGroup, gp: GroupMergePlan): 
  */
 /** How a coupling node links its members' channels, read from its coupling rule. */
 function nodeLinks(node: Node, memberOf: Map<Value, GroupMember>): ChannelLink[] | undefined {
+  if (node.is('ConstantOfShape')) return [];
   const input = node.inputs[0];
   const inMember = input ? memberOf.get(input) : undefined;
   if (!input || !inMember) return undefined;
@@ -98,6 +99,10 @@ function nodeLinks(node: Node, memberOf: Map<Value, GroupMember>): ChannelLink[]
 }
 
 function rewriteChannelCounts(model: Model, node: Node, links: ChannelLink[], memberOf: Map<Value, GroupMember>, keptOf: (m: GroupMember) => number[]): void {
+  if (node.is('ConstantOfShape')) {
+    zerosWithChannels(model, node, memberOf.get(node.outputs[0]!)!, keptOf);
+    return;
+  }
   const input = node.inputs[0]!;
   const inMember = memberOf.get(input)!;
   const keptBefore = (v: Value, start: number, count: number): { start: number; count: number } => {
@@ -150,6 +155,26 @@ function rewriteChannelCounts(model: Model, node: Node, links: ChannelLink[], me
       writeInts(model, node, 3, 'sizes', sizes);
     }
   }
+}
+
+/**
+ * zeros_like(x) padding the channels keeps the zero channels the merge kept, which need not be
+ * as many as x keeps: its shape becomes Shape(x) with the channel entry replaced by that count.
+ */
+function zerosWithChannels(model: Model, node: Node, member: GroupMember, keptOf: (m: GroupMember) => number[]): void {
+  const g = model.graph;
+  const shape = node.inputs[0]!;
+  const rank = member.rank ?? rankOf(member.value) ?? rankOf(shape.producer!.inputs[0]!);
+  if (rank === undefined) throw new Error(`cannot rewrite zeros_like "${node.label}": the rank of its shape is unknown`);
+  const axis = rank - member.axisFromEnd;
+  const name = (base: string): string => g.uniqueName(`${node.name || 'zeros_like'}_${base}`);
+  const ints = (base: string, values: number[]): Value => g.addInitializer(name(base), Tensor.fromInt64([values.length], values));
+  const parts: Value[] = [];
+  if (axis > 0) parts.push(g.addNode({ opType: 'Slice', inputs: [shape, ints('head_start', [0]), ints('head_end', [axis])], outputs: [name('head')], after: node.inputs[0]!.producer! }).outputs[0]!);
+  parts.push(ints('channels', [keptOf(member).length]));
+  if (axis < rank - 1) parts.push(g.addNode({ opType: 'Slice', inputs: [shape, ints('tail_start', [axis + 1]), ints('tail_end', [rank])], outputs: [name('tail')], after: node.inputs[0]!.producer! }).outputs[0]!);
+  const joined = g.addNode({ opType: 'Concat', inputs: parts, outputs: [name('shape')], attributes: [{ name: 'axis', type: 'int', value: 0n }], after: node.inputs[0]!.producer! }).outputs[0]!;
+  node.setInput(0, joined);
 }
 
 /** Integers held by a constant input (newer opsets) or an attribute (older ones). */

@@ -122,12 +122,12 @@ describe('coverage', () => {
     }
   });
 
-  it('finds the planted ResNet fully rewritable (its classifier a read-out) and the depthwise block held back by its grouped conv', () => {
+  it('finds the planted ResNet and the depthwise block fully rewritable (the classifier a read-out, the depthwise conv in its group)', () => {
     const resnet = inspect(fixturePath('resnet-planted.onnx')).coverage;
     expect([resnet.neurons, resnet.rewritableNeurons, resnet.groupedNeurons, resnet.mergeableGroups, resnet.readoutLayers, resnet.readoutNeurons]).toEqual([80, 80, 48, 1, 1, 10]);
     const depthwise = inspect(fixturePath('depthwise-separable.onnx')).coverage;
-    expect([depthwise.neurons, depthwise.rewritableNeurons]).toEqual([32, 16]);
-    expect(depthwise.blockers.map((b) => b.code)).toContain('grouped-conv');
+    expect([depthwise.neurons, depthwise.rewritableNeurons]).toEqual([32, 32]);
+    expect(depthwise.blockers.map((b) => b.code)).not.toContain('grouped-conv');
   });
 
   it('does not count a conv that feeds a residual Add as a read-out, though nothing linear reads it', () => {
@@ -141,7 +141,9 @@ describe('coverage', () => {
     const text = formatInspect(inspectReport(inspect(fixturePath('se-block.onnx'))), { width: 400 });
     const line = text.split('\n').find((l) => l.startsWith('coverage:'))!;
     expect(line).toMatch(/^coverage: prune can rewrite \d+ of 56 neurons outside read-out layers \(\d+\.\d%\)/);
-    expect(line).toContain('blocked by gate');
+    // The gate's excite conv joins the trunk's group, so the Mul blocks nothing (issue 9).
+    expect(line).toMatch(/rewrite 56 of 56 neurons/);
+    expect(line).not.toContain('blocked by gate');
     const result = await audit(fixturePath('se-block.onnx'));
     expect(formatAuditTable(auditReport(result), { width: 400 })).toContain(describeCoverage(result.coverage));
     const run = await runCliInProcess(['inspect', fixturePath('se-block.onnx'), '--json']);

@@ -206,7 +206,7 @@ function offsets(): Case {
   return { name: 'offsets', model: m.b.build(13), inputShape: [2, 3, 8, 8], removed: { 'e+h': 3 } };
 }
 
-/** MobileNetV3-like: decomposed HardSwish, depthwise, squeeze-and-excitation with HardSigmoid. */
+/** MobileNetV3-like: decomposed HardSwish, depthwise, squeeze-and-excitation with HardSigmoid, a Cast round trip. */
 function squeezeExcite(): Case {
   const m = new ConvModel('se', 51);
   const x = m.b.input('x', DataType.FLOAT, ['N', 3, 6, 6]);
@@ -216,7 +216,9 @@ function squeezeExcite(): Case {
   const hs = m.op('Div', [m.op('Mul', [e, clip]), m.scalar('six_d', 6)]);
   // The depthwise conv scales channel 5 by 2 (Relu keeps it): t = 2 at the trunk.
   const t = m.op('Relu', [m.conv('dw', hs, 8, 8, 3, { 5: [1, 2], 6: [2, 0.5] }, {}, 8)]);
-  const pooled = m.op('GlobalAveragePool', [t]);
+  // An fp16 round trip (as fp16 exports write): scaling by 2 is exact in any float format.
+  const half = m.op('Cast', [m.op('Cast', [t], { to: int(DataType.FLOAT16) })], { to: int(DataType.FLOAT) });
+  const pooled = m.op('GlobalAveragePool', [half]);
   const sq = m.op('Relu', [m.conv('squeeze', pooled, 8, 4, 1)]);
   // The gate's rows must be equal (sigmoid): 5 copies 1; 6 copies 2.
   const gate = m.op('HardSigmoid', [m.conv('excite', sq, 4, 8, 1, { 5: [1, 1], 6: [2, 1] })], { alpha: float(1 / 6) });

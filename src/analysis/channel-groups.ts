@@ -305,3 +305,29 @@ function assignIndexMaps(group: DependencyGroup, memberOf: Map<Value, GroupMembe
   for (const m of group.members) if (m.indexMap.kind === 'identity' && m.width !== group.width) m.indexMap = { kind: 'offset', offset: 0 };
   group.staticChannels = [...Array(group.width).keys()].filter((g) => !nonZero.has(g));
 }
+
+/** The key under which statistics of a group tensor are collected (approximate group merges refit on them). */
+export function groupStatisticsKey(group: DependencyGroup, value: Value): string {
+  return `${group.id}:${value.name}`;
+}
+
+/**
+ * Watch points for the statistics of the group tensors that consumers read, shaped as layers
+ * (name = groupStatisticsKey, width and channel axis of the member), so the layer statistics
+ * collector observes them alongside the layers.
+ */
+export function groupWatchLayers(groups: readonly DependencyGroup[]): NeuronLayer[] {
+  const watches: NeuronLayer[] = [];
+  for (const g of groups) {
+    const anchor = g.producers[0];
+    if (!g.mergeable || !anchor) continue;
+    for (const value of new Set(g.consumers.map((c) => c.member))) {
+      const m = g.members.find((x) => x.value === value);
+      if (!m?.width) continue;
+      // The collector reads the rank from the shape, else from the weights: skip a tensor whose rank neither gives.
+      if (!value.shape && m.rank !== anchor.weight.dims.length) continue;
+      watches.push({ ...anchor, name: groupStatisticsKey(g, value), width: m.width, neuronAxisFromEnd: m.axisFromEnd, activation: { ...anchor.activation, output: value } });
+    }
+  }
+  return watches;
+}

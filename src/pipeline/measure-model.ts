@@ -3,7 +3,7 @@
 // statistics session (once), and measures condensation. audit, prune, check and series take what
 // they need from the Measurement it returns; nothing downstream loads, folds or finds again.
 
-import { findChannelGroups, type DependencyGroup } from '../analysis/channel-groups.js';
+import { findChannelGroups, groupWatchLayers, type DependencyGroup } from '../analysis/channel-groups.js';
 import { checkFiniteWeights } from '../analysis/finite-weights.js';
 import { findLayers, type NeuronLayer } from '../analysis/find-layers.js';
 import { resolveAnalysisOptions, type AnalysisOptions, type LayerCondensation } from '../analysis/measure-condensation.js';
@@ -102,7 +102,7 @@ export async function measureModel(model: string | Model, options: MeasureOption
     statistics =
       (options.workers ?? 1) > 1 && typeof model === 'string'
         ? await collectInWorkers(model, probeOptions, options.holdout, probes.fit.count, options.workers!, options.session)
-        : await collectLayerStatistics(folded, path, layers, probes.fit, {
+        : await collectLayerStatistics(folded, path, [...layers, ...groupWatchLayers(groups)], probes.fit, {
             ...(options.session ? { session: options.session } : {}),
             ...(probeOptions.batchSize ? { batchSize: probeOptions.batchSize } : {}),
             ...(options.onProgress ? { onProgress: options.onProgress } : {}),

@@ -95,7 +95,7 @@ export async function pruneMeasured(measurement: Measurement, options: PruneOpti
   const probes = measurement.probes;
   if (!probes?.holdout) throw new Error('pruneMeasured needs a measurement with held-out probes (measureOptionsForPrune)');
   const holdout = probes.holdout;
-  const plan = planMerges(measured, options.merge, groups);
+  const plan = planMerges(measured, options.merge, groups, { statistics, similarityThreshold: measurement.analysis.similarityThreshold });
   const sessionOpts = { ...(options.session ? { session: options.session } : {}), ...(options.probe?.batchSize ? { batchSize: options.probe.batchSize } : {}) };
 
   // The measured model stays as measured (check reports it); each rewrite works on a copy, and the

@@ -20,7 +20,7 @@ export interface PruneReport {
   notes: string[];
   layers: { name: string; width: number; widthAfter: number; merges: LayerMergePlan['merges']; statics: LayerMergePlan['statics']; refit: boolean }[];
   /** Channel groups merged together (every member layer loses the same channels). */
-  groups: { name: string; members: string[]; width: number; widthAfter: number; merges: LayerMergePlan['merges'] }[];
+  groups: { name: string; members: string[]; width: number; widthAfter: number; merges: LayerMergePlan['merges']; statics?: number; refit?: boolean }[];
 }
 
 export function pruneReport(r: PruneResult): PruneReport {
@@ -36,7 +36,7 @@ export function pruneReport(r: PruneResult): PruneReport {
     holdout: r.holdoutSource,
     notes: r.probeNotes,
     layers: r.plan.layers.map((lp) => ({ name: lp.layer, width: lp.width, widthAfter: lp.widthAfter, merges: lp.merges, statics: lp.statics, refit: !!lp.refit })),
-    groups: r.plan.groups.map((gp) => ({ name: gp.group, members: gp.members, width: gp.width, widthAfter: gp.widthAfter, merges: gp.merges })),
+    groups: r.plan.groups.map((gp) => ({ name: gp.group, members: gp.members, width: gp.width, widthAfter: gp.widthAfter, merges: gp.merges, ...(gp.statics.length ? { statics: gp.statics.length } : {}), ...(gp.refit ? { refit: true } : {}) })),
   };
 }
 
@@ -57,7 +57,7 @@ export function formatPruneSummary(report: PruneReport, options: TableOptions = 
       [{ header: 'layer', elide: true }, { header: 'width', align: 'right' }, { header: 'after', align: 'right' }, { header: 'merged', align: 'right' }, { header: 'static', align: 'right' }, { header: 'mode' }],
       [
         ...report.layers.map((l) => [l.name, String(l.width), String(l.widthAfter), String(l.merges.length), String(l.statics.length), l.refit ? 'least-squares refit' : 'exact']),
-        ...report.groups.map((g) => [`${g.name} (${g.members.join(', ')})`, String(g.width), String(g.widthAfter), String(g.merges.length), '0', 'exact, coupled']),
+        ...report.groups.map((g) => [`${g.name} (${g.members.join(', ')})`, String(g.width), String(g.widthAfter), String(g.merges.length), String(g.statics ?? 0), g.refit ? 'least-squares refit, coupled' : 'exact, coupled']),
       ],
       options,
     ));

@@ -9,7 +9,7 @@ import type { Value } from '../ir/value.js';
 import { axisToRows, rowsToAxis } from '../numeric/axis-slices.js';
 import { solveSymmetricPositive } from '../numeric/linear-solve.js';
 import type { StreamingMoments } from '../numeric/streaming-moments.js';
-import { findChannelGroups, groupChannels, type ChannelGroup, type GroupMember } from '../analysis/channel-groups.js';
+import { findChannelGroups, groupChannels, groupStatisticsKey, type ChannelGroup, type GroupMember } from '../analysis/channel-groups.js';
 import { coupleAt, rankOf, type ChannelLink } from '../analysis/coupling-rules.js';
 import { findLayers } from '../analysis/find-layers.js';
 import type { Node } from '../ir/node.js';
@@ -32,7 +32,7 @@ export function applyMergePlan(model: Model, layers: NeuronLayer[], plan: MergeP
   for (const gp of plan.groups) {
     const group = findChannelGroups(findLayers(model)).find((g) => g.id === gp.group);
     if (!group || !group.mergeable) throw new Error(`merge plan names channel group "${gp.group}", which the model does not have as a mergeable group`);
-    applyGroupPlan(model, group, gp);
+    applyGroupPlan(model, group, gp, statistics);
   }
 }
 
@@ -46,8 +46,8 @@ function localChannels(member: GroupMember, groupWidth: number): Map<number, num
  * every member loses the removed channels at its own index map (producers' rows, a depthwise
  * conv's filters, zero constants), and the ops whose constants count channels are rewritten.
  */
-function applyGroupPlan(model: Model, group: ChannelGroup, gp: GroupMergePlan): void {
-  const removed = new Set<number>([...gp.merges.map((m) => m.neuron), ...gp.statics.map((s) => s.neuron)]);
+function applyGroupPlan(model: Model, group: ChannelGroup, gp: GroupMergePlan, statistics: ReadonlyMap<string, StreamingMoments> | undefined): void {
+  const removed = new Set<number>(gp.refit ? gp.refit.dropped : [...gp.merges.map((m) => m.neuron), ...gp.statics.map((s) => s.neuron)]);
   const memberOf = new Map(group.members.map((m) => [m.value, m]));
   const keptOfMember = (m: GroupMember): number[] => groupChannels(m, group.width).flatMap((g, c) => (removed.has(g) ? [] : [c]));
   // Read how each coupling node links channels before any weight or count changes.
@@ -56,6 +56,12 @@ function applyGroupPlan(model: Model, group: ChannelGroup, gp: GroupMergePlan): 
     const m = memberOf.get(consumer.member)!;
     const width = m.width ?? group.width;
     const local = localChannels(m, group.width);
+    if (gp.refit) {
+      const stats = statistics?.get(groupStatisticsKey(group, m.value));
+      if (!stats) throw new Error(`group "${gp.group}" has a refit plan but no statistics for "${m.value.name}"`);
+      refitConsumer(model, { name: groupStatisticsKey(group, m.value), width, neuronAxisFromEnd: m.axisFromEnd }, consumer, keptOfMember(m), stats);
+      continue;
+    }
     const rows = consumerRows(consumer);
     const len = rows.length / width;
     for (const merge of gp.merges) {
@@ -325,7 +331,7 @@ function keptOf(width: number, lp: LayerMergePlan): number[] {
  * Least-squares refit on the probe statistics: with mean mu and covariance S of h,
  * A' = A S[:, K] S[K, K]^-1 and c' = c + A mu - A' mu_K (condensation.md, data-driven compensation).
  */
-function refitConsumer(model: Model, layer: NeuronLayer, consumer: Consumer, kept: number[], stats: StreamingMoments | undefined): void {
+function refitConsumer(model: Model, layer: Pick<NeuronLayer, 'name' | 'width' | 'neuronAxisFromEnd'>, consumer: Consumer, kept: number[], stats: StreamingMoments | undefined): void {
   if (!stats) throw new Error(`layer "${layer.name}" has a refit plan but no statistics`);
   const width = layer.width;
   const rows = consumerRows(consumer);

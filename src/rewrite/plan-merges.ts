@@ -5,7 +5,9 @@
 import { OptionError } from '../errors.js';
 import type { LayerCondensation } from '../analysis/measure-condensation.js';
 import { inputWeightVectors } from '../analysis/input-weights.js';
-import type { ChannelGroup } from '../analysis/channel-groups.js';
+import { groupStatisticsKey, type ChannelGroup } from '../analysis/channel-groups.js';
+import type { StreamingMoments } from '../numeric/streaming-moments.js';
+import type { Value } from '../ir/value.js';
 import { groupRatios } from '../analysis/group-ratios.js';
 
 /** Neuron `neuron` computes `scale` times neuron `into` on every input, so it folds into it. */
@@ -66,7 +68,7 @@ export function cosineScreen(tolerance: number): number {
 }
 
 /** Plans the merges of every mergeable layer and group; pure: reads weights and statistics, changes nothing. */
-export function planMerges(measured: LayerCondensation[], options: MergeOptions = {}, groups: ChannelGroup[] = []): MergePlan {
+export function planMerges(measured: LayerCondensation[], options: MergeOptions = {}, groups: ChannelGroup[] = [], groupContext: GroupPlanContext = {}): MergePlan {
   const tolerance = options.exactTolerance ?? DEFAULT_EXACT_TOLERANCE;
   if (!(tolerance >= 0 && tolerance < 1)) throw new OptionError('exactTolerance', `expected a number in [0, 1), got "${tolerance}"`);
   const layers: LayerMergePlan[] = [];
@@ -75,7 +77,7 @@ export function planMerges(measured: LayerCondensation[], options: MergeOptions 
     const plan = options.approximate ? planApproximate(m, tolerance) : planExact(m, tolerance);
     if (plan.widthAfter < plan.width) layers.push(plan);
   }
-  const groupPlans = groups.map((g) => planGroupMerges(g, options)).filter((g): g is GroupMergePlan => g !== undefined);
+  const groupPlans = groups.map((g) => planGroupMerges(g, options, groupContext)).filter((g): g is GroupMergePlan => g !== undefined);
   return { layers, groups: groupPlans };
 }
 
@@ -207,6 +209,20 @@ export interface GroupMergePlan {
   merges: GroupNeuronMerge[];
   /** Group channels that are padding zeros everywhere: dropped, nothing to fold. */
   statics: StaticRemoval[];
+  /**
+   * Approximate mode: the group channels kept; every consumer is refit by least squares on the
+   * statistics of the member it reads (the kept channels' values do not change anywhere in the
+   * group, since nothing inside it mixes channels).
+   */
+  refit?: { kept: number[]; dropped: number[] };
+}
+
+/** What approximate group planning reads: the producers' measurements and the group tensors' statistics. */
+export interface GroupPlanContext {
+  /** Statistics of the group tensors consumers read (groupStatisticsKey). */
+  statistics?: ReadonlyMap<string, StreamingMoments>;
+  /** Correlation at or above which approximate mode drops a channel for a kept one (AnalysisOptions.similarityThreshold). */
+  similarityThreshold?: number;
 }
 
 /**
@@ -214,7 +230,7 @@ export interface GroupMergePlan {
  * relation holds with one positive scale through every member (copies where an op is not
  * positively homogeneous), and the static channels (padding zeros).
  */
-export function planGroupMerges(group: ChannelGroup, options: MergeOptions = {}): GroupMergePlan | undefined {
+export function planGroupMerges(group: ChannelGroup, options: MergeOptions = {}, context: GroupPlanContext = {}): GroupMergePlan | undefined {
   if (!group.mergeable || group.producers.length === 0) return undefined;
   const tolerance = options.exactTolerance ?? DEFAULT_EXACT_TOLERANCE;
   const ratios = groupRatios(group);
@@ -251,7 +267,61 @@ export function planGroupMerges(group: ChannelGroup, options: MergeOptions = {})
       }
     }
   }
-  if (removed.size === 0) return undefined;
   merges.sort((a, b) => a.neuron - b.neuron);
-  return { group: group.id, members: group.producers.map((p) => p.name), width, widthAfter: width - removed.size, merges, statics };
+  const plan: GroupMergePlan = { group: group.id, members: group.producers.map((p) => p.name), width, widthAfter: width - removed.size, merges, statics };
+  if (options.approximate) {
+    const refit = approximateGroupDrops(group, ratios, removed, context);
+    if (refit) {
+      plan.refit = refit;
+      plan.widthAfter = refit.kept.length;
+    }
+  }
+  return plan.widthAfter < width ? plan : undefined;
+}
+
+/**
+ * Approximate group drops, decided on what the refit will match: the statistics of the tensors the
+ * consumers read. Channel j goes (beyond the exact drops) when it is constant in every such
+ * tensor, or when a kept channel r correlates with it at the similarity threshold in every such
+ * tensor that holds j (a residual sum can disagree with one producer's clusters). Larger-variance
+ * channels are kept first. Undefined when a read tensor has no statistics (exact merges only).
+ */
+function approximateGroupDrops(group: ChannelGroup, ratios: ReturnType<typeof groupRatios>, removed: Set<number>, context: GroupPlanContext): GroupMergePlan['refit'] {
+  const { statistics } = context;
+  const threshold = context.similarityThreshold ?? 0.95;
+  if (!statistics) return undefined;
+  const read: { value: Value; width: number; cov: Float64Array; mean: Float64Array }[] = [];
+  for (const value of new Set(group.consumers.map((c) => c.member))) {
+    const s = statistics.get(groupStatisticsKey(group, value));
+    if (!s || s.count < 2) return undefined;
+    read.push({ value, width: s.mean.length, cov: s.covariance(), mean: s.mean });
+  }
+  if (read.length === 0) return undefined;
+  const varianceOf = (g: number): number => Math.max(0, ...read.map((m) => {
+    const c = ratios.localOf(m.value, g);
+    return c < 0 ? 0 : m.cov[c * m.width + c]!;
+  }));
+  const maxVariance = Math.max(...[...Array(group.width).keys()].map(varianceOf));
+  const dropped = new Set(removed);
+  const kept: number[] = [];
+  const order = [...Array(group.width).keys()].filter((g) => !dropped.has(g)).sort((a, b) => varianceOf(b) - varianceOf(a) || a - b);
+  for (const j of order) {
+    if (varianceOf(j) <= 1e-12 * maxVariance) {
+      dropped.add(j);
+      continue;
+    }
+    const covered = kept.some((r) => read.every((m) => {
+      const cj = ratios.localOf(m.value, j);
+      if (cj < 0) return true;
+      const cr = ratios.localOf(m.value, r);
+      if (cr < 0) return false;
+      const sjj = m.cov[cj * m.width + cj]!;
+      const srr = m.cov[cr * m.width + cr]!;
+      return sjj === 0 || m.cov[cj * m.width + cr]! / Math.sqrt(sjj * srr) >= threshold;
+    }));
+    if (covered) dropped.add(j);
+    else kept.push(j);
+  }
+  if (dropped.size === removed.size) return undefined;
+  return { kept: kept.sort((a, b) => a - b), dropped: [...dropped].sort((a, b) => a - b) };
 }

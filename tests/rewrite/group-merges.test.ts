@@ -259,6 +259,37 @@ describe('exact group merges on CNN shapes, verified in onnxruntime', () => {
   });
 });
 
+describe('approximate group merges', () => {
+  it('drop a near-multiple channel of a residual stream from every member and refit every consumer on the member it reads', async () => {
+    const c = residualStages();
+    // Perturb the planted stream channel 4 (2 x channel 1) a little in both producers: no longer exact.
+    for (const name of ['stem_w', 'b_w']) {
+      const v = c.model.graph.initializers.find((x) => x.name === name)!;
+      const t = v.constantTensor()!;
+      const w = t.toFloat64();
+      const per = w.length / 6;
+      for (let i = 0; i < per; i++) w[4 * per + i]! += 2e-3 * Math.sin(7 * i + 1);
+      c.model.graph.setConstant(v, Tensor.fromNumbers(DataType.FLOAT, t.dims, w));
+    }
+    const dir = scratch.freshFolder();
+    const input = path.join(dir, 'res-near.onnx');
+    const output = path.join(dir, 'res-near-approx.onnx');
+    saveModel(c.model, input);
+    const exact = await prune(input, { output, dryRun: true, probe: { random: 256, seed: 5, shapes: { x: c.inputShape } }, verify: { maxError: 1e-5 } });
+    expect(exact.plan.groups.map((g) => [...g.members].sort().join('+'))).toEqual(['e+f']);
+    const result = await prune(input, { output, probe: { random: 256, seed: 5, shapes: { x: c.inputShape } }, analysis: { similarityThreshold: 0.999 }, merge: { approximate: true }, verify: { maxError: 1e-2 } });
+    const stream = result.plan.groups.find((g) => g.members.includes('stem'))!;
+    // One of the near-parallel pair goes (the smaller-variance one, channel 1).
+    expect(stream.refit?.dropped).toEqual([1]);
+    expect(stream.widthAfter).toBe(5);
+    expect(result.fidelity.maxRelError).toBeLessThan(1e-2);
+    const rng = new SeededRandom(8);
+    const x = Float32Array.from({ length: 2 * 3 * 8 * 8 }, () => rng.gaussian());
+    const after = await runModel(output, { x }, { x: c.inputShape });
+    expect(after.y!.every(Number.isFinite)).toBe(true);
+  });
+});
+
 describe('a rewritten model onnxruntime refuses', () => {
   it('is an internal error, never a runtime error', async () => {
     const { compareModels } = await import('../../src/runtime/verify-rewrite.js');

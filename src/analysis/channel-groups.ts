@@ -35,7 +35,9 @@ export type RatioRelation =
   /** The output's scale is the product of the factors' (a gate: x * g). */
   | { kind: 'product'; factors: Value[]; output: Value }
   /** A non-homogeneous op reads the value: exact merges need scale 1 there. */
-  | { kind: 'unit'; value: Value; node: Node };
+  | { kind: 'unit'; value: Value; node: Node }
+  /** Output channel c = scale[c] * input channel c + shift[c] (local channels of the input). */
+  | { kind: 'affine'; input: Value; output: Value; scale: Float64Array; shift: Float64Array };
 
 export interface DependencyGroup {
   id: string;
@@ -147,7 +149,8 @@ function buildGroup(
     for (const m of c.members) addMember(m.value, m.axisFromEnd, m.rank);
     links.push(...c.links);
     const values = c.members.map((m) => m.value);
-    if (c.ratio === 'same') group.relations.push({ kind: 'same', values });
+    if (c.affine) group.relations.push({ kind: 'affine', ...c.affine });
+    else if (c.ratio === 'same') group.relations.push({ kind: 'same', values });
     else {
       const output = node.outputs[0]!;
       group.relations.push({ kind: 'product', factors: values.filter((v) => v !== output), output });

@@ -57,6 +57,12 @@ export interface Coupling {
   unitRatio?: Value[];
   /** Channels that are constant zeros (padding), as ranges of a member. */
   zeros?: { value: Value; start: number; count: number }[];
+  /**
+   * A per-channel affine op (inference BatchNormalization on a tensor no conv wrote): output
+   * channel c is scale[c] * input c + shift[c], so a merge's scale becomes t scale_j / scale_r and
+   * needs shift_j = that times shift_r. `ratio` then relates only the other members.
+   */
+  affine?: { input: Value; output: Value; scale: Float64Array; shift: Float64Array };
 }
 
 /** What a rule sees: the node, the member it is reached from, and that member's channel axis. */
@@ -447,6 +453,34 @@ const passThrough: CouplingRule = {
 };
 
 /**
+ * Inference BatchNormalization where no conv precedes it to fold into (DenseNet's BN after a
+ * Concat, pre-activation ResNets): a per-channel affine map y_c = a_c x_c + b_c.
+ */
+const channelAffine: CouplingRule = {
+  name: 'batch-norm',
+  kind: 'pass-through',
+  couple({ node, value, axisFromEnd, rank }) {
+    if (!isStandard(node) || !node.is('BatchNormalization') || node.outputs.filter((o) => o.useCount > 0 || o.isGraphOutput).length !== 1 || node.getInt('training_mode', 0)) return undefined;
+    const input = node.inputs[0];
+    const out = node.outputs[0]!;
+    if (!input || (value !== input && value !== out)) return undefined;
+    const r = rank ?? rankOf(input);
+    if (r === undefined || r - axisFromEnd !== 1) return undefined;
+    // The rewrite cuts these per-channel constants: they must be this node's alone.
+    if (node.inputs.slice(1, 5).some((v) => !v || v.useCount !== 1 || v.isGraphOutput)) return undefined;
+    const [gamma, beta, mean, variance] = [1, 2, 3, 4].map((i) => node.inputs[i]?.constantTensor()?.toFloat64());
+    if (!gamma || !beta || !mean || !variance) return undefined;
+    const width = gamma.length;
+    if ([beta, mean, variance].some((x) => x.length !== width) || channelCount(input, axisFromEnd) !== width) return undefined;
+    const eps = node.getFloat('epsilon', 1e-5);
+    const scale = gamma.map((g, c) => g / Math.sqrt(variance[c]! + eps));
+    const shift = beta.map((b, c) => b - mean[c]! * scale[c]!);
+    const member = (v: Value) => ({ value: v, axisFromEnd, rank: r });
+    return { members: [member(input), member(out)], links: [{ from: input, fromStart: 0, to: out, toStart: 0, count: width }], ratio: 'same', affine: { input, output: out, scale, shift } };
+  },
+};
+
+/**
  * zeros_like: ConstantOfShape(Shape(x)) is reached from its output (a Concat operand padding the
  * channels): all its channels are constant zeros, and a rewrite gives it the count it keeps.
  */
@@ -477,7 +511,7 @@ const shapeOfZerosLike: CouplingRule = {
  * The coupling rules, tried in order (put a specific rule before a general one). Adding a kind of
  * coupling is adding an entry here (or passing a list to findChannelGroups).
  */
-export const couplingRules: readonly CouplingRule[] = [residualAdd, gateMul, concat, split, slice, pad, transpose, zerosLike, shapeOfZerosLike, passThrough];
+export const couplingRules: readonly CouplingRule[] = [residualAdd, gateMul, concat, split, slice, pad, transpose, channelAffine, zerosLike, shapeOfZerosLike, passThrough];
 
 /** The coupling `node` makes, reached from `value`, by the first rule that applies. */
 function nodeCoupling(node: Node, value: Value, axisFromEnd: number, rank: number | undefined, rules: readonly CouplingRule[] = couplingRules): Coupling | undefined {

@@ -138,6 +138,18 @@ export function groupRatios(group: DependencyGroup): GroupRatios {
           const product = factors.reduce((acc, v) => acc * (ratio.get(v) ?? 1), 1);
           if (unknown.length === 0) changed = set(rel.output, product) || changed;
           else if (unknown.length === 1 && ratio.has(rel.output)) changed = set(unknown[0]!, ratio.get(rel.output)! / product) || changed;
+        } else if (rel.kind === 'affine') {
+          if (!held.has(rel.output) || !ratio.has(rel.input)) continue;
+          const lj = localOf(rel.input, j);
+          const lr = localOf(rel.input, r);
+          const aj = rel.scale[lj]!;
+          const ar = rel.scale[lr]!;
+          if (ar === 0) return undefined;
+          const t = (ratio.get(rel.input)! * aj) / ar;
+          const bj = rel.shift[lj]!;
+          const br = rel.shift[lr]!;
+          if (Math.abs(bj - t * br) > tolerance * Math.max(Math.abs(bj), Math.abs(t * br), 1e-30)) return undefined;
+          changed = set(rel.output, t) || changed;
         } else if (held.has(rel.value)) {
           const known = ratio.get(rel.value);
           if (known === undefined) changed = set(rel.value, 1) || changed;

@@ -134,7 +134,7 @@ export async function pruneMeasured(measurement: Measurement, options: PruneOpti
     saveModel(rewritten, options.output);
   }
   const widthBefore = measured.reduce((s, m) => s + m.width, 0);
-  const removed = plan.layers.reduce((s, lp) => s + lp.width - lp.widthAfter, 0) + plan.groups.reduce((s, gp) => s + (gp.width - gp.widthAfter) * gp.members.length, 0);
+  const removed = plan.layers.reduce((s, lp) => s + lp.width - lp.widthAfter, 0) + plan.groups.reduce((s, gp) => s + gp.neuronsRemoved, 0);
   void layers;
   return {
     input,

@@ -109,6 +109,12 @@ function rewriteChannelCounts(model: Model, node: Node, links: ChannelLink[], me
     zerosWithChannels(model, node, memberOf.get(node.outputs[0]!)!, keptOf);
     return;
   }
+  if (node.is('BatchNormalization')) {
+    // Its per-channel scale, bias, mean and variance lose the input's removed channels.
+    const kept = keptOf(memberOf.get(node.inputs[0]!)!);
+    for (const v of node.inputs.slice(1, 5)) if (v) model.graph.setConstant(v, keepAlongAxis(v, 0, kept));
+    return;
+  }
   const input = node.inputs[0]!;
   const inMember = memberOf.get(input)!;
   const keptBefore = (v: Value, start: number, count: number): { start: number; count: number } => {

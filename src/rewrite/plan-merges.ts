@@ -215,6 +215,8 @@ export interface GroupMergePlan {
    * group, since nothing inside it mixes channels).
    */
   refit?: { kept: number[]; dropped: number[] };
+  /** Neurons the producers lose together (each producer counts the removed channels it writes). */
+  neuronsRemoved: number;
 }
 
 /** What approximate group planning reads: the producers' measurements and the group tensors' statistics. */
@@ -268,7 +270,7 @@ export function planGroupMerges(group: ChannelGroup, options: MergeOptions = {},
     }
   }
   merges.sort((a, b) => a.neuron - b.neuron);
-  const plan: GroupMergePlan = { group: group.id, members: group.producers.map((p) => p.name), width, widthAfter: width - removed.size, merges, statics };
+  const plan: GroupMergePlan = { group: group.id, members: group.producers.map((p) => p.name), width, widthAfter: width - removed.size, merges, statics, neuronsRemoved: 0 };
   if (options.approximate) {
     const refit = approximateGroupDrops(group, ratios, removed, context);
     if (refit) {
@@ -276,6 +278,8 @@ export function planGroupMerges(group: ChannelGroup, options: MergeOptions = {},
       plan.widthAfter = refit.kept.length;
     }
   }
+  const gone = new Set(plan.refit ? plan.refit.dropped : removed);
+  plan.neuronsRemoved = group.producers.reduce((n, p) => n + [...Array(width).keys()].filter((g) => gone.has(g) && ratios.localOf(p.activation.output, g) >= 0).length, 0);
   return plan.widthAfter < width ? plan : undefined;
 }
 

@@ -227,7 +227,30 @@ function squeezeExcite(): Case {
   return { name: 'se', model: m.b.build(13), inputShape: [2, 3, 6, 6], removed: { 'dw+excite+expand': 1 } };
 }
 
+/** DenseNet-style: two convs concatenated, then a BatchNormalization no conv precedes (nothing to fold into), Relu, conv. */
+function denseBatchNorm(): Case {
+  const m = new ConvModel('dense-bn', 61);
+  const x = m.b.input('x', DataType.FLOAT, ['N', 3, 6, 6]);
+  const a = m.op('Relu', [m.conv('a', x, 3, 4, 3, { 3: [0, 2], 2: [1, 2] })]);
+  const b = m.op('Relu', [m.conv('b', x, 3, 4, 3)]);
+  const cat = m.op('Concat', [a, b], { axis: int(1) });
+  // Channel 3 (= 2 x channel 0) is scaled by half: composite t = 1, so its shift must equal channel 0's.
+  // Channel 2 (= 2 x channel 1) has a BN shift of its own: a decoy.
+  const gamma = m.gaussian(8);
+  const beta = m.gaussian(8);
+  gamma[3] = 0.5 * gamma[0]!;
+  beta[3] = beta[0]!;
+  const f = (name: string, v: number[]) => m.b.initializer(name, Tensor.fromNumbers(DataType.FLOAT, [8], v));
+  const bn = m.op('BatchNormalization', [cat, f('bn_gamma', gamma), f('bn_beta', beta), f('bn_mean', new Array(8).fill(0)), f('bn_var', new Array(8).fill(1))], { epsilon: float(0) });
+  m.b.output(m.conv('c', m.op('Relu', [bn]), 8, 3, 1), DataType.FLOAT, ['N', 3, 6, 6]);
+  return { name: 'dense-bn', model: m.b.build(13), inputShape: [2, 3, 6, 6], removed: { 'a+b': 1 } };
+}
+
 describe('exact group merges on CNN shapes, verified in onnxruntime', () => {
+  it('merge through a BatchNormalization on a Concat (DenseNet): the per-channel affine map rescales, its shift must agree', async () => {
+    await pruneAndCompare(denseBatchNorm());
+  });
+
   it('merge the composite neurons of an expand -> depthwise -> project chain (Relu: multiples through both convs)', async () => {
     await pruneAndCompare(depthwiseChain('Relu'));
   });

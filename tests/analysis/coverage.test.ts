@@ -53,12 +53,23 @@ describe('dequantized weights', () => {
   it('replaces the DequantizeLinear by a float weight of the same name, so the layer is found and measured, and marks it quantized', () => {
     const model = inspect(fixturePath('qdq-cnn.onnx'));
     expect(model.layers.map((l) => [l.name, l.width, l.mergeable, l.blockers.map((b) => b.code)])).toEqual([
-      ['conv1', 8, false, ['quantized']],
+      ['conv1', 8, false, ['quantized', 'quantized']],
       ['conv2', 16, false, ['quantized']],
       ['fc', 10, false, ['graph-output']],
     ]);
     expect(model.layers[0]!.weight.value.name).toBe('conv1.weight_dequantized');
     expect(model.layers[0]!.blockers[0]!.message).toContain('"conv1.weight_DequantizeLinear" of int8 "conv1.weight_quantized", per channel along axis 0');
+  });
+
+  it('keeps a float layer whose consumer has quantized weights from merging, since the merge would rewrite them', () => {
+    const model = loadModel(fixturePath('qdq-cnn.onnx'));
+    const g = model.graph;
+    const dq = g.nodes.find((n) => n.name === 'conv1.weight_DequantizeLinear')!;
+    const float = g.addInitializer('conv1.weight_float', dequantizedTensor(dq)!.tensor);
+    g.replaceAllUses(dq.outputs[0]!, float);
+    g.removeNodes([dq]);
+    const conv1 = inspect(model).layers.find((l) => l.name === 'conv1')!;
+    expect(conv1.blockers.map((b) => [b.code, b.message])).toEqual([['quantized', 'consumer "conv2" reads it with quantized weights: a merge would rewrite them']]);
   });
 
   it('never touches the DequantizeLinear of an activation (its input is not a constant)', () => {

@@ -133,12 +133,14 @@ describe('coverage', () => {
     }
   });
 
-  it('finds the planted ResNet fully rewritable (its classifier a read-out) and the depthwise block held back by its grouped conv', () => {
+  it('finds the planted ResNet fully rewritable (its classifier a read-out), and names what holds back the LayerNorm MLP', () => {
     const resnet = inspect(fixturePath('resnet-planted.onnx')).coverage;
     expect([resnet.neurons, resnet.rewritableNeurons, resnet.groupedNeurons, resnet.mergeableGroups, resnet.readoutLayers, resnet.readoutNeurons]).toEqual([80, 80, 48, 1, 1, 10]);
-    const depthwise = inspect(fixturePath('depthwise-separable.onnx')).coverage;
-    expect([depthwise.neurons, depthwise.rewritableNeurons]).toEqual([32, 16]);
-    expect(depthwise.blockers.map((b) => b.code)).toContain('grouped-conv');
+    // fc1 feeds a LayerNorm, fc3's activation is a graph output; fc2 merges; the Gemm to 3 is the read-out.
+    const mlp = inspect(fixturePath('mlp-layernorm.onnx')).coverage;
+    expect([mlp.neurons, mlp.rewritableNeurons, mlp.aloneNeurons, mlp.readoutNeurons]).toEqual([44, 16, 16, 3]);
+    expect(mlp.blockers.find((b) => b.code === 'normaliser')).toEqual({ code: 'normaliser', layers: 1, neurons: 16 });
+    expect(mlp.blockers.find((b) => b.code === 'graph-output')).toEqual({ code: 'graph-output', layers: 1, neurons: 12 });
   });
 
   it('does not count a conv that feeds a residual Add as a read-out, though nothing linear reads it', () => {
@@ -149,11 +151,11 @@ describe('coverage', () => {
   });
 
   it('is one line in the inspect and audit text, and an object in their JSON', async () => {
-    const text = formatInspect(inspectReport(inspect(fixturePath('se-block.onnx'))), { width: 400 });
+    const text = formatInspect(inspectReport(inspect(fixturePath('mlp-layernorm.onnx'))), { width: 400 });
     const line = text.split('\n').find((l) => l.startsWith('coverage:'))!;
-    expect(line).toMatch(/^coverage: prune can rewrite \d+ of 56 neurons outside read-out layers \(\d+\.\d%\)/);
-    expect(line).toContain('blocked by gate');
-    const result = await audit(fixturePath('se-block.onnx'));
+    expect(line).toMatch(/^coverage: prune can rewrite 16 of 44 neurons outside read-out layers \(36\.4%\), exactly where they agree or by refit \(--approximate\); 16 in layers merged alone; blocked by /);
+    expect(line).toContain('normaliser 16 neurons (1 layer)');
+    const result = await audit(fixturePath('mlp-layernorm.onnx'));
     expect(formatAuditTable(auditReport(result), { width: 400 })).toContain(describeCoverage(result.coverage));
     const run = await runCliInProcess(['inspect', fixturePath('se-block.onnx'), '--json']);
     const json = JSON.parse(run.stdout) as { coverage: Record<string, unknown> };

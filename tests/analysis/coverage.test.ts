@@ -101,6 +101,25 @@ describe('integer ops named', () => {
     expect(findLayers(loadModel(fixturePath('conv-integer.onnx'))).map((l) => l.name)).toEqual(['conv2']);
   });
 
+  it('names QLinearConv, QLinearMatMul and com.microsoft MatMulNBits with their widths, and only in their own domains', () => {
+    const g = new Graph('q');
+    const x = g.createValue('x');
+    g.inputs.push(x);
+    const int8 = (name: string, dims: number[]) => g.addInitializer(name, Tensor.fromNumbers(DataType.INT8, dims, new Array(dims.reduce((a, b) => a * b, 1)).fill(1)));
+    const f = (name: string) => g.addInitializer(name, Tensor.fromNumbers(DataType.FLOAT, [], [1]));
+    const z = (name: string) => g.addInitializer(name, Tensor.fromNumbers(DataType.INT8, [], [0]));
+    g.addNode({ opType: 'QLinearConv', name: 'qconv', inputs: [x, f('xs'), z('xz'), int8('w', [6, 3, 1, 1]), f('ws'), z('wz'), f('ys'), z('yz')], outputs: ['y1'] });
+    g.addNode({ opType: 'QLinearMatMul', name: 'qmm', inputs: [x, f('as'), z('az'), int8('b', [4, 5]), f('bs'), z('bz'), f('ys2'), z('yz2')], outputs: ['y2'] });
+    g.addNode({ opType: 'MatMulNBits', domain: 'com.microsoft', name: 'nbits', inputs: [x], outputs: ['y3'], attributes: [{ name: 'N', type: 'int', value: 32n }, { name: 'K', type: 'int', value: 16n }] });
+    g.addNode({ opType: 'MatMulNBits', domain: 'example.other', name: 'lookalike', inputs: [x], outputs: ['y4'] });
+    const found = findUnsupportedLayers(new Model(g));
+    expect(found.map((u) => [u.name, u.op, u.width, u.blocker.code])).toEqual([
+      ['qconv', 'QLinearConv', 6, 'quantized'],
+      ['qmm', 'QLinearMatMul', 5, 'quantized'],
+      ['nbits', 'com.microsoft.MatMulNBits', 32, 'quantized'],
+    ]);
+  });
+
   it('says so in inspect and audit, text and JSON, and never "no weight-bearing layers"', async () => {
     const inspected = inspectReport(inspect(fixturePath('conv-integer.onnx')));
     expect(inspected.unsupportedLayers.map((u) => [u.name, u.op, u.code])).toEqual([['conv1_quant', 'ConvInteger', 'quantized'], ['fc_quant', 'MatMulInteger', 'quantized']]);

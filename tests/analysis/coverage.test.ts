@@ -3,6 +3,7 @@
 // rather than report "no weight-bearing layers".
 
 import * as fs from 'node:fs';
+import * as os from 'node:os';
 import * as path from 'node:path';
 import { describe, expect, it } from 'vitest';
 import type { FixtureExpectations } from '../../fixtures/fixture-expectations.js';
@@ -78,6 +79,21 @@ describe('dequantized weights', () => {
     expect(weights.map((w) => w.name)).toEqual(['conv1.weight_dequantized', 'conv2.weight_dequantized']);
     expect(model.graph.nodes.filter((n) => n.opType === 'DequantizeLinear').map((n) => n.name)).toEqual(['input_DequantizeLinear']);
     expect(model.graph.initializers.some((v) => v.name === 'conv1.weight_quantized')).toBe(false);
+  });
+
+  it('puts the int8 weights back after a prune, so the written QDQ model keeps its quantized storage', async () => {
+    const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'condense-qdq-'));
+    const out = path.join(dir, 'out.onnx');
+    const run = await runCliInProcess(['prune', fixturePath('qdq-cnn.onnx'), '-o', out, '--random', '16', '--json']);
+    expect(run.code).toBe(0);
+    const before = loadModel(fixturePath('qdq-cnn.onnx'));
+    const after = loadModel(out);
+    const quantized = (m: Model) => m.graph.nodes.filter((n) => n.opType === 'DequantizeLinear').map((n) => [n.name, n.inputs[0]!.constantTensor()?.dataType ?? 'activation', n.getInt('axis', 1)]).sort();
+    expect(quantized(after)).toEqual(quantized(before));
+    const int8 = (m: Model) => m.graph.initializers.filter((v) => v.initializer!.dataType === DataType.INT8).map((v) => [v.name, Array.from(v.initializer!.toFloat64())]);
+    expect(int8(after)).toEqual(int8(before));
+    expect(fs.statSync(out).size).toBeLessThanOrEqual(fs.statSync(fixturePath('qdq-cnn.onnx')).size);
+    fs.rmSync(dir, { recursive: true, force: true });
   });
 
   it('measures the planted copies and multiple of the QDQ fixture from the dequantized weights', async () => {

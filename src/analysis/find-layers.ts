@@ -277,6 +277,8 @@ function matchConsumer(node: Node, inputIndex: number, width: number, flattened:
   if (unsupported) return { ...unsupported, message: `consumer "${node.label}" ${unsupported.message}` };
   const weight = weightRef(node.inputs[rule.weightInput], rule.weightScale(node));
   if (!weight) return blocker('nonlinear-consumer', `consumer "${node.label}" (${node.opType}) multiplies by a non-constant`, node);
+  const quantized = quantizedWeightBlocker(weight.value);
+  if (quantized) return { ...quantized, message: `consumer "${node.label}" reads it with quantized weights: a merge would rewrite them` };
   if (!rule.accepts(node, weight.dims)) return shape(`consumer "${node.label}" has ${weight.dims.length}-D weights`);
   const sharer = otherReaders(weight.value, node)[0];
   if (sharer) return blocker('shared-weights', `consumer "${node.label}" shares its weights with "${sharer.label}"`, node);

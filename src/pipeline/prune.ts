@@ -8,6 +8,7 @@ import type { Model } from '../ir/model.js';
 import { checkOutputPath, modelFiles, saveModel } from '../onnx/model-file.js';
 import { applyMergePlan } from '../rewrite/apply-merge-plan.js';
 import { planMerges, type MergeOptions, type MergePlan } from '../rewrite/plan-merges.js';
+import { requantizeWeights } from '../rewrite/dequantize-weights.js';
 import { cleanUp } from '../rewrite/clean-up.js';
 import type { CollectProgress } from '../runtime/collect-statistics.js';
 import type { SessionOptions } from '../runtime/model-session.js';
@@ -104,6 +105,8 @@ export async function pruneMeasured(measurement: Measurement, options: PruneOpti
     const copy = cloneModel(model);
     applyMergePlan(copy, findLayers(copy), subset, statistics);
     cleanUp(copy);
+    // QDQ weights were measured dequantized; none was rewritten, so each goes back to its int8 form.
+    requantizeWeights(copy);
     return copy;
   };
   options.onProgress?.('verifying');

@@ -3,6 +3,7 @@
 // rather than report "no weight-bearing layers".
 
 import * as fs from 'node:fs';
+import * as os from 'node:os';
 import * as path from 'node:path';
 import { describe, expect, it } from 'vitest';
 import type { FixtureExpectations } from '../../fixtures/fixture-expectations.js';
@@ -53,12 +54,23 @@ describe('dequantized weights', () => {
   it('replaces the DequantizeLinear by a float weight of the same name, so the layer is found and measured, and marks it quantized', () => {
     const model = inspect(fixturePath('qdq-cnn.onnx'));
     expect(model.layers.map((l) => [l.name, l.width, l.mergeable, l.blockers.map((b) => b.code)])).toEqual([
-      ['conv1', 8, false, ['quantized']],
+      ['conv1', 8, false, ['quantized', 'quantized']],
       ['conv2', 16, false, ['quantized']],
       ['fc', 10, false, ['graph-output']],
     ]);
     expect(model.layers[0]!.weight.value.name).toBe('conv1.weight_dequantized');
     expect(model.layers[0]!.blockers[0]!.message).toContain('"conv1.weight_DequantizeLinear" of int8 "conv1.weight_quantized", per channel along axis 0');
+  });
+
+  it('keeps a float layer whose consumer has quantized weights from merging, since the merge would rewrite them', () => {
+    const model = loadModel(fixturePath('qdq-cnn.onnx'));
+    const g = model.graph;
+    const dq = g.nodes.find((n) => n.name === 'conv1.weight_DequantizeLinear')!;
+    const float = g.addInitializer('conv1.weight_float', dequantizedTensor(dq)!.tensor);
+    g.replaceAllUses(dq.outputs[0]!, float);
+    g.removeNodes([dq]);
+    const conv1 = inspect(model).layers.find((l) => l.name === 'conv1')!;
+    expect(conv1.blockers.map((b) => [b.code, b.message])).toEqual([['quantized', 'consumer "conv2" reads it with quantized weights: a merge would rewrite them']]);
   });
 
   it('never touches the DequantizeLinear of an activation (its input is not a constant)', () => {
@@ -67,6 +79,21 @@ describe('dequantized weights', () => {
     expect(weights.map((w) => w.name)).toEqual(['conv1.weight_dequantized', 'conv2.weight_dequantized']);
     expect(model.graph.nodes.filter((n) => n.opType === 'DequantizeLinear').map((n) => n.name)).toEqual(['input_DequantizeLinear']);
     expect(model.graph.initializers.some((v) => v.name === 'conv1.weight_quantized')).toBe(false);
+  });
+
+  it('puts the int8 weights back after a prune, so the written QDQ model keeps its quantized storage', async () => {
+    const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'condense-qdq-'));
+    const out = path.join(dir, 'out.onnx');
+    const run = await runCliInProcess(['prune', fixturePath('qdq-cnn.onnx'), '-o', out, '--random', '16', '--json']);
+    expect(run.code).toBe(0);
+    const before = loadModel(fixturePath('qdq-cnn.onnx'));
+    const after = loadModel(out);
+    const quantized = (m: Model) => m.graph.nodes.filter((n) => n.opType === 'DequantizeLinear').map((n) => [n.name, n.inputs[0]!.constantTensor()?.dataType ?? 'activation', n.getInt('axis', 1)]).sort();
+    expect(quantized(after)).toEqual(quantized(before));
+    const int8 = (m: Model) => m.graph.initializers.filter((v) => v.initializer!.dataType === DataType.INT8).map((v) => [v.name, Array.from(v.initializer!.toFloat64())]);
+    expect(int8(after)).toEqual(int8(before));
+    expect(fs.statSync(out).size).toBeLessThanOrEqual(fs.statSync(fixturePath('qdq-cnn.onnx')).size);
+    fs.rmSync(dir, { recursive: true, force: true });
   });
 
   it('measures the planted copies and multiple of the QDQ fixture from the dequantized weights', async () => {
@@ -88,6 +115,25 @@ describe('integer ops named', () => {
     ]);
     // The float conv between them is still found and measured.
     expect(findLayers(loadModel(fixturePath('conv-integer.onnx'))).map((l) => l.name)).toEqual(['conv2']);
+  });
+
+  it('names QLinearConv, QLinearMatMul and com.microsoft MatMulNBits with their widths, and only in their own domains', () => {
+    const g = new Graph('q');
+    const x = g.createValue('x');
+    g.inputs.push(x);
+    const int8 = (name: string, dims: number[]) => g.addInitializer(name, Tensor.fromNumbers(DataType.INT8, dims, new Array(dims.reduce((a, b) => a * b, 1)).fill(1)));
+    const f = (name: string) => g.addInitializer(name, Tensor.fromNumbers(DataType.FLOAT, [], [1]));
+    const z = (name: string) => g.addInitializer(name, Tensor.fromNumbers(DataType.INT8, [], [0]));
+    g.addNode({ opType: 'QLinearConv', name: 'qconv', inputs: [x, f('xs'), z('xz'), int8('w', [6, 3, 1, 1]), f('ws'), z('wz'), f('ys'), z('yz')], outputs: ['y1'] });
+    g.addNode({ opType: 'QLinearMatMul', name: 'qmm', inputs: [x, f('as'), z('az'), int8('b', [4, 5]), f('bs'), z('bz'), f('ys2'), z('yz2')], outputs: ['y2'] });
+    g.addNode({ opType: 'MatMulNBits', domain: 'com.microsoft', name: 'nbits', inputs: [x], outputs: ['y3'], attributes: [{ name: 'N', type: 'int', value: 32n }, { name: 'K', type: 'int', value: 16n }] });
+    g.addNode({ opType: 'MatMulNBits', domain: 'example.other', name: 'lookalike', inputs: [x], outputs: ['y4'] });
+    const found = findUnsupportedLayers(new Model(g));
+    expect(found.map((u) => [u.name, u.op, u.width, u.blocker.code])).toEqual([
+      ['qconv', 'QLinearConv', 6, 'quantized'],
+      ['qmm', 'QLinearMatMul', 5, 'quantized'],
+      ['nbits', 'com.microsoft.MatMulNBits', 32, 'quantized'],
+    ]);
   });
 
   it('says so in inspect and audit, text and JSON, and never "no weight-bearing layers"', async () => {
@@ -122,9 +168,14 @@ describe('coverage', () => {
     }
   });
 
-  it('finds the planted ResNet and the depthwise block fully rewritable (the classifier a read-out, the depthwise conv in its group)', () => {
+  it('finds the planted ResNet fully rewritable (its classifier a read-out), and names what holds back the LayerNorm MLP', () => {
     const resnet = inspect(fixturePath('resnet-planted.onnx')).coverage;
     expect([resnet.neurons, resnet.rewritableNeurons, resnet.groupedNeurons, resnet.mergeableGroups, resnet.readoutLayers, resnet.readoutNeurons]).toEqual([80, 80, 48, 1, 1, 10]);
+    // fc1 feeds a LayerNorm, fc3's activation is a graph output; fc2 merges; the Gemm to 3 is the read-out.
+    const mlp = inspect(fixturePath('mlp-layernorm.onnx')).coverage;
+    expect([mlp.neurons, mlp.rewritableNeurons, mlp.aloneNeurons, mlp.readoutNeurons]).toEqual([44, 16, 16, 3]);
+    expect(mlp.blockers.find((b) => b.code === 'normaliser')).toEqual({ code: 'normaliser', layers: 1, neurons: 16 });
+    expect(mlp.blockers.find((b) => b.code === 'graph-output')).toEqual({ code: 'graph-output', layers: 1, neurons: 12 });
     const depthwise = inspect(fixturePath('depthwise-separable.onnx')).coverage;
     expect([depthwise.neurons, depthwise.rewritableNeurons]).toEqual([32, 32]);
     expect(depthwise.blockers.map((b) => b.code)).not.toContain('grouped-conv');
@@ -138,13 +189,11 @@ describe('coverage', () => {
   });
 
   it('is one line in the inspect and audit text, and an object in their JSON', async () => {
-    const text = formatInspect(inspectReport(inspect(fixturePath('se-block.onnx'))), { width: 400 });
+    const text = formatInspect(inspectReport(inspect(fixturePath('mlp-layernorm.onnx'))), { width: 400 });
     const line = text.split('\n').find((l) => l.startsWith('coverage:'))!;
-    expect(line).toMatch(/^coverage: prune can rewrite \d+ of 56 neurons outside read-out layers \(\d+\.\d%\)/);
-    // The gate's excite conv joins the trunk's group, so the Mul blocks nothing (issue 9).
-    expect(line).toMatch(/rewrite 56 of 56 neurons/);
-    expect(line).not.toContain('blocked by gate');
-    const result = await audit(fixturePath('se-block.onnx'));
+    expect(line).toMatch(/^coverage: prune can rewrite 16 of 44 neurons outside read-out layers \(36\.4%\), exactly where they agree or by refit \(--approximate\); 16 in layers merged alone; blocked by /);
+    expect(line).toContain('normaliser 16 neurons (1 layer)');
+    const result = await audit(fixturePath('mlp-layernorm.onnx'));
     expect(formatAuditTable(auditReport(result), { width: 400 })).toContain(describeCoverage(result.coverage));
     const run = await runCliInProcess(['inspect', fixturePath('se-block.onnx'), '--json']);
     const json = JSON.parse(run.stdout) as { coverage: Record<string, unknown> };

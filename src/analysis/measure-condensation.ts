@@ -85,7 +85,7 @@ export function measureCondensation(layer: NeuronLayer, statistics: StreamingMom
     weightClusters,
   };
   if (statistics && statistics.count > 0) {
-    if (!statistics.mean.every(Number.isFinite) || !statistics.scatter.every(Number.isFinite)) {
+    if (!allFinite(statistics.mean) || !allFinite(statistics.scatter)) {
       throw new CondenseError('BAD_PROBE', `layer "${layer.name}"`, 'outputs on the probe data are not finite (a value overflowed or was NaN); expected probe values of the scale the model works at');
     }
     const outputCosine = cosineFromMoments(statistics.scatter, statistics.mean, statistics.count, width);
@@ -94,6 +94,15 @@ export function measureCondensation(layer: NeuronLayer, statistics: StreamingMom
     result.statistics = statistics;
   }
   return result;
+}
+
+// A loop, not every(Number.isFinite): a 4096-wide scatter has 16 M entries, and the callback costs 10x.
+function allFinite(values: Float64Array): boolean {
+  for (let k = 0; k < values.length; k++) {
+    const x = values[k]!;
+    if (x - x !== 0) return false;
+  }
+  return true;
 }
 
 /** Clusters the non-static neurons on distance 1 - cos (or 1 - |cos|). */

@@ -115,7 +115,9 @@ function clusterActive(cosine: Float64Array, width: number, staticNeurons: numbe
   const n = active.length;
   if (n === 0) return { labels, count: 0, method: 'none' };
   // The distances go straight into the clusterer's working matrix: no n x n matrix of our own.
-  const fill = (distance: Float64Array): void => {
+  // Cosines in [-1, 1] give distances in [0, 2]; a NaN stays NaN and the clusterer's check refuses it.
+  const fill = (distance: Float64Array): 'validated' | undefined => {
+    let isFinite = true;
     for (let i = 0; i < n; i++) {
       const row = active[i]! * width;
       const out = i * n;
@@ -123,17 +125,20 @@ function clusterActive(cosine: Float64Array, width: number, staticNeurons: numbe
         for (let j = 0; j < n; j++) {
           const c = cosine[row + j]!;
           const d = 1 - (absolute ? Math.abs(c) : c);
-          distance[out + j] = d < 0 ? 0 : d; // NaN stays NaN: the clusterer refuses it
+          distance[out + j] = d < 0 ? 0 : d;
+          if (!(d <= 2)) isFinite = false;
         }
       } else {
         for (let j = 0; j < n; j++) {
           const c = cosine[row + active[j]!]!;
           const d = 1 - (absolute ? Math.abs(c) : c);
-          distance[out + j] = d < 0 ? 0 : d; // NaN stays NaN: the clusterer refuses it
+          distance[out + j] = d < 0 ? 0 : d;
+          if (!(d <= 2)) isFinite = false;
         }
       }
       distance[out + i] = 0;
     }
+    return isFinite ? 'validated' : undefined;
   };
   const clusters = clusterNeuronsInPlace(fill, n, { maxDistance, method });
   active.forEach((k, i) => (labels[k] = clusters.labels[i]!));

@@ -42,6 +42,11 @@ export interface MeasureOptions {
   workers?: number;
   /** Called as each stage begins (for progress lines): "collecting statistics", "measuring layer 3/40: fc3". */
   onStage?: (stage: string) => void;
+  /**
+   * false: prepare the probes (and the held-out set) but run no statistics session; layers are
+   * measured from weights alone. Exact-only prune plans from weights and needs data only to verify.
+   */
+  collect?: boolean;
 }
 
 /** Layers at least this wide get their weight cosines from onnxruntime's GEMM (a JavaScript loop takes seconds). */
@@ -94,6 +99,8 @@ export async function measureModel(model: string | Model, options: MeasureOption
     statisticsFiles = { samples: shards.samples, source: `${shards.files.length} statistics file${shards.files.length === 1 ? '' : 's'} (${shards.files.join(', ')})`, mergeSeconds: shards.seconds };
     // Held-out probes still verify a rewrite.
     if (probeOptions && options.holdout) probes = prepareProbes(folded, probeOptions, options.holdout);
+  } else if (probeOptions && options.collect === false) {
+    probes = prepareProbes(folded, probeOptions, options.holdout);
   } else if (probeOptions) {
     probes = prepareProbes(folded, probeOptions, options.holdout);
     options.onStage?.('collecting statistics');

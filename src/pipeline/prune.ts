@@ -47,6 +47,11 @@ export interface PruneResult {
   /** How inputs other than plain samples were fed (pinned, zero state, token ids). */
   probeNotes: string[];
   maxError: number;
+  /**
+   * True when the plan removed nothing: then nothing was verified or written (output is null and
+   * fidelity is the identity's: zero error on zero samples), whatever dryRun said.
+   */
+  nothingToMerge: boolean;
 }
 
 /** Default probe draw for prune when the caller gives none: verification always needs data. */
@@ -59,8 +64,11 @@ export const DEFAULT_MAX_ERROR = 1e-4;
 export async function prune(input: string, options: PruneOptions): Promise<PruneResult> {
   const maxError = checkMaxError(options.verify?.maxError);
   if (!options.dryRun) checkOutputPath(options.output, [input], 'output');
+  // Exact merges are planned from weights alone: no statistics session, and probes only verify.
+  const exactOnly = !options.merge?.approximate;
   const measurement = await measureModel(input, {
     ...measureOptionsForPrune(options),
+    ...(exactOnly ? { collect: false } : {}),
     ...(options.onProgress ? { onProgress: (p: CollectProgress) => options.onProgress!('collecting statistics', p) } : {}),
   });
   return pruneMeasured(measurement, { ...options, verify: { ...options.verify, maxError } });
@@ -96,6 +104,7 @@ export async function pruneMeasured(measurement: Measurement, options: PruneOpti
   if (!probes?.holdout) throw new Error('pruneMeasured needs a measurement with held-out probes (measureOptionsForPrune)');
   const holdout = probes.holdout;
   const plan = planMerges(measured, options.merge, groups);
+  if (plan.layers.length === 0 && plan.groups.length === 0) return nothingToMerge(measurement, plan, maxError);
   const sessionOpts = { ...(options.session ? { session: options.session } : {}), ...(options.probe?.batchSize ? { batchSize: options.probe.batchSize } : {}) };
 
   // The measured model stays as measured (check reports it); each rewrite works on a copy, and the
@@ -148,5 +157,27 @@ export async function pruneMeasured(measurement: Measurement, options: PruneOpti
     holdoutSource: probes.holdoutSource ?? probes.source,
     probeNotes: probes.notes,
     maxError,
+    nothingToMerge: false,
+  };
+}
+
+/** The result when the plan removes nothing: the model would be an identical copy, so none is verified or written. */
+function nothingToMerge(measurement: Measurement, plan: MergePlan, maxError: number): PruneResult {
+  const { original, measured, probes, path: input } = measurement;
+  const params = original.parameterCount();
+  const width = measured.reduce((s, m) => s + m.width, 0);
+  return {
+    input,
+    output: null,
+    params: { before: params, after: params },
+    neurons: { before: width, after: width },
+    fidelity: { maxAbsError: 0, maxRelError: 0, top1Agreement: null, samples: 0, worstOutput: '', nonFinite: null },
+    plan,
+    layers: measured,
+    probeSource: probes?.source ?? 'none',
+    holdoutSource: probes?.holdoutSource ?? probes?.source ?? 'none',
+    probeNotes: probes?.notes ?? [],
+    maxError,
+    nothingToMerge: true,
   };
 }

@@ -21,6 +21,8 @@ export interface PruneReport {
   layers: { name: string; width: number; widthAfter: number; merges: LayerMergePlan['merges']; statics: LayerMergePlan['statics']; refit: boolean }[];
   /** Channel groups merged together (every member layer loses the same channels). */
   groups: { name: string; members: string[]; width: number; widthAfter: number; merges: LayerMergePlan['merges'] }[];
+  /** True when nothing could be removed: no copy was verified or written (output is null). */
+  nothingToMerge: boolean;
 }
 
 export function pruneReport(r: PruneResult): PruneReport {
@@ -37,6 +39,7 @@ export function pruneReport(r: PruneResult): PruneReport {
     notes: r.probeNotes,
     layers: r.plan.layers.map((lp) => ({ name: lp.layer, width: lp.width, widthAfter: lp.widthAfter, merges: lp.merges, statics: lp.statics, refit: !!lp.refit })),
     groups: r.plan.groups.map((gp) => ({ name: gp.group, members: gp.members, width: gp.width, widthAfter: gp.widthAfter, merges: gp.merges })),
+    nothingToMerge: r.nothingToMerge,
   };
 }
 
@@ -44,6 +47,13 @@ export function formatPruneSummary(report: PruneReport, options: TableOptions = 
   const p = report.params;
   const saved = p.before ? (100 * (1 - p.after / p.before)).toFixed(1) : '0';
   const f = report.fidelity;
+  if (report.nothingToMerge) {
+    return [
+      `${terminalText(report.input)}: nothing to merge, so no copy was verified or written`,
+      wrapParagraph(`parameters ${p.before.toLocaleString('en-US')}, neurons ${report.neurons.before}: no neuron is an exact multiple, copy or negation of another within the exact tolerance and none is constant; try a budget (--max-error, --target-params) to remove neurons approximately`, options.width),
+      ...report.notes.map((n) => wrapParagraph(`note: ${n}`, options.width)),
+    ].join('\n');
+  }
   const lines = [
     `${terminalText(report.input)} -> ${report.output === null ? '(dry run, nothing written)' : terminalText(report.output)}`,
     `parameters ${p.before.toLocaleString('en-US')} -> ${p.after.toLocaleString('en-US')} (-${saved}%), neurons ${report.neurons.before} -> ${report.neurons.after}`,

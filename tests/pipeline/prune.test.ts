@@ -130,6 +130,18 @@ describe('prune', () => {
     expect(result.fidelity.samples).toBeGreaterThan(0);
     expect(fs.readdirSync(folder)).toEqual(['model.onnx']);
   });
+
+  it('says at once that there is nothing to merge, verifying and writing no identical copy', async () => {
+    const folder = path.join(dir, 'nothing-to-merge');
+    fs.mkdirSync(folder);
+    const output = path.join(folder, 'pruned.onnx');
+    const result = await prune(path.join(import.meta.dirname, '../../fixtures/mnist-mlp.onnx'), { output, probe: { random: 64 } });
+    expect(result.nothingToMerge).toBe(true);
+    expect(result.output).toBeNull();
+    expect(result.fidelity.samples).toBe(0);
+    expect(result.params.after).toBe(result.params.before);
+    expect(fs.readdirSync(folder)).toEqual([]);
+  });
 });
 
 describe('audit', () => {

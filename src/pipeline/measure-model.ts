@@ -15,7 +15,7 @@ import type { SessionOptions } from '../runtime/model-session.js';
 import type { ProbeOptions } from '../runtime/probe-data.js';
 import { foldBatchNorms } from '../rewrite/fold-batch-norms.js';
 import { collectLayerStatistics, type LayerStatistics } from './collect-layer-statistics.js';
-import { prepareProbes, wantsProbes, type PreparedProbes } from './prepare-probes.js';
+import { prepareProbes, wantsProbes, type HoldoutOptions, type PreparedProbes } from './prepare-probes.js';
 import { OptionError } from '../errors.js';
 import { measureLayers, RUNTIME_COSINE_MIN_WIDTH } from './measure-layers.js';
 import { collectInWorkers } from './parallel-collect.js';
@@ -29,7 +29,7 @@ export interface MeasureOptions {
    * Hold probes out for verification (prune, check's prune rule): random probes get a second,
    * independently seeded draw of `samples` (default max(16, n/4)); files lose their last quarter.
    */
-  holdout?: { samples?: number };
+  holdout?: HoldoutOptions;
   /** Random probes to draw when `probe` asks for none (verification needs data); default none. */
   defaultRandomProbes?: number;
   onProgress?: (p: CollectProgress) => void;

@@ -15,6 +15,7 @@ import type { ProbeOptions } from '../runtime/probe-data.js';
 import { cloneModel } from '../ir/clone-model.js';
 import { measureModel, type MeasureOptions, type Measurement } from './measure-model.js';
 import { compareModels, type Fidelity, type VerifyOptions } from '../runtime/verify-rewrite.js';
+import { BUDGET_HOLDOUT_SAMPLES, searchBudget, type BudgetOptions, type BudgetSearchResult } from './budget-search.js';
 
 export interface PruneOptions {
   /** Where to write the pruned model; must differ from the input. */
@@ -31,6 +32,11 @@ export interface PruneOptions {
   statistics?: string[];
   /** Collect in this many worker threads, each over a range of the fit probes. */
   workers?: number;
+  /**
+   * Search for the largest reduction within a budget (budget-search.ts) instead of planning one
+   * set of merges: exact merges, then ranked removals with least-squares refits, verified.
+   */
+  budget?: BudgetOptions;
 }
 
 export interface PruneResult {
@@ -52,6 +58,8 @@ export interface PruneResult {
    * fidelity is the identity's: zero error on zero samples), whatever dryRun said.
    */
   nothingToMerge: boolean;
+  /** The budget search behind a budgeted prune (the model itself left out). */
+  search?: Omit<BudgetSearchResult, 'model' | 'plan' | 'fidelity'> & { budget: BudgetOptions };
 }
 
 /** Default probe draw for prune when the caller gives none: verification always needs data. */
@@ -65,7 +73,7 @@ export async function prune(input: string, options: PruneOptions): Promise<Prune
   const maxError = checkMaxError(options.verify?.maxError);
   if (!options.dryRun) checkOutputPath(options.output, [input], 'output');
   // Exact merges are planned from weights alone: no statistics session, and probes only verify.
-  const exactOnly = !options.merge?.approximate;
+  const exactOnly = !options.merge?.approximate && !options.budget;
   const measurement = await measureModel(input, {
     ...measureOptionsForPrune(options),
     ...(exactOnly ? { collect: false } : {}),
@@ -75,14 +83,14 @@ export async function prune(input: string, options: PruneOptions): Promise<Prune
 }
 
 /** The measurement options prune needs: probes (a default draw when none are given) and a held-out set. */
-export function measureOptionsForPrune(options: Pick<PruneOptions, 'probe' | 'analysis' | 'session' | 'verify' | 'statistics' | 'workers'>): MeasureOptions {
+export function measureOptionsForPrune(options: Pick<PruneOptions, 'probe' | 'analysis' | 'session' | 'verify' | 'statistics' | 'workers' | 'budget'>): MeasureOptions {
   return {
     ...(options.statistics?.length ? { statistics: options.statistics } : {}),
     ...(options.workers ? { workers: options.workers } : {}),
     ...(options.probe ? { probe: options.probe } : {}),
     ...(options.analysis ? { analysis: options.analysis } : {}),
     ...(options.session ? { session: options.session } : {}),
-    holdout: { ...(options.verify?.holdoutSamples ? { samples: options.verify.holdoutSamples } : {}) },
+    holdout: { ...(options.verify?.holdoutSamples ? { samples: options.verify.holdoutSamples } : {}), ...(options.budget ? { atLeast: BUDGET_HOLDOUT_SAMPLES } : {}) },
     defaultRandomProbes: DEFAULT_PRUNE_PROBES,
   };
 }
@@ -103,6 +111,7 @@ export async function pruneMeasured(measurement: Measurement, options: PruneOpti
   const probes = measurement.probes;
   if (!probes?.holdout) throw new Error('pruneMeasured needs a measurement with held-out probes (measureOptionsForPrune)');
   const holdout = probes.holdout;
+  if (options.budget) return pruneWithinBudget(measurement, options, options.budget);
   const plan = planMerges(measured, options.merge, groups);
   if (plan.layers.length === 0 && plan.groups.length === 0) return nothingToMerge(measurement, plan, maxError);
   const sessionOpts = { ...(options.session ? { session: options.session } : {}), ...(options.probe?.batchSize ? { batchSize: options.probe.batchSize } : {}) };
@@ -158,6 +167,43 @@ export async function pruneMeasured(measurement: Measurement, options: PruneOpti
     probeNotes: probes.notes,
     maxError,
     nothingToMerge: false,
+  };
+}
+
+/** The budgeted prune: the search picks and verifies the plan; this writes it (unless a dry run or a sweep). */
+async function pruneWithinBudget(measurement: Measurement, options: PruneOptions, budget: BudgetOptions): Promise<PruneResult> {
+  const { original, measured, probes, path: input } = measurement;
+  const search = await searchBudget(measurement, budget, {
+    ...(options.merge ? { merge: options.merge } : {}),
+    ...(options.session ? { session: options.session } : {}),
+    ...(options.probe?.batchSize ? { batchSize: options.probe.batchSize } : {}),
+    ...(options.onProgress ? { onProgress: (stage: string) => options.onProgress!(stage) } : {}),
+  });
+  const { model: rewritten, plan, fidelity, ...summary } = search;
+  const maxError = budget.maxError ?? Infinity;
+  const searchSummary = { ...summary, budget };
+  if (plan.layers.length === 0 && plan.groups.length === 0) return { ...nothingToMerge(measurement, plan, maxError), search: searchSummary };
+  const writes = !options.dryRun && !budget.sweep;
+  if (writes) {
+    checkOutputPath(options.output, modelFiles(original, input), 'output');
+    saveModel(rewritten, options.output);
+  }
+  const widthBefore = measured.reduce((s, m) => s + m.width, 0);
+  const removed = plan.layers.reduce((s, lp) => s + lp.width - lp.widthAfter, 0) + plan.groups.reduce((s, gp) => s + (gp.width - gp.widthAfter) * gp.members.length, 0);
+  return {
+    input,
+    output: writes ? options.output : null,
+    params: search.params,
+    neurons: { before: widthBefore, after: widthBefore - removed },
+    fidelity,
+    plan,
+    layers: measured,
+    probeSource: probes!.source,
+    holdoutSource: probes!.holdoutSource ?? probes!.source,
+    probeNotes: probes!.notes,
+    maxError,
+    nothingToMerge: false,
+    search: searchSummary,
   };
 }
 

@@ -8,6 +8,7 @@ import { Tensor } from '../ir/tensor.js';
 import type { Value } from '../ir/value.js';
 import { axisToRows, rowsToAxis } from '../numeric/axis-slices.js';
 import { solveSymmetricPositive } from '../numeric/linear-solve.js';
+import { orderedPivotedCholesky, regressionOnPivots } from '../numeric/pivoted-cholesky.js';
 import type { StreamingMoments } from '../numeric/streaming-moments.js';
 import { findChannelGroups, type ChannelGroup } from '../analysis/channel-groups.js';
 import type { GroupMergePlan, LayerMergePlan, MergePlan } from './plan-merges.js';
@@ -47,7 +48,8 @@ function applyLayerPlan(model: Model, layer: NeuronLayer, lp: LayerMergePlan, st
   const dropped = new Set<number>(lp.refit ? lp.refit.dropped : [...lp.merges.map((m) => m.neuron), ...lp.statics.map((s) => s.neuron)]);
   const kept = [...Array(layer.width).keys()].filter((k) => !dropped.has(k));
   for (const consumer of layer.consumers) {
-    if (lp.refit) refitConsumer(model, layer, consumer, lp.refit.kept, stats);
+    if (lp.refit?.ordered) refitConsumerPivoted(model, layer, consumer, lp.refit.kept, stats);
+    else if (lp.refit) refitConsumer(model, layer, consumer, lp.refit.kept, stats);
     else foldIntoConsumer(model, layer, consumer, lp);
   }
   cutProducer(model, layer, kept);
@@ -171,6 +173,39 @@ function refitConsumer(model: Model, layer: NeuronLayer, consumer: Consumer, kep
   const full = new Float64Array(rows.length);
   kept.forEach((k, a) => full.set(refit.subarray(a * len, (a + 1) * len), k * len));
   writeConsumer(model, layer, consumer, full, len, kept, sumPerOutput(delta, consumer));
+}
+
+/**
+ * The same least-squares refit through a Cholesky pivoted on `kept` in order: the dropped
+ * neurons' outputs are fit from the pivots (B = L_K^-T L_D^T), a kept neuron the earlier ones
+ * already predict is skipped as a pivot and keeps its weights, so a rank-deficient S_KK (more kept
+ * neurons than fit samples, copies among them) needs no ridge. A'_K = A_K + B^T A_D and
+ * c' = c + A^T mu - A'^T mu (condensation.md, data-driven compensation). O(n k^2).
+ */
+function refitConsumerPivoted(model: Model, layer: NeuronLayer, consumer: Consumer, kept: number[], stats: StreamingMoments | undefined): void {
+  if (!stats) throw new Error(`layer "${layer.name}" has a refit plan but no statistics`);
+  const width = layer.width;
+  const rows = consumerRows(consumer);
+  const len = rows.length / width;
+  const keptSet = new Set(kept);
+  const dropped = [...Array(width).keys()].filter((k) => !keptSet.has(k));
+  const factor = orderedPivotedCholesky(stats.covariance(), width, [...Array(width).keys()], kept);
+  const k = factor.pivots.length;
+  const coefficients = regressionOnPivots(factor, dropped);
+  const full = new Float64Array(rows.length);
+  for (const j of kept) full.set(rows.subarray(j * len, (j + 1) * len), j * len);
+  dropped.forEach((d, i) => {
+    for (let s = 0; s < k; s++) {
+      const b = coefficients[i * k + s]!;
+      if (b === 0) continue;
+      const p = factor.pivots[s]!;
+      for (let o = 0; o < len; o++) full[p * len + o]! += b * rows[d * len + o]!;
+    }
+  });
+  const mu = stats.mean;
+  const delta = new Float64Array(len);
+  for (let j = 0; j < width; j++) for (let o = 0; o < len; o++) delta[o]! += (rows[j * len + o]! - (keptSet.has(j) ? full[j * len + o]! : 0)) * mu[j]!;
+  writeConsumer(model, layer, consumer, full, len, kept.slice().sort((a, b) => a - b), sumPerOutput(delta, consumer));
 }
 
 /** Writes the consumer's rows (only `kept`) back and adds `biasDelta` (in y's units) to its bias. */

@@ -29,8 +29,12 @@ export interface LayerMergePlan {
   widthAfter: number;
   merges: NeuronMerge[];
   statics: StaticRemoval[];
-  /** Approximate mode: neurons kept, with the consumers refit by least squares on probe statistics. */
-  refit?: { kept: number[]; dropped: number[] };
+  /**
+   * Approximate mode: neurons kept, with the consumers refit by least squares on probe statistics.
+   * `ordered`: `kept` is in pivot order and the refit is the pivoted-Cholesky one (a kept neuron
+   * the earlier ones already predict keeps its consumer weights), as budgeted prune plans it.
+   */
+  refit?: { kept: number[]; dropped: number[]; ordered?: boolean };
 }
 
 export interface MergePlan {
@@ -82,6 +86,10 @@ export function planMerges(measured: LayerCondensation[], options: MergeOptions 
  * Exact merges and statics. `withProbeStatics` also drops neurons that were constant on every
  * probe (a ReLU dead on the data): exact on the probes only, so approximate mode alone does it.
  */
+export function planLayerExact(m: LayerCondensation, tolerance = DEFAULT_EXACT_TOLERANCE, withProbeStatics = false): LayerMergePlan {
+  return planExact(m, tolerance, withProbeStatics);
+}
+
 function planExact(m: LayerCondensation, tolerance: number, withProbeStatics = false): LayerMergePlan {
   const { layer } = m;
   const width = layer.width;

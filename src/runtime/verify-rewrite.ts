@@ -30,6 +30,8 @@ export interface Fidelity {
    * +Inf, so no bound accepts it); null when every non-finite value matched.
    */
   nonFinite: { output: string; sample: number; element: number; original: number; rewritten: number } | null;
+  /** With `labels`: the share of held-out samples each model classifies as labelled (first [N, classes] output). */
+  accuracy?: { original: number; rewritten: number };
 }
 
 /** Encoded bytes, a file path, or a model (staged through a file when too big for one buffer). */
@@ -40,7 +42,7 @@ function openSource(source: ModelSource, subject: string, options: SessionOption
 }
 
 /** Runs both models on `holdout` and measures how far the rewritten outputs are from the original. */
-export async function compareModels(original: ModelSource, rewritten: ModelSource, subject: string, holdout: ProbeSet, options: { session?: SessionOptions; batchSize?: number } = {}): Promise<Fidelity> {
+export async function compareModels(original: ModelSource, rewritten: ModelSource, subject: string, holdout: ProbeSet, options: { session?: SessionOptions; batchSize?: number; labels?: ArrayLike<number> } = {}): Promise<Fidelity> {
   // One session at a time: the original's outputs on the (small) held-out set are kept, its
   // session released, then the rewritten model runs. Two sessions of a large model at once would
   // double the runtime's copy of the weights at the peak.
@@ -58,6 +60,9 @@ export async function compareModels(original: ModelSource, rewritten: ModelSourc
   const maxRef = new Map<string, number>();
   let agree = 0;
   let classified = 0;
+  let rightA = 0;
+  let rightB = 0;
+  const labels = options.labels;
   let nonFinite: Fidelity['nonFinite'] = null;
   let sampleOffset = 0;
   const b = await openSource(rewritten, `${subject} (rewritten)`, options.session);
@@ -94,6 +99,11 @@ export async function compareModels(original: ModelSource, rewritten: ModelSourc
               if (vb[r * cols + c]! > vb[r * cols + ib]!) ib = c;
             }
             if (ia === ib) agree++;
+            if (labels) {
+              const label = labels[sampleOffset + r];
+              if (ia === label) rightA++;
+              if (ib === label) rightB++;
+            }
             classified++;
           }
         }
@@ -114,7 +124,10 @@ export async function compareModels(original: ModelSource, rewritten: ModelSourc
       worstOutput = name;
     }
   }
-  return { maxAbsError, maxRelError, top1Agreement: classified ? agree / classified : null, samples: holdout.count, worstOutput: nonFinite?.output ?? worstOutput, nonFinite };
+  return {
+    maxAbsError, maxRelError, top1Agreement: classified ? agree / classified : null, samples: holdout.count, worstOutput: nonFinite?.output ?? worstOutput, nonFinite,
+    ...(labels && classified ? { accuracy: { original: rightA / classified, rewritten: rightB / classified } } : {}),
+  };
 }
 
 /** Samples in one batch of feeds: the first axis of any input (1 for scalars). */

@@ -1,0 +1,356 @@
+// The budget search behind `prune --max-error / --target-params / --target-flops / --min-top1 /
+// --sweep`: from removal candidates (rewrite/rank-removals.ts: a layer or a group, each with an
+// order and a predicted cost per step) to the largest reduction whose *verified* held-out error
+// meets the budget. Plan -> check -> apply: each try is a MergePlan applied to a copy and run
+// against the original on held-out probes that the statistics were never fitted on.
+//
+// 1. Exact merges always (count 0 of every candidate).
+// 2. Sensitivity: each candidate alone is verified at a few levels; the ratio of verified to
+//    predicted relative error calibrates how much that layer's residual reaches the output.
+// 3. One global order: every step of every candidate, by calibrated predicted error added per
+//    parameter (or FLOP) saved, kept monotone within each candidate.
+// 4. Bisection on the prefix of that order, on the verified error.
+
+import { VerificationError } from '../errors.js';
+import { findLayers } from '../analysis/find-layers.js';
+import { cloneModel } from '../ir/clone-model.js';
+import type { Model } from '../ir/model.js';
+import { applyMergePlan } from '../rewrite/apply-merge-plan.js';
+import { cleanUp } from '../rewrite/clean-up.js';
+import { planMerges, type MergeOptions, type MergePlan } from '../rewrite/plan-merges.js';
+import { rankLayerRemovals, type RemovalCandidate } from '../rewrite/rank-removals.js';
+import { compareModels, type Fidelity } from '../runtime/verify-rewrite.js';
+import type { SessionOptions } from '../runtime/model-session.js';
+import type { Measurement } from './measure-model.js';
+
+export interface BudgetOptions {
+  /** Largest relative output error max|y' - y| / max|y| on the held-out probes. */
+  maxError?: number;
+  /** Smallest share of held-out samples whose top-1 class agrees with the original's. */
+  minTop1?: number;
+  /** Label of every probe sample (fit and held out, in file order); the held-out ones are read. */
+  labels?: ArrayLike<number>;
+  /** With labels: largest accepted drop of accuracy (0.01 = one point). */
+  maxAccuracyDrop?: number;
+  /** Keep at most this fraction of the parameters (0.5: half). */
+  targetParams?: number;
+  /** Keep at most this fraction of the layers' multiply-add FLOPs. */
+  targetFlops?: number;
+  /** Relative-error budgets of the trade-off curve (`--sweep`). */
+  sweep?: number[];
+}
+
+/** The budgets `--sweep` walks when given none. */
+export const DEFAULT_SWEEP = [1e-4, 1e-3, 3e-3, 1e-2, 3e-2, 1e-1, 3e-1];
+
+/** Held-out samples a budgeted prune asks for when the probes allow (verification decides, so it needs enough). */
+export const BUDGET_HOLDOUT_SAMPLES = 256;
+
+export interface CandidateSummary {
+  name: string;
+  kind: string;
+  width: number;
+  widthAfter: number;
+  /** Removals beyond the exact ones in the chosen plan. */
+  removed: number;
+  /** Verified-over-predicted error ratio measured on this candidate alone (1 when unmeasured). */
+  sensitivity: number;
+  /** This candidate's share of the chosen plan, verified alone. */
+  errorAlone: number | null;
+  /** The per-layer verifications the sensitivity came from. */
+  probes: { removed: number; predicted: number; verified: number }[];
+}
+
+export interface SweepPoint {
+  budget: number;
+  paramsRemoved: number;
+  flopsRemoved: number;
+  maxRelError: number;
+  top1Agreement: number | null;
+  neuronsAfter: number;
+  widths: Record<string, number>;
+}
+
+export interface BudgetSearchResult {
+  plan: MergePlan;
+  model: Model;
+  fidelity: Fidelity;
+  params: { before: number; after: number };
+  flops: { before: number; after: number };
+  candidates: CandidateSummary[];
+  /** Verification runs the search made (each: the rewritten model on every held-out sample). */
+  verifications: number;
+  /** Neurons removed that were constant on the fit probes only (not provably constant). */
+  constantOnProbes: number;
+  /** Set for a sweep. */
+  curve?: SweepPoint[];
+  /** When no removal beyond the exact merges meets the budget: what the cheapest one costs, and where. */
+  cheapest?: { name: string; maxRelError: number; top1Agreement: number | null };
+  /** What bound the written model: 'budget', 'target-params', 'target-flops', 'exact only'. */
+  decidedBy: string;
+}
+
+interface Evaluation {
+  counts: number[];
+  plan: MergePlan;
+  model: Model;
+  params: number;
+  flops: number;
+  fidelity: Fidelity;
+}
+
+/** Runs the budget search on a measurement with held-out probes (measureOptionsForPrune). */
+export async function searchBudget(measurement: Measurement, budget: BudgetOptions, options: { merge?: MergeOptions; session?: SessionOptions; batchSize?: number; onProgress?: (stage: string) => void } = {}): Promise<BudgetSearchResult> {
+  const { original, model, measured, statistics, groups, probes, path: input } = measurement;
+  const holdout = probes?.holdout;
+  if (!holdout) throw new Error('searchBudget needs a measurement with held-out probes (measureOptionsForPrune)');
+  const fitCount = probes!.fit.count;
+  const candidates: RemovalCandidate[] = [];
+  for (const m of measured) {
+    const stride = statistics.positionStrides?.get(m.layer.name) ?? 1;
+    const positions = m.statistics && fitCount > 0 ? Math.max(1, (m.statistics.count * stride) / fitCount) : 1;
+    const c = rankLayerRemovals(m, { ...(options.merge?.exactTolerance !== undefined ? { exactTolerance: options.merge.exactTolerance } : {}), positionsPerSample: positions });
+    if (c) candidates.push(c);
+  }
+  // Groups merge exactly (their own candidates plug in here when group kinds rank removals).
+  const groupPlans = planMerges([], options.merge, groups).groups;
+  const flopsBefore = measured.reduce((s, m) => {
+    const stride = statistics.positionStrides?.get(m.layer.name) ?? 1;
+    const positions = m.statistics && fitCount > 0 ? Math.max(1, (m.statistics.count * stride) / fitCount) : 1;
+    const dims = m.layer.weight.dims.reduce((p, d) => p * d, 1);
+    return s + 2 * dims * positions;
+  }, 0);
+  const paramsBefore = original.parameterCount();
+  const sessionOpts = { ...(options.session ? { session: options.session } : {}), ...(options.batchSize ? { batchSize: options.batchSize } : {}), ...(budget.labels ? { labels: heldOutLabels(budget.labels, probes!.fit.count, holdout.count) } : {}) };
+
+  let verifications = 0;
+  const cache = new Map<string, Promise<Evaluation>>();
+  const planOf = (counts: number[]): MergePlan => {
+    const plan: MergePlan = { layers: [], groups: [...groupPlans] };
+    candidates.forEach((c, i) => plan.layers.push(...c.planFor(counts[i]!).layers));
+    return plan;
+  };
+  const rewrite = (plan: MergePlan): Model => {
+    const copy = cloneModel(model);
+    applyMergePlan(copy, findLayers(copy), plan, statistics);
+    cleanUp(copy);
+    return copy;
+  };
+  const flopsOf = (counts: number[]): number => candidates.reduce((s, c, i) => s - (c.exactRemoved + counts[i]!) * c.flopsPerStep, flopsBefore);
+  const evaluate = (counts: number[]): Promise<Evaluation> => {
+    const key = counts.join(',');
+    let hit = cache.get(key);
+    if (!hit) {
+      hit = (async () => {
+        const plan = planOf(counts);
+        const rewritten = rewrite(plan);
+        verifications++;
+        const fidelity = await compareModels(original, rewritten, input, holdout, sessionOpts);
+        return { counts, plan, model: rewritten, params: rewritten.parameterCount(), flops: flopsOf(counts), fidelity };
+      })();
+      cache.set(key, hit);
+    }
+    return hit;
+  };
+  const zero = candidates.map(() => 0);
+  const passes = (f: Fidelity, maxError: number | undefined): boolean =>
+    (maxError === undefined || f.maxRelError <= maxError) &&
+    (budget.minTop1 === undefined || (f.top1Agreement ?? 1) >= budget.minTop1) &&
+    (budget.maxAccuracyDrop === undefined || !f.accuracy || f.accuracy.original - f.accuracy.rewritten <= budget.maxAccuracyDrop + 1e-12);
+
+  // 2. Sensitivity of each candidate alone, at the levels the budget makes relevant.
+  options.onProgress?.('measuring layer sensitivity');
+  const reference = budget.maxError ?? 1e-2;
+  const predictedError = (c: RemovalCandidate, r: number): number => (c.outputEnergy > 0 ? Math.sqrt(c.predictedEnergy[r]! / c.outputEnergy) : 0);
+  const sensitivity: number[] = [];
+  const probesOf: CandidateSummary['probes'][] = [];
+  for (const [i, c] of candidates.entries()) {
+    const levels = new Set<number>();
+    if (c.steps > 0) {
+      for (const factor of [0.5, 4]) {
+        const r = firstAtLeast(c, (r) => predictedError(c, r) >= factor * reference);
+        if (r !== undefined) levels.add(r);
+      }
+      levels.add(Math.max(1, Math.round(c.steps / 2)));
+    }
+    const ratios: number[] = [];
+    const measuredHere: CandidateSummary['probes'] = [];
+    for (const r of [...levels].sort((a, b) => a - b)) {
+      const counts = zero.slice();
+      counts[i] = r;
+      const e = await evaluate(counts);
+      const predicted = predictedError(c, r);
+      measuredHere.push({ removed: r, predicted, verified: e.fidelity.maxRelError });
+      if (predicted > 0 && e.fidelity.maxRelError > 0 && Number.isFinite(e.fidelity.maxRelError)) ratios.push(e.fidelity.maxRelError / predicted);
+    }
+    sensitivity.push(ratios.length ? Math.exp(ratios.reduce((s, x) => s + Math.log(x), 0) / ratios.length) : 1);
+    probesOf.push(measuredHere);
+  }
+
+  // 3. One order over every step of every candidate.
+  const byFlops = budget.targetFlops !== undefined && budget.targetParams === undefined;
+  const sequence: { candidate: number; cost: number }[] = [];
+  candidates.forEach((c, i) => {
+    const unit = Math.max(1e-300, byFlops ? c.flopsPerStep : c.paramsPerStep);
+    let running = 0;
+    for (let r = 1; r <= c.steps; r++) {
+      const added = c.outputEnergy > 0 ? (sensitivity[i]! ** 2 * (c.predictedEnergy[r]! - c.predictedEnergy[r - 1]!)) / c.outputEnergy : 0;
+      running = Math.max(running, added / unit);
+      sequence.push({ candidate: i, cost: running });
+    }
+  });
+  sequence.sort((a, b) => a.cost - b.cost || a.candidate - b.candidate);
+  const countsAt = (p: number): number[] => {
+    const counts = zero.slice();
+    for (let s = 0; s < p; s++) counts[sequence[s]!.candidate]!++;
+    return counts;
+  };
+  const largestPassing = async (lo: number, maxError: number | undefined): Promise<number> => {
+    if (passes((await evaluate(countsAt(sequence.length))).fidelity, maxError)) return sequence.length;
+    let hi = sequence.length;
+    while (hi - lo > 1) {
+      const mid = Math.floor((lo + hi) / 2);
+      if (passes((await evaluate(countsAt(mid))).fidelity, maxError)) lo = mid;
+      else hi = mid;
+    }
+    return lo;
+  };
+
+  options.onProgress?.('searching the budget');
+  const exactOnly = await evaluate(zero);
+  let chosen: Evaluation;
+  let decidedBy: string;
+  let curve: SweepPoint[] | undefined;
+  let cheapest: BudgetSearchResult['cheapest'];
+  if (budget.sweep) {
+    curve = [];
+    let lo = 0;
+    for (const b of [...budget.sweep].sort((x, y) => x - y)) {
+      lo = passes(exactOnly.fidelity, b) ? await largestPassing(lo, b) : lo;
+      const e = await evaluate(countsAt(lo));
+      curve.push({
+        budget: b,
+        paramsRemoved: paramsBefore - e.params,
+        flopsRemoved: flopsBefore - e.flops,
+        maxRelError: e.fidelity.maxRelError,
+        top1Agreement: e.fidelity.top1Agreement,
+        neuronsAfter: measured.reduce((s, m) => s + m.width, 0) - candidates.reduce((s, c, i) => s + c.exactRemoved + e.counts[i]!, 0),
+        widths: Object.fromEntries(candidates.map((c, i) => [c.name, c.width - c.exactRemoved - e.counts[i]!])),
+      });
+    }
+    chosen = await evaluate(countsAt(lo));
+    decidedBy = 'sweep';
+  } else if (budget.targetParams !== undefined || budget.targetFlops !== undefined) {
+    const meets = (p: number): boolean => {
+      const counts = countsAt(p);
+      const params = rewriteParams(counts);
+      return (budget.targetParams === undefined || params <= budget.targetParams * paramsBefore) && (budget.targetFlops === undefined || flopsOf(counts) <= budget.targetFlops * flopsBefore);
+    };
+    const paramCache = new Map<string, number>();
+    function rewriteParams(counts: number[]): number {
+      const key = counts.join(',');
+      if (!paramCache.has(key)) paramCache.set(key, rewrite(planOf(counts)).parameterCount());
+      return paramCache.get(key)!;
+    }
+    if (!meets(sequence.length)) {
+      const all = await evaluate(countsAt(sequence.length));
+      throw new VerificationError(input, `cannot reach the target: removing every candidate leaves ${all.params} of ${paramsBefore} parameters (${pct(all.params / paramsBefore)}) and ${pct(all.flops / flopsBefore)} of the FLOPs, at a verified error of ${all.fidelity.maxRelError.toExponential(2)}; nothing was written`, []);
+    }
+    let lo = -1;
+    let hi = sequence.length;
+    while (hi - lo > 1) {
+      const mid = Math.floor((lo + hi) / 2);
+      if (meets(Math.max(0, mid))) hi = mid;
+      else lo = mid;
+    }
+    chosen = await evaluate(countsAt(Math.max(0, hi)));
+    decidedBy = budget.targetParams !== undefined ? 'target-params' : 'target-flops';
+    if (!passes(chosen.fidelity, budget.maxError)) {
+      const dominant = await dominantCandidates(candidates, chosen, evaluate, zero);
+      throw new VerificationError(input, `the target is reached at a verified error of ${chosen.fidelity.maxRelError.toExponential(2)}${chosen.fidelity.top1Agreement === null ? '' : ` (top-1 agreement ${pct(chosen.fidelity.top1Agreement)})`} on ${chosen.fidelity.samples} held-out samples, beyond the budget (${describeBudget(budget)}); dominated by ${dominant.text}; nothing was written`, dominant.names);
+    }
+  } else {
+    if (!passes(exactOnly.fidelity, budget.maxError)) {
+      throw new VerificationError(input, `even the exact merges give a verified error of ${exactOnly.fidelity.maxRelError.toExponential(2)}, beyond the budget (${describeBudget(budget)}); nothing was written`, exactOnly.plan.layers.map((l) => l.layer));
+    }
+    const p = await largestPassing(0, budget.maxError);
+    chosen = await evaluate(countsAt(p));
+    decidedBy = 'budget';
+    if (p === 0 && sequence.length > 0) {
+      const first = await evaluate(countsAt(1));
+      cheapest = { name: candidates[sequence[0]!.candidate]!.name, maxRelError: first.fidelity.maxRelError, top1Agreement: first.fidelity.top1Agreement };
+    }
+  }
+
+  // Each candidate's share of the chosen plan, verified alone (names what dominates the error).
+  const errorAlone: (number | null)[] = [];
+  for (const [i] of candidates.entries()) {
+    if (chosen.counts[i] === 0) {
+      errorAlone.push(null);
+      continue;
+    }
+    const counts = zero.slice();
+    counts[i] = chosen.counts[i]!;
+    errorAlone.push((await evaluate(counts)).fidelity.maxRelError);
+  }
+  const constantOnProbes = chosen.plan.layers.reduce((s, lp) => s + lp.statics.filter((x) => x.kind === 'constant-on-probes').length, 0);
+  return {
+    plan: { layers: chosen.plan.layers.filter((lp) => lp.widthAfter < lp.width), groups: chosen.plan.groups },
+    model: chosen.model,
+    fidelity: chosen.fidelity,
+    params: { before: paramsBefore, after: chosen.params },
+    flops: { before: flopsBefore, after: chosen.flops },
+    candidates: candidates.map((c, i) => ({
+      name: c.name,
+      kind: c.kind,
+      width: c.width,
+      widthAfter: c.width - c.exactRemoved - chosen.counts[i]!,
+      removed: chosen.counts[i]!,
+      sensitivity: sensitivity[i]!,
+      errorAlone: errorAlone[i]!,
+      probes: probesOf[i]!,
+    })),
+    verifications,
+    constantOnProbes,
+    ...(curve ? { curve } : {}),
+    ...(cheapest ? { cheapest } : {}),
+    decidedBy,
+  };
+}
+
+/** The smallest r in 1..steps with test(r), or undefined. */
+function firstAtLeast(c: RemovalCandidate, test: (r: number) => boolean): number | undefined {
+  for (let r = 1; r <= c.steps; r++) if (test(r)) return r;
+  return undefined;
+}
+
+/** The held-out samples are the last `holdout` of the probe files: their labels are the last ones. */
+function heldOutLabels(labels: ArrayLike<number>, fit: number, holdout: number): number[] {
+  const all = Array.from(labels, Number);
+  return all.slice(fit, fit + holdout);
+}
+
+async function dominantCandidates(candidates: RemovalCandidate[], chosen: Evaluation, evaluate: (counts: number[]) => Promise<Evaluation>, zero: number[]): Promise<{ text: string; names: string[] }> {
+  const alone: { name: string; error: number }[] = [];
+  for (const [i, c] of candidates.entries()) {
+    if (!chosen.counts[i]) continue;
+    const counts = zero.slice();
+    counts[i] = chosen.counts[i]!;
+    alone.push({ name: c.name, error: (await evaluate(counts)).fidelity.maxRelError });
+  }
+  alone.sort((a, b) => b.error - a.error);
+  const top = alone.slice(0, 3);
+  return { text: top.length ? top.map((a) => `${a.name} (${a.error.toExponential(2)} alone)`).join(', ') : 'the exact merges', names: top.map((a) => a.name) };
+}
+
+function pct(x: number): string {
+  return `${(100 * x).toFixed(1)}%`;
+}
+
+export function describeBudget(b: BudgetOptions): string {
+  const parts: string[] = [];
+  if (b.maxError !== undefined) parts.push(`max error ${b.maxError}`);
+  if (b.minTop1 !== undefined) parts.push(`top-1 agreement >= ${b.minTop1}`);
+  if (b.maxAccuracyDrop !== undefined) parts.push(`accuracy drop <= ${b.maxAccuracyDrop}`);
+  return parts.join(', ') || 'none';
+}

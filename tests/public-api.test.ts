@@ -27,6 +27,8 @@ const VALUES = [
   'markdownCode', 'markdownText', 'terminalText', 'xmlText',
   // Probe data people have (issue 13): images, pinned inputs.
   'IMAGE_PRESETS', 'imageProbes', 'parsePinnedValue',
+  // Compression within a budget (issue 11): prune --max-error / --target-* / --sweep.
+  'BUDGET_HOLDOUT_SAMPLES', 'DEFAULT_SWEEP', 'rankLayerRemovals', 'renderSweepHtml', 'searchBudget', 'sweepFigure',
 ];
 
 const TYPES = [
@@ -40,6 +42,8 @@ const TYPES = [
   'CollectedShard', 'CollectOptions', 'MergedShards', 'StatisticsHeader',
   // Probe data people have (issue 13).
   'ImagePreset', 'ImageProbeOptions', 'InputFeedOptions', 'PinnedValue',
+  // Compression within a budget (issue 11).
+  'BudgetOptions', 'BudgetReport', 'BudgetSearchResult', 'CandidateSummary', 'RemovalCandidate', 'SweepPoint',
 ].sort();
 
 /** Every name src/index.ts exports, types included. */

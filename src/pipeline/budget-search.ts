@@ -28,8 +28,8 @@ export interface BudgetOptions {
   maxError?: number;
   /** Smallest share of held-out samples whose top-1 class agrees with the original's. */
   minTop1?: number;
-  /** Label of every probe sample (fit and held out, in file order); the held-out ones are read. */
-  labels?: ArrayLike<number>;
+  /** Label of every probe sample (fit and held out, in file order; or a .npy of them); the held-out ones are read. */
+  labels?: ArrayLike<number> | string;
   /** With labels: largest accepted drop of accuracy (0.01 = one point). */
   maxAccuracyDrop?: number;
   /** Keep at most this fraction of the parameters (0.5: half). */
@@ -121,7 +121,7 @@ export async function searchBudget(measurement: Measurement, budget: BudgetOptio
     return s + 2 * dims * positions;
   }, 0);
   const paramsBefore = original.parameterCount();
-  const sessionOpts = { ...(options.session ? { session: options.session } : {}), ...(options.batchSize ? { batchSize: options.batchSize } : {}), ...(budget.labels ? { labels: heldOutLabels(budget.labels, probes!.fit.count, holdout.count) } : {}) };
+  const sessionOpts = { ...(options.session ? { session: options.session } : {}), ...(options.batchSize ? { batchSize: options.batchSize } : {}), ...(budget.labels && typeof budget.labels !== 'string' ? { labels: heldOutLabels(budget.labels, probes!.fit.count, holdout.count) } : {}) };
 
   let verifications = 0;
   const cache = new Map<string, Promise<Evaluation>>();

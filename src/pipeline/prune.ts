@@ -3,7 +3,8 @@
 
 import { findLayers } from '../analysis/find-layers.js';
 import type { AnalysisOptions, LayerCondensation } from '../analysis/measure-condensation.js';
-import { OptionError, VerificationError } from '../errors.js';
+import { OptionError, ProbeDataError, VerificationError } from '../errors.js';
+import { openNpyFile } from '../runtime/npy-file.js';
 import type { Model } from '../ir/model.js';
 import { checkOutputPath, modelFiles, saveModel } from '../onnx/model-file.js';
 import { applyMergePlan } from '../rewrite/apply-merge-plan.js';
@@ -71,7 +72,8 @@ export const DEFAULT_MAX_ERROR = 1e-4;
 /** Measures `input`, plans merges, verifies the rewrite on held-out probes, and writes it (unless a dry run). */
 export async function prune(input: string, options: PruneOptions): Promise<PruneResult> {
   const maxError = checkMaxError(options.verify?.maxError);
-  if (!options.dryRun) checkOutputPath(options.output, [input], 'output');
+  // A sweep reports a curve and writes no model.
+  if (!options.dryRun && !options.budget?.sweep) checkOutputPath(options.output, [input], 'output');
   // Exact merges are planned from weights alone: no statistics session, and probes only verify.
   const exactOnly = !options.merge?.approximate && !options.budget;
   const measurement = await measureModel(input, {
@@ -173,6 +175,7 @@ export async function pruneMeasured(measurement: Measurement, options: PruneOpti
 /** The budgeted prune: the search picks and verifies the plan; this writes it (unless a dry run or a sweep). */
 async function pruneWithinBudget(measurement: Measurement, options: PruneOptions, budget: BudgetOptions): Promise<PruneResult> {
   const { original, measured, probes, path: input } = measurement;
+  if (typeof budget.labels === 'string') budget = { ...budget, labels: readLabels(budget.labels, options.probe, probes!.fit.count + probes!.holdout!.count) };
   const search = await searchBudget(measurement, budget, {
     ...(options.merge ? { merge: options.merge } : {}),
     ...(options.session ? { session: options.session } : {}),
@@ -205,6 +208,15 @@ async function pruneWithinBudget(measurement: Measurement, options: PruneOptions
     nothingToMerge: false,
     search: searchSummary,
   };
+}
+
+/** Class labels of every probe sample, from a 1-D integer .npy in probe-file order. */
+function readLabels(file: string, probe: ProbeOptions | undefined, count: number): number[] {
+  if (!probe?.files?.length && !probe?.images) throw new OptionError('labels', 'labels name the classes of probe samples: give the samples with --probe (or --images), not random probes');
+  const rows = openNpyFile(file);
+  if (rows.shape.length !== 1 || !['int64', 'int32', 'uint8'].includes(rows.dtype)) throw new ProbeDataError(file, `expected a 1-D integer array of class labels, got ${rows.dtype} of shape [${rows.shape.join(', ')}]`);
+  if (rows.rowCount !== count) throw new ProbeDataError(file, `has ${rows.rowCount} labels, expected one per probe sample (${count})`);
+  return Array.from(rows.readRows(0, count).data as ArrayLike<number | bigint>, Number);
 }
 
 /** The result when the plan removes nothing: the model would be an identical copy, so none is verified or written. */

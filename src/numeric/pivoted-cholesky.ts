@@ -107,24 +107,35 @@ function pivot(state: State, cov: Float64Array, n: number, p: number, weights: A
 }
 
 /**
- * Least-squares coefficients of the unpivoted variables on the pivots: for each variable d in
- * `targets`, b_d with x_d ~ sum_s b_d[s] x_{p_s}, from B = L_K^-T L_D^T (C_KK = L_K L_K^T,
- * C_DK = L_D L_K^T). Row-major targets.length x pivots.length.
+ * The consumer side of a least-squares refit: with x_D ~ B x_K (B = L_K^-T L_D^T, C_KK = L_K L_K^T,
+ * C_DK = L_D L_K^T), a consumer reading rows R (one row of `len` per variable) becomes
+ * R'_K = R_K + B R_D. Returns B R_D (pivots.length x len), formed as L_K^-T (L_D^T R_D) so the cost
+ * is O(k |D| len + k^2 len) rather than O(k^2 |D|).
  */
-export function regressionOnPivots(factor: PartialCholesky, targets: readonly number[]): Float64Array {
+export function refitOnPivots(factor: Pick<PartialCholesky, 'pivots' | 'columns'>, dropped: readonly number[], rows: Float64Array, len: number): Float64Array {
   const k = factor.pivots.length;
-  const out = new Float64Array(targets.length * k);
-  // lk[s][t] = L[t][p_s]: the pivots' rows of L, lower triangular.
-  const lk = factor.pivots.map((p) => Float64Array.from(factor.columns, (c) => c[p]!));
-  const rhs = new Float64Array(k);
-  targets.forEach((d, i) => {
-    for (let s = 0; s < k; s++) rhs[s] = factor.columns[s]![d]!;
-    // Back substitution L_K^T b = l_d.
-    for (let s = k - 1; s >= 0; s--) {
-      let v = rhs[s]!;
-      for (let t = s + 1; t < k; t++) v -= lk[t]![s]! * out[i * k + t]!;
-      out[i * k + s] = v / lk[s]![s]!;
+  const m = new Float64Array(k * len);
+  for (let s = 0; s < k; s++) {
+    const column = factor.columns[s]!;
+    const out = s * len;
+    for (const d of dropped) {
+      const l = column[d]!;
+      if (l === 0) continue;
+      const row = d * len;
+      for (let o = 0; o < len; o++) m[out + o] = m[out + o]! + l * rows[row + o]!;
     }
-  });
-  return out;
+  }
+  // Back substitution L_K^T X = M, where L_K[s][t] = columns[t][p_s].
+  for (let s = k - 1; s >= 0; s--) {
+    const out = s * len;
+    for (let t = s + 1; t < k; t++) {
+      const l = factor.columns[s]![factor.pivots[t]!]!;
+      if (l === 0) continue;
+      const other = t * len;
+      for (let o = 0; o < len; o++) m[out + o] = m[out + o]! - l * m[other + o]!;
+    }
+    const pivot = factor.columns[s]![factor.pivots[s]!]!;
+    for (let o = 0; o < len; o++) m[out + o] = m[out + o]! / pivot;
+  }
+  return m;
 }

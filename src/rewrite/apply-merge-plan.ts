@@ -8,7 +8,8 @@ import { Tensor } from '../ir/tensor.js';
 import type { Value } from '../ir/value.js';
 import { axisToRows, rowsToAxis } from '../numeric/axis-slices.js';
 import { solveSymmetricPositive } from '../numeric/linear-solve.js';
-import { orderedPivotedCholesky, regressionOnPivots } from '../numeric/pivoted-cholesky.js';
+import { refitOnPivots } from '../numeric/pivoted-cholesky.js';
+import { factorOn } from './refit-factors.js';
 import type { StreamingMoments } from '../numeric/streaming-moments.js';
 import { findChannelGroups, type ChannelGroup } from '../analysis/channel-groups.js';
 import type { GroupMergePlan, LayerMergePlan, MergePlan } from './plan-merges.js';
@@ -48,7 +49,7 @@ function applyLayerPlan(model: Model, layer: NeuronLayer, lp: LayerMergePlan, st
   const dropped = new Set<number>(lp.refit ? lp.refit.dropped : [...lp.merges.map((m) => m.neuron), ...lp.statics.map((s) => s.neuron)]);
   const kept = [...Array(layer.width).keys()].filter((k) => !dropped.has(k));
   for (const consumer of layer.consumers) {
-    if (lp.refit?.ordered) refitConsumerPivoted(model, layer, consumer, lp.refit.kept, stats);
+    if (lp.refit?.ordered) refitConsumerPivoted(model, layer, consumer, lp, stats);
     else if (lp.refit) refitConsumer(model, layer, consumer, lp.refit.kept, stats);
     else foldIntoConsumer(model, layer, consumer, lp);
   }
@@ -176,35 +177,41 @@ function refitConsumer(model: Model, layer: NeuronLayer, consumer: Consumer, kep
 }
 
 /**
- * The same least-squares refit through a Cholesky pivoted on `kept` in order: the dropped
- * neurons' outputs are fit from the pivots (B = L_K^-T L_D^T), a kept neuron the earlier ones
- * already predict is skipped as a pivot and keeps its weights, so a rank-deficient S_KK (more kept
- * neurons than fit samples, copies among them) needs no ridge. A'_K = A_K + B^T A_D and
- * c' = c + A^T mu - A'^T mu (condensation.md, data-driven compensation). O(n k^2).
+ * The same least-squares refit through a Cholesky pivoted on the first `regressors` of `kept`, in
+ * order: the dropped neurons' outputs are fit from those (x_D ~ B x_K, B = L_K^-T L_D^T); the other
+ * kept neurons, and a regressor the earlier ones already predict, keep their consumer weights, so
+ * a rank-deficient S_KK (more neurons than fit samples, copies) needs no ridge. A'_K = A_K + B A_D
+ * and c' = c + A^T mu - A'^T mu (condensation.md, data-driven compensation).
  */
-function refitConsumerPivoted(model: Model, layer: NeuronLayer, consumer: Consumer, kept: number[], stats: StreamingMoments | undefined): void {
+function refitConsumerPivoted(model: Model, layer: NeuronLayer, consumer: Consumer, lp: LayerMergePlan, stats: StreamingMoments | undefined): void {
   if (!stats) throw new Error(`layer "${layer.name}" has a refit plan but no statistics`);
+  const { kept } = lp.refit!;
+  const regressors = lp.refit!.regressors ?? kept.length;
   const width = layer.width;
   const rows = consumerRows(consumer);
   const len = rows.length / width;
+  // Exact merges fold exactly first (A[:, r] += t A[:, j]); the refit then sees j as gone.
+  for (const m of lp.merges) {
+    for (let i = 0; i < len; i++) rows[m.into * len + i]! += m.scale * rows[m.neuron * len + i]!;
+    rows.fill(0, m.neuron * len, (m.neuron + 1) * len);
+  }
   const keptSet = new Set(kept);
   const dropped = [...Array(width).keys()].filter((k) => !keptSet.has(k));
-  const factor = orderedPivotedCholesky(stats.covariance(), width, [...Array(width).keys()], kept);
-  const k = factor.pivots.length;
-  const coefficients = regressionOnPivots(factor, dropped);
+  const factor = factorOn(stats, kept.slice(0, regressors));
+  const update = refitOnPivots(factor, dropped, rows, len);
   const full = new Float64Array(rows.length);
   for (const j of kept) full.set(rows.subarray(j * len, (j + 1) * len), j * len);
-  dropped.forEach((d, i) => {
-    for (let s = 0; s < k; s++) {
-      const b = coefficients[i * k + s]!;
-      if (b === 0) continue;
-      const p = factor.pivots[s]!;
-      for (let o = 0; o < len; o++) full[p * len + o]! += b * rows[d * len + o]!;
-    }
+  factor.pivots.forEach((p, s) => {
+    for (let o = 0; o < len; o++) full[p * len + o]! += update[s * len + o]!;
   });
   const mu = stats.mean;
   const delta = new Float64Array(len);
-  for (let j = 0; j < width; j++) for (let o = 0; o < len; o++) delta[o]! += (rows[j * len + o]! - (keptSet.has(j) ? full[j * len + o]! : 0)) * mu[j]!;
+  for (let j = 0; j < width; j++) {
+    const m = mu[j]!;
+    if (m === 0) continue;
+    const isKept = keptSet.has(j);
+    for (let o = 0; o < len; o++) delta[o]! += (rows[j * len + o]! - (isKept ? full[j * len + o]! : 0)) * m;
+  }
   writeConsumer(model, layer, consumer, full, len, kept.slice().sort((a, b) => a - b), sumPerOutput(delta, consumer));
 }
 

@@ -33,8 +33,10 @@ export interface LayerMergePlan {
    * Approximate mode: neurons kept, with the consumers refit by least squares on probe statistics.
    * `ordered`: `kept` is in pivot order and the refit is the pivoted-Cholesky one (a kept neuron
    * the earlier ones already predict keeps its consumer weights), as budgeted prune plans it.
+   * `regressors`: only the first this many of `kept` are fitted on (default all); the rest keep
+   * their consumer weights.
    */
-  refit?: { kept: number[]; dropped: number[]; ordered?: boolean };
+  refit?: { kept: number[]; dropped: number[]; ordered?: boolean; regressors?: number };
 }
 
 export interface MergePlan {

@@ -12,6 +12,7 @@
 import type { LayerCondensation } from '../analysis/measure-condensation.js';
 import { inputWeightVectors } from '../analysis/input-weights.js';
 import { greedyPivotedCholesky } from '../numeric/pivoted-cholesky.js';
+import { covarianceOf, rememberFactor } from './refit-factors.js';
 import { planLayerExact, type LayerMergePlan, type MergePlan, type StaticRemoval } from './plan-merges.js';
 
 /**
@@ -74,10 +75,11 @@ export function rankLayerRemovals(m: LayerCondensation, options: RankOptions = {
   if (!stats || stats.count < 2) {
     return { ...base, steps: 0, predictedEnergy: Float64Array.of(0), outputEnergy: 0, planFor: exactPlan };
   }
-  const cov = stats.covariance();
+  const cov = covarianceOf(stats);
   const weights = m.outgoingWeightNorms.map((a) => a * a);
   const candidates = [...Array(width).keys()].filter((k) => !exactGone.has(k));
   const factor = greedyPivotedCholesky(cov, width, candidates, weights);
+  rememberFactor(stats, factor);
   const pivoted = new Set(factor.pivots);
   // Unpivoted neurons are predicted (almost) exactly by the pivots: they go first, least read first.
   const tail = candidates
@@ -113,7 +115,10 @@ export function rankLayerRemovals(m: LayerCondensation, options: RankOptions = {
       if (variance[k] === 0) statics.push({ neuron: k, value: stats.mean[k]!, kind: 'constant-on-probes' });
     }
     const dropped = [...exactGone, ...removed].sort((a, b) => a - b);
-    const plan: LayerMergePlan = { layer: layer.name, width, widthAfter: kept.length, merges: exact.merges, statics, refit: { kept, dropped, ordered: true } };
+    // The dropped neurons are fit from the kept pivots (a prefix of the greedy order, whose factor
+    // ranking already made); kept unpivoted neurons keep their weights.
+    const regressors = kept.filter((k) => pivotRank.has(k)).length;
+    const plan: LayerMergePlan = { layer: layer.name, width, widthAfter: kept.length, merges: exact.merges, statics, refit: { kept, dropped, ordered: true, regressors } };
     return { layers: [plan], groups: [] };
   };
   return { ...base, steps, predictedEnergy, outputEnergy, planFor };

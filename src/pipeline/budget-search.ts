@@ -19,7 +19,7 @@ import { applyMergePlan } from '../rewrite/apply-merge-plan.js';
 import { cleanUp } from '../rewrite/clean-up.js';
 import { planMerges, type MergeOptions, type MergePlan } from '../rewrite/plan-merges.js';
 import { rankLayerRemovals, type RemovalCandidate } from '../rewrite/rank-removals.js';
-import { compareModels, type Fidelity } from '../runtime/verify-rewrite.js';
+import { compareModels, referenceOutputs, type Fidelity, type ReferenceOutputs } from '../runtime/verify-rewrite.js';
 import type { SessionOptions } from '../runtime/model-session.js';
 import type { Measurement } from './measure-model.js';
 
@@ -123,6 +123,8 @@ export async function searchBudget(measurement: Measurement, budget: BudgetOptio
   const paramsBefore = original.parameterCount();
   const sessionOpts = { ...(options.session ? { session: options.session } : {}), ...(options.batchSize ? { batchSize: options.batchSize } : {}), ...(budget.labels && typeof budget.labels !== 'string' ? { labels: heldOutLabels(budget.labels, probes!.fit.count, holdout.count) } : {}) };
 
+  // The original runs on the held-out set once; every try compares against those outputs.
+  let originalOutputs: Promise<ReferenceOutputs> | undefined;
   let verifications = 0;
   const cache = new Map<string, Promise<Evaluation>>();
   const planOf = (counts: number[]): MergePlan => {
@@ -145,7 +147,8 @@ export async function searchBudget(measurement: Measurement, budget: BudgetOptio
         const plan = planOf(counts);
         const rewritten = rewrite(plan);
         verifications++;
-        const fidelity = await compareModels(original, rewritten, input, holdout, sessionOpts);
+        originalOutputs ??= referenceOutputs(original, input, holdout, sessionOpts);
+        const fidelity = await compareModels(await originalOutputs, rewritten, input, holdout, sessionOpts);
         return { counts, plan, model: rewritten, params: rewritten.parameterCount(), flops: flopsOf(counts), fidelity };
       })();
       cache.set(key, hit);

@@ -18,13 +18,15 @@ function entry(stats: StreamingMoments): Cached {
   let hit = cache.get(stats);
   // Statistics that took more rows since are a different matrix.
   if (!hit || hit.count !== stats.count) {
-    hit = { count: stats.count, covariance: stats.covariance() };
+    // The scatter is the covariance times (count - 1): pivot order, Schur complements relative to
+    // their variance, and regression coefficients do not see the scale, and it costs no copy.
+    hit = { count: stats.count, covariance: stats.scatter };
     cache.set(stats, hit);
   }
   return hit;
 }
 
-/** The covariance of `stats`, computed once per statistics object (and row count). */
+/** A positive multiple of the covariance of `stats` (its scatter, not copied). */
 export function covarianceOf(stats: StreamingMoments): Float64Array {
   return entry(stats).covariance;
 }

@@ -42,20 +42,36 @@ function openSource(source: ModelSource, subject: string, options: SessionOption
 }
 
 /** Runs both models on `holdout` and measures how far the rewritten outputs are from the original. */
-export async function compareModels(original: ModelSource, rewritten: ModelSource, subject: string, holdout: ProbeSet, options: { session?: SessionOptions; batchSize?: number; labels?: ArrayLike<number> } = {}): Promise<Fidelity> {
+/** The original model's outputs on the held-out set, computed once for many comparisons. */
+export interface ReferenceOutputs {
+  outputNames: readonly string[];
+  /** The held-out feeds, batch by batch. */
+  batches: Record<string, HostTensor>[];
+  outputs: Record<string, HostTensor>[];
+  holdout: ProbeSet;
+}
+
+/** Runs `original` on `holdout` once; compareModels takes the result in place of the model. */
+export async function referenceOutputs(original: ModelSource, subject: string, holdout: ProbeSet, options: { session?: SessionOptions; batchSize?: number } = {}): Promise<ReferenceOutputs> {
   // One session at a time: the original's outputs on the (small) held-out set are kept, its
   // session released, then the rewritten model runs. Two sessions of a large model at once would
   // double the runtime's copy of the weights at the peak.
   const batches = [...probeBatches(holdout, options.batchSize ?? 32)];
-  const reference: Record<string, HostTensor>[] = [];
+  const outputs: Record<string, HostTensor>[] = [];
   const a = await openSource(original, subject, options.session);
-  let outputNames: readonly string[];
   try {
-    outputNames = a.outputNames;
-    for (const feeds of batches) reference.push(await a.run(feeds));
+    for (const feeds of batches) outputs.push(await a.run(feeds));
+    return { outputNames: a.outputNames, batches, outputs, holdout };
   } finally {
     await a.release();
   }
+}
+
+export async function compareModels(original: ModelSource | ReferenceOutputs, rewritten: ModelSource, subject: string, holdout: ProbeSet, options: { session?: SessionOptions; batchSize?: number; labels?: ArrayLike<number> } = {}): Promise<Fidelity> {
+  const ref = isReference(original) ? original : await referenceOutputs(original, subject, holdout, options);
+  const batches = ref.batches;
+  const reference = ref.outputs;
+  const outputNames = ref.outputNames;
   const maxAbs = new Map<string, number>();
   const maxRef = new Map<string, number>();
   let agree = 0;
@@ -128,6 +144,10 @@ export async function compareModels(original: ModelSource, rewritten: ModelSourc
     maxAbsError, maxRelError, top1Agreement: classified ? agree / classified : null, samples: holdout.count, worstOutput: nonFinite?.output ?? worstOutput, nonFinite,
     ...(labels && classified ? { accuracy: { original: rightA / classified, rewritten: rightB / classified } } : {}),
   };
+}
+
+function isReference(x: ModelSource | ReferenceOutputs): x is ReferenceOutputs {
+  return typeof x === 'object' && x !== null && 'outputs' in x && 'outputNames' in x && !(x instanceof Model) && !(x instanceof Uint8Array);
 }
 
 /** Samples in one batch of feeds: the first axis of any input (1 for scalars). */

@@ -405,6 +405,7 @@ function budgetOptions(o: PruneFlags): BudgetOptions | undefined {
  */
 const FLAG_FOR_OPTION: Record<string, string> = {
   maxError: '--max-error',
+  labels: '--labels',
   exactTolerance: '--exact-tolerance',
   similarityThreshold: '--threshold',
   staticThreshold: '--static-threshold',

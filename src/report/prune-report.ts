@@ -97,10 +97,10 @@ export function formatPruneSummary(report: PruneReport, options: TableOptions = 
   if (report.budget?.sweep) return formatSweep(report, options);
   if (report.nothingToMerge && report.budget) {
     const b = report.budget;
-    const cheapest = b.cheapest ? `; the cheapest removal (in ${b.cheapest.name}) already gives a verified error of ${b.cheapest.maxRelError.toExponential(2)}` : '';
+    const cheapest = b.cheapest ? `; the cheapest removal (in ${b.cheapest.name}) already gives a verified error of ${b.cheapest.maxRelError.toExponential(2)}, the smallest error reachable beyond the exact merges, dominated by ${b.cheapest.name}` : '';
     return [
       `${terminalText(report.input)}: nothing to merge within the budget (${budgetText(b)}), so no copy was written`,
-      wrapParagraph(`${b.verifications} verification runs on ${report.holdout === 'none' ? 0 : 'the'} held-out samples (${terminalText(report.holdout)})${cheapest}; the smallest error reachable with any removal is that one`, options.width),
+      wrapParagraph(`${b.verifications} verification runs on the held-out samples (${terminalText(report.holdout)})${cheapest}`, options.width),
     ].join('\n');
   }
   if (report.nothingToMerge) {

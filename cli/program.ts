@@ -207,11 +207,8 @@ const EXAMPLES: Record<string, string[]> = {
   ],
   prune: [
     'condense prune model.onnx -o small.onnx',
-    'condense prune model.onnx --probe data.npz --approximate --max-error 1e-3 -o small.onnx',
     'condense prune model.onnx --probe data.npy --max-error 1e-2 -o small.onnx',
-    'condense prune model.onnx --probe x.npy --target-params 0.5 --labels y.npy -o half.onnx',
     'condense prune model.onnx --random 1024 --sweep --html tradeoff.html',
-    'condense prune cnn.onnx --images photos/ --dry-run --quiet',
   ],
   check: [
     'condense check model.onnx --config condense.config.json --junit results.xml',

@@ -104,7 +104,8 @@ export async function searchBudget(measurement: Measurement, budget: BudgetOptio
   const { original, model, measured, statistics, groups, probes, path: input } = measurement;
   const holdout = probes?.holdout;
   if (!holdout) throw new Error('searchBudget needs a measurement with held-out probes (measureOptionsForPrune)');
-  const fitCount = probes!.fit.count;
+  // Samples the statistics were fitted on: the probes, or the statistics files' (--stats).
+  const fitCount = measurement.statisticsFiles?.samples ?? probes!.fit.count;
   const candidates: RemovalCandidate[] = [];
   for (const m of measured) {
     const stride = statistics.positionStrides?.get(m.layer.name) ?? 1;

@@ -30,8 +30,11 @@ export interface MeasureOptions {
    * independently seeded draw of `samples` (default max(16, n/4)); files lose their last quarter.
    */
   holdout?: HoldoutOptions;
-  /** Random probes to draw when `probe` asks for none (verification needs data); default none. */
-  defaultRandomProbes?: number;
+  /**
+   * Random probes to draw when `probe` asks for none (verification needs data); default none. A
+   * function sees the layers found (a least-squares refit wants more samples than neurons).
+   */
+  defaultRandomProbes?: number | ((layers: NeuronLayer[]) => number);
   onProgress?: (p: CollectProgress) => void;
   /**
    * Statistics files (`condense collect`) to merge instead of collecting on the probes; probes,
@@ -87,7 +90,7 @@ export async function measureModel(model: string | Model, options: MeasureOption
   const probeOptions: ProbeOptions | undefined = wantsProbes(options.probe)
     ? options.probe
     : options.defaultRandomProbes
-      ? { ...options.probe, random: options.defaultRandomProbes }
+      ? { ...options.probe, random: typeof options.defaultRandomProbes === 'function' ? options.defaultRandomProbes(layers) : options.defaultRandomProbes }
       : undefined;
   let statistics: LayerStatistics = Object.assign(new Map(), { positionSampling: [], positionStrides: new Map<string, number>() });
   let probes: PreparedProbes | undefined;

@@ -1,7 +1,7 @@
 // prune: audit, plan merges, apply them to a copy, verify the copy against the original on
 // held-out probes, and only then write it (atomically, never over the input).
 
-import { findLayers } from '../analysis/find-layers.js';
+import { findLayers, type NeuronLayer } from '../analysis/find-layers.js';
 import type { AnalysisOptions, LayerCondensation } from '../analysis/measure-condensation.js';
 import { OptionError, ProbeDataError, VerificationError } from '../errors.js';
 import { openNpyFile } from '../runtime/npy-file.js';
@@ -66,6 +66,16 @@ export interface PruneResult {
 /** Default probe draw for prune when the caller gives none: verification always needs data. */
 export const DEFAULT_PRUNE_PROBES = 256;
 
+/**
+ * A budgeted prune's default random draw: twice the widest mergeable layer, so each refit has more
+ * fit samples than neurons (else every neuron looks predictable on the fit probes alone), between
+ * DEFAULT_PRUNE_PROBES and 2048.
+ */
+function budgetRandomProbes(layers: NeuronLayer[]): number {
+  const widest = layers.reduce((w, l) => (l.mergeable ? Math.max(w, l.width) : w), 0);
+  return Math.min(2048, Math.max(DEFAULT_PRUNE_PROBES, 2 * widest));
+}
+
 /** Default largest relative output error a pruned model may show on the held-out probes. */
 export const DEFAULT_MAX_ERROR = 1e-4;
 
@@ -93,7 +103,7 @@ export function measureOptionsForPrune(options: Pick<PruneOptions, 'probe' | 'an
     ...(options.analysis ? { analysis: options.analysis } : {}),
     ...(options.session ? { session: options.session } : {}),
     holdout: { ...(options.verify?.holdoutSamples ? { samples: options.verify.holdoutSamples } : {}), ...(options.budget ? { atLeast: BUDGET_HOLDOUT_SAMPLES } : {}) },
-    defaultRandomProbes: DEFAULT_PRUNE_PROBES,
+    defaultRandomProbes: options.budget ? budgetRandomProbes : DEFAULT_PRUNE_PROBES,
   };
 }
 

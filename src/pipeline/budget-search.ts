@@ -209,12 +209,63 @@ export async function searchBudget(measurement: Measurement, budget: BudgetOptio
     for (let s = 0; s < p; s++) counts[sequence[s]!.candidate]!++;
     return counts;
   };
+  // The calibrated prediction along the order: error^2 ~ sum over candidates of s_c^2 E_c / T_c.
+  const predictedAlong = new Float64Array(sequence.length + 1);
+  {
+    const counts = zero.slice();
+    let sum = 0;
+    sequence.forEach((step, at) => {
+      const c = candidates[step.candidate]!;
+      const r = ++counts[step.candidate]!;
+      if (c.outputEnergy > 0) sum += (sensitivity[step.candidate]! ** 2 * (c.predictedEnergy[r]! - c.predictedEnergy[r - 1]!)) / c.outputEnergy;
+      predictedAlong[at + 1] = Math.sqrt(Math.max(0, sum));
+    });
+  }
+  /** The last prefix whose calibrated prediction is within `maxError`: where the search starts. */
+  const guessFor = (maxError: number | undefined): number | undefined => {
+    if (maxError === undefined || budget.minTop1 !== undefined || budget.maxAccuracyDrop !== undefined) return undefined;
+    let p = 0;
+    while (p < sequence.length && predictedAlong[p + 1]! <= maxError) p++;
+    return p;
+  };
+  const passesAt = async (p: number, maxError: number | undefined): Promise<boolean> => passes((await evaluate(countsAt(p))).fidelity, maxError);
+  /**
+   * The largest prefix that passes, given that `lo` does: galloping out from the prediction (few
+   * verifications when it is close), then bisection between the last pass and the first failure.
+   */
   const largestPassing = async (lo: number, maxError: number | undefined): Promise<number> => {
-    if (passes((await evaluate(countsAt(sequence.length))).fidelity, maxError)) return sequence.length;
-    let hi = sequence.length;
+    const end = sequence.length;
+    let hi: number | undefined;
+    const guess = guessFor(maxError);
+    if (guess !== undefined && guess > lo && guess < end) {
+      if (await passesAt(guess, maxError)) lo = guess;
+      else {
+        hi = guess;
+        for (let step = 1; hi - step > lo; step *= 2) {
+          if (await passesAt(hi - step, maxError)) {
+            lo = hi - step;
+            break;
+          }
+          hi -= step;
+        }
+      }
+    }
+    if (hi === undefined) {
+      for (let step = 1; ; step *= 2) {
+        const q = Math.min(end, lo + step);
+        if (q === lo) return lo;
+        if (await passesAt(q, maxError)) {
+          lo = q;
+          if (q === end) return end;
+        } else {
+          hi = q;
+          break;
+        }
+      }
+    }
     while (hi - lo > 1) {
       const mid = Math.floor((lo + hi) / 2);
-      if (passes((await evaluate(countsAt(mid))).fidelity, maxError)) lo = mid;
+      if (await passesAt(mid, maxError)) lo = mid;
       else hi = mid;
     }
     return lo;

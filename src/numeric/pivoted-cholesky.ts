@@ -24,14 +24,15 @@ export const DEGENERATE_PIVOT = 1e-10;
  * Greedy pivoted Cholesky of the n x n covariance `cov` (row-major) restricted to `variables`:
  * at each step the variable with the largest weighted residual w_j d_j becomes the next pivot
  * (the one whose loss the rest predict worst; ThiNet / least-squares channel selection), until the
- * largest is at most `stopRelative` times the starting total. O(n k^2) for k pivots.
+ * largest is at most `stopRelative` times the starting total, or `maxPivots` are taken.
+ * O(n k^2) for k pivots.
  *
  * Above BLOCKED_FROM variables the pivots are chosen PIVOT_BLOCK at a time (the best by the scores
  * at the start of the block, each then checked against the ones before it in the block): the
  * factor is read once per block instead of once per pivot, which is what a wide layer's time goes
  * to. The factor stays exact for the order chosen; only the choice looks one block ahead less.
  */
-export function greedyPivotedCholesky(cov: Float64Array, n: number, variables: readonly number[], weights: ArrayLike<number>, stopRelative = 1e-12): PartialCholesky {
+export function greedyPivotedCholesky(cov: Float64Array, n: number, variables: readonly number[], weights: ArrayLike<number>, stopRelative = 1e-12, maxPivots = Infinity): PartialCholesky {
   if (cov.length !== n * n) throw new RangeError(`covariance holds ${cov.length} values, expected ${n} x ${n}`);
   // Compact, row-major work space: row a of `factor` is L[variables[a], 0..k), contiguous.
   const m = variables.length;
@@ -89,7 +90,7 @@ export function greedyPivotedCholesky(cov: Float64Array, n: number, variables: r
       const best = chosen[i]!;
       const p = variables[best]!;
       const d = residual[best]!;
-      if (!(w[best]! * d > stopRelative * start)) {
+      if (!(w[best]! * d > stopRelative * start) || pivotsLocal.length >= maxPivots) {
         done = true;
         break;
       }

@@ -230,25 +230,18 @@ export async function searchBudget(measurement: Measurement, budget: BudgetOptio
   };
   const passesAt = async (p: number, maxError: number | undefined): Promise<boolean> => passes((await evaluate(countsAt(p))).fidelity, maxError);
   /**
-   * The largest prefix that passes, given that `lo` does: galloping out from the prediction (few
-   * verifications when it is close), then bisection between the last pass and the first failure.
+   * The largest prefix that passes, given that `lo` does: from the prediction, galloping up while
+   * it passes (few verifications when it is close), then bisection between the last pass and the
+   * first failure.
    */
   const largestPassing = async (lo: number, maxError: number | undefined): Promise<number> => {
     const end = sequence.length;
     let hi: number | undefined;
     const guess = guessFor(maxError);
     if (guess !== undefined && guess > lo && guess < end) {
+      // A pass gallops up from the guess; a failure bisects below it.
       if (await passesAt(guess, maxError)) lo = guess;
-      else {
-        hi = guess;
-        for (let step = 1; hi - step > lo; step *= 2) {
-          if (await passesAt(hi - step, maxError)) {
-            lo = hi - step;
-            break;
-          }
-          hi -= step;
-        }
-      }
+      else hi = guess;
     }
     if (hi === undefined) {
       for (let step = 1; ; step *= 2) {

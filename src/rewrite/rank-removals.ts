@@ -78,7 +78,11 @@ export function rankLayerRemovals(m: LayerCondensation, options: RankOptions = {
   const cov = covarianceOf(stats);
   const weights = m.outgoingWeightNorms.map((a) => a * a);
   const candidates = [...Array(width).keys()].filter((k) => !exactGone.has(k));
-  const factor = greedyPivotedCholesky(cov, width, candidates, weights);
+  // At most half as many regressors as fit rows: a fit with as many regressors as samples explains
+  // every other neuron exactly on the probes and nothing on new data (a layer wider than its
+  // probes); past the cap the rest are ranked by what half the rows leave unexplained.
+  const maxPivots = Math.max(1, Math.floor(stats.count / 2));
+  const factor = greedyPivotedCholesky(cov, width, candidates, weights, 1e-12, maxPivots);
   rememberFactor(stats, factor);
   const pivoted = new Set(factor.pivots);
   // Unpivoted neurons are predicted (almost) exactly by the pivots: they go first, least read first.

@@ -40,6 +40,9 @@ export interface BudgetOptions {
   sweep?: number[];
 }
 
+/** Above this many candidates, sensitivity is measured at one level and only the most-cut are verified alone. */
+const MANY_CANDIDATES = 8;
+
 /** The budgets `--sweep` walks when given none. */
 export const DEFAULT_SWEEP = [1e-4, 1e-3, 3e-3, 1e-2, 3e-2, 1e-1, 3e-1];
 
@@ -169,13 +172,16 @@ export async function searchBudget(measurement: Measurement, budget: BudgetOptio
   const sensitivity: number[] = [];
   const probesOf: CandidateSummary['probes'][] = [];
   for (const [i, c] of candidates.entries()) {
+    // Three levels per layer in small models; in deep ones one, near the budget (each level is a
+    // verification run of the whole model).
     const levels = new Set<number>();
+    const many = candidates.length > MANY_CANDIDATES;
     if (c.steps > 0) {
-      for (const factor of [0.5, 4]) {
+      for (const factor of many ? [1] : [0.5, 4]) {
         const r = firstAtLeast(c, (r) => predictedError(c, r) >= factor * reference);
         if (r !== undefined) levels.add(r);
       }
-      levels.add(Math.max(1, Math.round(c.steps / 2)));
+      if (!many || levels.size === 0) levels.add(Math.max(1, Math.round(c.steps / 2)));
     }
     const ratios: number[] = [];
     const measuredHere: CandidateSummary['probes'] = [];
@@ -331,9 +337,11 @@ export async function searchBudget(measurement: Measurement, budget: BudgetOptio
   }
 
   // Each candidate's share of the chosen plan, verified alone (names what dominates the error).
+  // In deep models, only the candidates cut most are verified alone (a run each).
+  const cutMost = new Set([...candidates.keys()].sort((a, b) => chosen.counts[b]! * candidates[b]!.paramsPerStep - chosen.counts[a]! * candidates[a]!.paramsPerStep).slice(0, MANY_CANDIDATES));
   const errorAlone: (number | null)[] = [];
   for (const [i] of candidates.entries()) {
-    if (chosen.counts[i] === 0) {
+    if (chosen.counts[i] === 0 || !cutMost.has(i)) {
       errorAlone.push(null);
       continue;
     }

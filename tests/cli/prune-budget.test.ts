@@ -30,6 +30,18 @@ describe('condense prune with a budget', () => {
     expect(run.stdout).toMatch(/constant on the fit probes only/);
   });
 
+  it('cuts to --target-flops and keeps to --max-accuracy-drop against --labels', async () => {
+    const flops = JSON.parse((await runCliInProcess(['prune', fixturePath('mnist-mlp.onnx'), ...MNIST, '--target-flops', '0.5', '--dry-run', '--json'])).stdout) as { budget: { flops: { before: number; after: number }; decidedBy: string } };
+    expect(flops.budget.decidedBy).toBe('target-flops');
+    expect(flops.budget.flops.after).toBeLessThanOrEqual(flops.budget.flops.before / 2);
+    const run = await runCliInProcess(['prune', fixturePath('mnist-mlp.onnx'), ...MNIST, '--labels', fixturePath('mnist-probe-labels.npy'), '--max-accuracy-drop', '0.02', '--dry-run', '--json']);
+    expect(run.code).toBe(0);
+    const report = JSON.parse(run.stdout) as { params: { before: number; after: number }; budget: { accuracy: { original: number; rewritten: number } } };
+    const { original, rewritten } = report.budget.accuracy;
+    expect(original - rewritten).toBeLessThanOrEqual(0.02 + 1e-12);
+    expect(report.params.after).toBeLessThan(report.params.before);
+  });
+
   it('refuses a target whose verified error is above --max-error with exit 3, saying the error reached, and writes nothing', async () => {
     const folder = scratch.freshFolder();
     const run = await runCliInProcess(['prune', fixturePath('mnist-mlp.onnx'), ...MNIST, '--target-params', '0.5', '--max-error', '1e-3', '-o', path.join(folder, 'x.onnx')]);

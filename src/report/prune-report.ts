@@ -126,7 +126,11 @@ export function formatPruneSummary(report: PruneReport, options: TableOptions = 
     lines.push(`budget: ${budgetText(b)}; decided by ${b.decidedBy}, ${b.verifications} verification runs`);
     lines.push('', renderTable(
       [{ header: 'layer', elide: true }, { header: 'width', align: 'right' }, { header: 'after', align: 'right' }, { header: 'refit-removed', align: 'right' }, { header: 'sensitivity', align: 'right' }, { header: 'error alone', align: 'right' }],
-      b.layers.map((l) => [l.name, String(l.width), String(l.widthAfter), String(l.removedApproximately), l.sensitivity.toPrecision(3), l.errorAlone === null ? '-' : l.errorAlone.toExponential(2)]),
+      [
+        // Layers the plan narrows; the rest (measured, uncut) are in the JSON.
+        ...b.layers.filter((l) => l.widthAfter < l.width).map((l) => [l.name, String(l.width), String(l.widthAfter), String(l.removedApproximately), l.sensitivity.toPrecision(3), l.errorAlone === null ? '-' : l.errorAlone.toExponential(2)]),
+        ...report.groups.map((g) => [`${g.name} (${g.members.join(', ')})`, String(g.width), String(g.widthAfter), '0 (exact, coupled)', '-', '-']),
+      ],
       options,
     ));
     if (b.constantOnProbes) lines.push(`note: ${b.constantOnProbes} removed neuron${b.constantOnProbes === 1 ? ' was' : 's were'} constant on the fit probes only (not provably constant on every input); their mean went into the next bias`);

@@ -271,6 +271,22 @@ export async function searchBudget(measurement: Measurement, budget: BudgetOptio
   };
 
   options.onProgress?.('searching the budget');
+  // Nothing to remove at all: no run of an unchanged copy.
+  const hasTarget = budget.targetParams !== undefined || budget.targetFlops !== undefined;
+  if (!hasTarget && sequence.length === 0 && planOf(zero).layers.every((lp) => lp.widthAfter === lp.width) && groupPlans.length === 0) {
+    return {
+      plan: { layers: [], groups: [] },
+      model,
+      fidelity: { maxAbsError: 0, maxRelError: 0, top1Agreement: null, samples: 0, worstOutput: '', nonFinite: null },
+      params: { before: paramsBefore, after: paramsBefore },
+      flops: { before: flopsBefore, after: flopsBefore },
+      candidates: candidates.map((c) => ({ name: c.name, kind: c.kind, width: c.width, widthAfter: c.width, removed: 0, sensitivity: 1, errorAlone: null, probes: [] })),
+      verifications,
+      constantOnProbes: 0,
+      ...(budget.sweep ? { curve: budget.sweep.map((b) => ({ budget: b, paramsRemoved: 0, flopsRemoved: 0, maxRelError: 0, top1Agreement: null, neuronsAfter: measured.reduce((s, m) => s + m.width, 0), widths: Object.fromEntries(candidates.map((c) => [c.name, c.width])) })) } : {}),
+      decidedBy: 'nothing to remove',
+    };
+  }
   const exactOnly = await evaluate(zero);
   let chosen: Evaluation;
   let decidedBy: string;

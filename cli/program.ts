@@ -385,6 +385,7 @@ function budgetOptions(o: PruneFlags): BudgetOptions | undefined {
     if (!(x > 0)) throw new OptionError('--sweep', `expected positive relative-error budgets, got "${o.sweep}"`);
     return x;
   });
+  if (b.sweep && (b.targetParams !== undefined || b.targetFlops !== undefined)) throw new OptionError('--sweep', 'walks a ladder of error budgets; it cannot be combined with --target-params or --target-flops');
   const asked = Object.keys(b).length > 0;
   if (o.approximate) {
     if (asked) throw new OptionError('--approximate', 'merges every cluster at once; it cannot be combined with --target-params, --target-flops, --min-top1, --max-accuracy-drop or --sweep, which search for the largest reduction themselves');

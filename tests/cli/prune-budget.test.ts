@@ -104,6 +104,7 @@ describe('condense prune with a budget', () => {
       [['--labels', fixturePath('mnist-probe-labels.npy')], /^condense: --labels: needs a budget/],
       [['--random', '64', '--labels', fixturePath('mnist-probe-labels.npy'), '--max-accuracy-drop', '0.01'], /^condense: --labels: labels name the classes of probe samples/],
       [['--html', 'x.html'], /^condense: --html: is the trade-off curve of --sweep/],
+      [['--sweep', '--target-params', '0.5'], /^condense: --sweep: walks a ladder of error budgets/],
     ];
     for (const [flags, message] of cases) {
       const run = await runCliInProcess(['prune', model, ...(flags.includes('--random') ? [] : MNIST), ...flags, '--dry-run']);

@@ -109,21 +109,27 @@ export async function searchBudget(measurement: Measurement, budget: BudgetOptio
   if (!holdout) throw new Error('searchBudget needs a measurement with held-out probes (measureOptionsForPrune)');
   // Samples the statistics were fitted on: the probes, or the statistics files' (--stats).
   const fitCount = measurement.statisticsFiles?.samples ?? probes!.fit.count;
-  const candidates: RemovalCandidate[] = [];
+  // Output positions per sample of each layer (1 for dense ones), from how many rows its
+  // statistics took per fit sample: FLOPs scale with them.
+  const positionsOf = new Map<string, number>();
   for (const m of measured) {
     const stride = statistics.positionStrides?.get(m.layer.name) ?? 1;
-    const positions = m.statistics && fitCount > 0 ? Math.max(1, (m.statistics.count * stride) / fitCount) : 1;
-    const c = rankLayerRemovals(m, { ...(options.merge?.exactTolerance !== undefined ? { exactTolerance: options.merge.exactTolerance } : {}), positionsPerSample: positions });
+    positionsOf.set(m.layer.name, m.statistics && fitCount > 0 ? Math.max(1, (m.statistics.count * stride) / fitCount) : 1);
+  }
+  const candidates: RemovalCandidate[] = [];
+  for (const m of measured) {
+    const c = rankLayerRemovals(m, {
+      ...(options.merge?.exactTolerance !== undefined ? { exactTolerance: options.merge.exactTolerance } : {}),
+      positionsPerSample: positionsOf.get(m.layer.name)!,
+      positionsOf: (node) => positionsOf.get(node) ?? 1,
+    });
     if (c) candidates.push(c);
   }
   // Groups merge exactly (their own candidates plug in here when group kinds rank removals).
   const groupPlans = planMerges([], options.merge, groups).groups;
-  const flopsBefore = measured.reduce((s, m) => {
-    const stride = statistics.positionStrides?.get(m.layer.name) ?? 1;
-    const positions = m.statistics && fitCount > 0 ? Math.max(1, (m.statistics.count * stride) / fitCount) : 1;
-    const dims = m.layer.weight.dims.reduce((p, d) => p * d, 1);
-    return s + 2 * dims * positions;
-  }, 0);
+  /** Multiply-add FLOPs per sample of a model's layers: 2 x weight elements x output positions. */
+  const layerFlops = (m: Model): number => findLayers(m).reduce((s, l) => s + 2 * l.weight.dims.reduce((p, d) => p * d, 1) * (positionsOf.get(l.name) ?? 1), 0);
+  const flopsBefore = layerFlops(model);
   const paramsBefore = original.parameterCount();
   const sessionOpts = { ...(options.session ? { session: options.session } : {}), ...(options.batchSize ? { batchSize: options.batchSize } : {}), ...(budget.labels && typeof budget.labels !== 'string' ? { labels: heldOutLabels(budget.labels, probes!.fit.count, holdout.count) } : {}) };
 
@@ -142,7 +148,6 @@ export async function searchBudget(measurement: Measurement, budget: BudgetOptio
     cleanUp(copy);
     return copy;
   };
-  const flopsOf = (counts: number[]): number => candidates.reduce((s, c, i) => s - (c.exactRemoved + counts[i]!) * c.flopsPerStep, flopsBefore);
   const evaluate = (counts: number[]): Promise<Evaluation> => {
     const key = counts.join(',');
     let hit = cache.get(key);
@@ -153,7 +158,7 @@ export async function searchBudget(measurement: Measurement, budget: BudgetOptio
         verifications++;
         originalOutputs ??= referenceOutputs(original, input, holdout, sessionOpts);
         const fidelity = await compareModels(await originalOutputs, rewritten, input, holdout, sessionOpts);
-        return { counts, plan, model: rewritten, params: rewritten.parameterCount(), flops: flopsOf(counts), fidelity };
+        return { counts, plan, model: rewritten, params: rewritten.parameterCount(), flops: layerFlops(rewritten), fidelity };
       })();
       cache.set(key, hit);
     }
@@ -311,17 +316,19 @@ export async function searchBudget(measurement: Measurement, budget: BudgetOptio
     chosen = await evaluate(countsAt(lo));
     decidedBy = 'sweep';
   } else if (budget.targetParams !== undefined || budget.targetFlops !== undefined) {
-    const meets = (p: number): boolean => {
-      const counts = countsAt(p);
-      const params = rewriteParams(counts);
-      return (budget.targetParams === undefined || params <= budget.targetParams * paramsBefore) && (budget.targetFlops === undefined || flopsOf(counts) <= budget.targetFlops * flopsBefore);
-    };
-    const paramCache = new Map<string, number>();
-    function rewriteParams(counts: number[]): number {
+    const sizeCache = new Map<string, { params: number; flops: number }>();
+    const sizeOf = (counts: number[]): { params: number; flops: number } => {
       const key = counts.join(',');
-      if (!paramCache.has(key)) paramCache.set(key, rewrite(planOf(counts)).parameterCount());
-      return paramCache.get(key)!;
-    }
+      if (!sizeCache.has(key)) {
+        const m = rewrite(planOf(counts));
+        sizeCache.set(key, { params: m.parameterCount(), flops: layerFlops(m) });
+      }
+      return sizeCache.get(key)!;
+    };
+    const meets = (p: number): boolean => {
+      const size = sizeOf(countsAt(p));
+      return (budget.targetParams === undefined || size.params <= budget.targetParams * paramsBefore) && (budget.targetFlops === undefined || size.flops <= budget.targetFlops * flopsBefore);
+    };
     if (!meets(sequence.length)) {
       const all = await evaluate(countsAt(sequence.length));
       throw new VerificationError(input, `cannot reach the target: removing every candidate leaves ${all.params} of ${paramsBefore} parameters (${pct(all.params / paramsBefore)}) and ${pct(all.flops / flopsBefore)} of the FLOPs, at a verified error of ${all.fidelity.maxRelError.toExponential(2)}; nothing was written`, []);
@@ -346,6 +353,38 @@ export async function searchBudget(measurement: Measurement, budget: BudgetOptio
     const p = await largestPassing(0, budget.maxError);
     chosen = await evaluate(countsAt(p));
     decidedBy = 'budget';
+    // Where the global order left slack in a layer (its calibration is an estimate), take more of
+    // that layer alone while the whole still passes: a few runs per layer in small models.
+    if (candidates.length > 1 && candidates.length <= MANY_CANDIDATES) {
+      const order = [...candidates.keys()].sort((a, b) => candidates[b]!.paramsPerStep - candidates[a]!.paramsPerStep);
+      for (const i of order) {
+        const c = candidates[i]!;
+        let lo = chosen.counts[i]!;
+        let hi = c.steps + 1;
+        const tryCount = async (r: number): Promise<Evaluation | undefined> => {
+          const counts = chosen.counts.slice();
+          counts[i] = r;
+          const e = await evaluate(counts);
+          return passes(e.fidelity, budget.maxError) ? e : undefined;
+        };
+        let best: Evaluation | undefined;
+        for (let step = 1; lo + step <= c.steps; step *= 2) {
+          const e = await tryCount(lo + step);
+          if (!e) {
+            hi = lo + step;
+            break;
+          }
+          best = e;
+          lo += step;
+        }
+        // One bisection step at most: the slack is usually a few neurons.
+        if (best && hi <= c.steps && hi - lo > 1) {
+          const e = await tryCount(Math.floor((lo + hi) / 2));
+          if (e) best = e;
+        }
+        if (best) chosen = best;
+      }
+    }
     if (p === 0 && sequence.length > 0) {
       const first = await evaluate(countsAt(1));
       cheapest = { name: candidates[sequence[0]!.candidate]!.name, maxRelError: first.fidelity.maxRelError, top1Agreement: first.fidelity.top1Agreement };

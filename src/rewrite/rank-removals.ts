@@ -48,6 +48,8 @@ export interface RankOptions {
   exactTolerance?: number;
   /** Output positions per sample of this layer (1 for dense layers): FLOPs scale with it. */
   positionsPerSample?: number;
+  /** Output positions per sample of the layer a consumer node computes (its own resolution, after any pooling). */
+  positionsOf?: (node: string) => number;
 }
 
 /** The removal candidate of one measured layer; undefined when the layer cannot be merged or has no statistics. */
@@ -66,7 +68,7 @@ export function rankLayerRemovals(m: LayerCondensation, options: RankOptions = {
   for (const c of layer.consumers) {
     const perNeuron = c.viewDims.reduce((p, d) => p * d, 1) / width;
     consumerParams += perNeuron;
-    consumerFlops += 2 * perNeuron * (c.node.opType === 'Conv' ? positions : 1);
+    consumerFlops += 2 * perNeuron * (options.positionsOf?.(c.node.label) ?? 1);
   }
   const paramsPerStep = dim + consumerParams + layer.activation.perNeuron.length;
   const flopsPerStep = 2 * fanIn * positions + consumerFlops;

@@ -6,7 +6,7 @@ import { renderSvg, type Figure } from './figure.js';
 import type { PruneReport } from './prune-report.js';
 import { escapeXml as esc } from './svg-canvas.js';
 
-/** The figure of a sweep: reduction (%) and verified error (log10) per budget. */
+/** The figure of a sweep: reduction (%) and verified error (-log10) per budget. */
 export function sweepFigure(report: PruneReport): Figure {
   const b = report.budget!;
   const sweep = b.sweep ?? [];
@@ -28,13 +28,14 @@ export function sweepFigure(report: PruneReport): Figure {
       },
       {
         kind: 'lines',
-        title: 'Verified held-out error',
+        // Line charts start at 0: digits of agreement (-log10 error) are positive for errors below 1.
+        title: 'Verified held-out error (digits: -log10)',
         xLabel: 'relative-error budget',
-        yLabel: 'log10 max relative error',
+        yLabel: '-log10 max relative error',
         xTickLabels: ticks,
         series: [
-          { label: 'verified', color: paletteColor(2), values: sweep.map((p) => (p.maxRelError > 0 ? Math.log10(p.maxRelError) : null)) },
-          { label: 'budget', color: paletteColor(3), values: sweep.map((p) => Math.log10(p.budget)) },
+          { label: 'verified', color: paletteColor(2), values: sweep.map((p) => (p.maxRelError > 0 ? Math.max(0, -Math.log10(p.maxRelError)) : null)) },
+          { label: 'budget', color: paletteColor(3), values: sweep.map((p) => Math.max(0, -Math.log10(p.budget))) },
         ],
       },
     ],

@@ -12,6 +12,7 @@ import * as path from 'node:path';
 import { hugePagesEnvironment } from '../cli/huge-pages.js';
 import { canonicalLabels, fixed, median, OUT_DIR, printTable, PYTHON, runChild, runPython } from './bench-support.js';
 import type { CnnSpec, MlpSpec } from './generated-models.js';
+import { budgetSearchSection } from './budget-search.js';
 
 const args = process.argv.slice(2);
 const quick = args.includes('--quick');
@@ -229,12 +230,7 @@ await section('shards', () => {
   verdicts.push({ target: 'sharded audit (4 shards) equals one run', measured: `${r.sameClusters ? 'same' : 'DIFFERENT'} clusters, scatter within ${r.worstRelativeScatterDifference.toExponential(1)}; merge ${fixed(r.mergeSeconds, 3)} s`, isMet: r.sameClusters && r.worstRelativeScatterDifference < 1e-4 });
 });
 
-await section('budget', () => {
-  // Issue 11's budgeted prune: not on main when this bench was written (docs/performance.md).
-  console.log('\nbudget search / audit: not measured: the budgeted prune (issue 11) is not on main yet');
-  results.budget = { available: false };
-  verdicts.push({ target: 'budget search / audit', measured: 'not available (issue 11 not merged)', isMet: undefined });
-});
+await section('budget', () => budgetSearchSection(quick, results, verdicts));
 
 interface MemoryResult {
   samples: number;

@@ -5,6 +5,7 @@ import { Command, CommanderError, Option } from 'commander';
 import {
   audit, auditReport, CondenseError, DEVICES, formatAuditTable, formatInspect, formatPruneSummary, inspect, inspectReport,
   OptionError, prune, pruneReport, terminalText, type Device, type ProbeOptions,
+  DEFAULT_SWEEP, renderSweepHtml, type BudgetOptions,
   collectShard, writeStatisticsFile,
 } from '../src/index.js';
 import {
@@ -206,8 +207,8 @@ const EXAMPLES: Record<string, string[]> = {
   ],
   prune: [
     'condense prune model.onnx -o small.onnx',
-    'condense prune model.onnx --probe data.npz --approximate --max-error 1e-3 -o small.onnx',
-    'condense prune cnn.onnx --images photos/ --dry-run --quiet',
+    'condense prune model.onnx --probe data.npy --max-error 1e-2 -o small.onnx',
+    'condense prune model.onnx --random 1024 --sweep --html tradeoff.html',
   ],
   check: [
     'condense check model.onnx --config condense.config.json --junit results.xml',
@@ -312,25 +313,36 @@ export function buildProgram(io: CliIO = defaultIO): Command {
     });
 
   addWorkersOption(addStatsOption(addProbeOptions(program.command('prune'))))
-    .description('merge condensed neurons, verify against the original on held-out probes, write the smaller model')
+    .description('merge condensed neurons, verify against the original on held-out probes, write the smaller model; with a budget, the largest verified reduction within it')
     .argument('<model>', 'ONNX model file')
     .option('-o, --output <file>', 'where to write the pruned model (never the input)')
-    .option('--approximate', 'also merge the rest of each cluster, refitting consumers by least squares on the probes')
-    .option('--max-error <e>', 'largest relative output error accepted on held-out probes', '1e-4')
+    .option('--approximate', 'also merge the rest of each cluster, refitting consumers by least squares on the probes (all or nothing)')
+    .option('--max-error <e>', 'budget: the largest reduction whose relative output error on held-out probes is at most e (without a budget: exact merges, checked against 1e-4)')
+    .option('--target-params <fraction>', 'budget: keep at most this fraction of the parameters (0.5: half) and report the verified error')
+    .option('--target-flops <fraction>', 'budget: keep at most this fraction of the layers\' multiply-add FLOPs')
+    .option('--min-top1 <share>', 'budget: top-1 agreement with the original on held-out probes at least this (0.99)')
+    .option('--labels <file.npy>', 'class labels of the probe samples (1-D integers): report accuracy; a budget with --max-accuracy-drop')
+    .option('--max-accuracy-drop <d>', 'budget: accuracy against --labels at most d below the original\'s (0.01: one point)')
+    .option('--sweep [budgets]', `trade-off curve: the verified reduction at each relative-error budget (default ${DEFAULT_SWEEP.join(',')}); writes no model`)
+    .option('--html <file>', 'with --sweep: also write the curve as an HTML page with a plot')
     .option('--exact-tolerance <t>', 'largest relative residual |u_j - t u_r| / |u_j| an exact merge accepts (--threshold does not drive exact merges)', '1e-6')
     .option('--dry-run', 'plan and verify, write nothing')
-    .action(async (model: string, o: CommonOptions & { output?: string; approximate?: boolean; maxError: string; exactTolerance: string; dryRun?: boolean }) => {
-      if (!o.output && !o.dryRun) throw new OptionError('--output', 'is required: expected -o <file> for the pruned model (or --dry-run)');
+    .action(async (model: string, o: CommonOptions & PruneFlags) => {
+      const budget = budgetOptions(o);
+      if (!o.output && !o.dryRun && !budget?.sweep) throw new OptionError('--output', 'is required: expected -o <file> for the pruned model (or --dry-run)');
+      if (o.html !== undefined && !budget?.sweep) throw new OptionError('--html', 'is the trade-off curve of --sweep; add --sweep');
       const probe = probeOptions(o);
       const progress = progressFor(io, o);
+      const maxError = o.maxError === undefined ? undefined : parseNumber('--max-error', o.maxError, (x) => x >= 0, 'a non-negative number');
       const result = await prune(model, {
         output: o.output ?? '',
         ...(probe ? { probe } : {}),
         analysis: analysisOptions(o),
         merge: { approximate: !!o.approximate, exactTolerance: parseNumber('--exact-tolerance', o.exactTolerance, (x) => x >= 0 && x < 1, 'a number in [0, 1)') },
-        verify: { maxError: parseNumber('--max-error', o.maxError, (x) => x >= 0, 'a non-negative number') },
+        verify: { ...(maxError !== undefined && !budget ? { maxError } : {}) },
         session: sessionOptions(o),
         dryRun: !!o.dryRun,
+        ...(budget ? { budget } : {}),
         ...(o.stats?.length ? { statistics: o.stats } : {}),
         ...workerCount(o),
         onProgress: (stage, p) => progress.update(stage, p),
@@ -338,11 +350,54 @@ export function buildProgram(io: CliIO = defaultIO): Command {
       progress.end();
       const report = pruneReport(result);
       io.stdout(o.json ? `${JSON.stringify(report, null, 2)}\n` : `${formatPruneSummary(report, { width })}\n`);
+      if (o.html !== undefined) writeOutput(io, o.html, renderSweepHtml(report), '--html', [model]);
     });
 
   addReportingCommands(program, io);
   addExamples(program);
   return program;
+}
+
+interface PruneFlags {
+  output?: string;
+  approximate?: boolean;
+  maxError?: string;
+  targetParams?: string;
+  targetFlops?: string;
+  minTop1?: string;
+  labels?: string;
+  maxAccuracyDrop?: string;
+  sweep?: string | boolean;
+  html?: string;
+  exactTolerance: string;
+  dryRun?: boolean;
+}
+
+/** The budget the flags ask for; undefined for a plain (exact, or --approximate all-or-nothing) prune. */
+function budgetOptions(o: PruneFlags): BudgetOptions | undefined {
+  const fraction = (flag: string, text: string): number => parseNumber(flag, text, (x) => x > 0 && x <= 1, 'a fraction in (0, 1]');
+  const b: BudgetOptions = {};
+  if (o.targetParams !== undefined) b.targetParams = fraction('--target-params', o.targetParams);
+  if (o.targetFlops !== undefined) b.targetFlops = fraction('--target-flops', o.targetFlops);
+  if (o.minTop1 !== undefined) b.minTop1 = parseNumber('--min-top1', o.minTop1, (x) => x >= 0 && x <= 1, 'a share in [0, 1]');
+  if (o.maxAccuracyDrop !== undefined) b.maxAccuracyDrop = parseNumber('--max-accuracy-drop', o.maxAccuracyDrop, (x) => x >= 0 && x <= 1, 'a share in [0, 1]');
+  if (o.sweep !== undefined) b.sweep = o.sweep === true ? DEFAULT_SWEEP : parseNumberList('--sweep', String(o.sweep)).map((x) => {
+    if (!(x > 0)) throw new OptionError('--sweep', `expected positive relative-error budgets, got "${o.sweep}"`);
+    return x;
+  });
+  if (b.sweep && (b.targetParams !== undefined || b.targetFlops !== undefined)) throw new OptionError('--sweep', 'walks a ladder of error budgets; it cannot be combined with --target-params or --target-flops');
+  const asked = Object.keys(b).length > 0;
+  if (o.approximate) {
+    if (asked) throw new OptionError('--approximate', 'merges every cluster at once; it cannot be combined with --target-params, --target-flops, --min-top1, --max-accuracy-drop or --sweep, which search for the largest reduction themselves');
+    if (o.labels !== undefined) throw new OptionError('--labels', 'is read by a budgeted prune, not by --approximate');
+    return undefined;
+  }
+  if (o.maxError !== undefined) b.maxError = parseNumber('--max-error', o.maxError, (x) => x >= 0, 'a non-negative number');
+  if (o.labels !== undefined) {
+    if (b.maxAccuracyDrop === undefined && Object.keys(b).length === 0) throw new OptionError('--labels', 'needs a budget to report accuracy under: add --max-accuracy-drop d, --max-error e, --min-top1 a or a --target-*');
+    b.labels = o.labels;
+  } else if (b.maxAccuracyDrop !== undefined) throw new OptionError('--max-accuracy-drop', 'needs --labels labels.npy (the class of each probe sample)');
+  return Object.keys(b).length > 0 ? b : undefined;
 }
 
 /**
@@ -351,6 +406,7 @@ export function buildProgram(io: CliIO = defaultIO): Command {
  */
 const FLAG_FOR_OPTION: Record<string, string> = {
   maxError: '--max-error',
+  labels: '--labels',
   exactTolerance: '--exact-tolerance',
   similarityThreshold: '--threshold',
   staticThreshold: '--static-threshold',

@@ -55,3 +55,7 @@ export { writeReportFile, ensureOutputFolder } from './files/write-report-file.j
 export { auditPictures, type Picture } from './report/audit-pictures.js';
 export { parsePinnedValue, type InputFeedOptions, type PinnedValue } from './runtime/input-feeds.js';
 export { IMAGE_PRESETS, type ImagePreset, type ImageProbeOptions } from './runtime/image-probes.js';
+export { searchBudget, DEFAULT_SWEEP, BUDGET_HOLDOUT_SAMPLES, type BudgetOptions, type BudgetSearchResult, type SweepPoint, type CandidateSummary } from './pipeline/budget-search.js';
+export { rankLayerRemovals, type RemovalCandidate } from './rewrite/rank-removals.js';
+export { renderSweepHtml, sweepFigure } from './report/sweep-report.js';
+export type { BudgetReport } from './report/prune-report.js';

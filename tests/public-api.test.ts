@@ -29,6 +29,8 @@ const VALUES = [
   'IMAGE_PRESETS', 'imageProbes', 'parsePinnedValue',
   // Coverage and quantized layers named (issue 9b).
   'describeCoverage', 'findUnsupportedLayers', 'measureCoverage',
+  // Compression within a budget (issue 11): prune --max-error / --target-* / --sweep.
+  'BUDGET_HOLDOUT_SAMPLES', 'DEFAULT_SWEEP', 'rankLayerRemovals', 'renderSweepHtml', 'searchBudget', 'sweepFigure',
 ];
 
 const TYPES = [
@@ -44,6 +46,8 @@ const TYPES = [
   'ImagePreset', 'ImageProbeOptions', 'InputFeedOptions', 'PinnedValue',
   // Coverage and quantized layers named (issue 9b).
   'BlockerCount', 'Coverage', 'UnsupportedLayer',
+  // Compression within a budget (issue 11).
+  'BudgetOptions', 'BudgetReport', 'BudgetSearchResult', 'CandidateSummary', 'RemovalCandidate', 'SweepPoint',
 ].sort();
 
 /** Every name src/index.ts exports, types included. */

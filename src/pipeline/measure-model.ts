@@ -16,7 +16,7 @@ import type { ProbeOptions } from '../runtime/probe-data.js';
 import { dequantizeConstantWeights } from '../rewrite/dequantize-weights.js';
 import { foldBatchNorms } from '../rewrite/fold-batch-norms.js';
 import { collectLayerStatistics, type LayerStatistics } from './collect-layer-statistics.js';
-import { prepareProbes, wantsProbes, type PreparedProbes } from './prepare-probes.js';
+import { prepareProbes, wantsProbes, type HoldoutOptions, type PreparedProbes } from './prepare-probes.js';
 import { OptionError } from '../errors.js';
 import { measureLayers, RUNTIME_COSINE_MIN_WIDTH } from './measure-layers.js';
 import { collectInWorkers } from './parallel-collect.js';
@@ -30,9 +30,12 @@ export interface MeasureOptions {
    * Hold probes out for verification (prune, check's prune rule): random probes get a second,
    * independently seeded draw of `samples` (default max(16, n/4)); files lose their last quarter.
    */
-  holdout?: { samples?: number };
-  /** Random probes to draw when `probe` asks for none (verification needs data); default none. */
-  defaultRandomProbes?: number;
+  holdout?: HoldoutOptions;
+  /**
+   * Random probes to draw when `probe` asks for none (verification needs data); default none. A
+   * function sees the layers found (a least-squares refit wants more samples than neurons).
+   */
+  defaultRandomProbes?: number | ((layers: NeuronLayer[]) => number);
   onProgress?: (p: CollectProgress) => void;
   /**
    * Statistics files (`condense collect`) to merge instead of collecting on the probes; probes,
@@ -43,6 +46,11 @@ export interface MeasureOptions {
   workers?: number;
   /** Called as each stage begins (for progress lines): "collecting statistics", "measuring layer 3/40: fc3". */
   onStage?: (stage: string) => void;
+  /**
+   * false: prepare the probes (and the held-out set) but run no statistics session; layers are
+   * measured from weights alone. Exact-only prune plans from weights and needs data only to verify.
+   */
+  collect?: boolean;
 }
 
 /** Layers at least this wide get their weight cosines from onnxruntime's GEMM (a JavaScript loop takes seconds). */
@@ -84,7 +92,7 @@ export async function measureModel(model: string | Model, options: MeasureOption
   const probeOptions: ProbeOptions | undefined = wantsProbes(options.probe)
     ? options.probe
     : options.defaultRandomProbes
-      ? { ...options.probe, random: options.defaultRandomProbes }
+      ? { ...options.probe, random: typeof options.defaultRandomProbes === 'function' ? options.defaultRandomProbes(layers) : options.defaultRandomProbes }
       : undefined;
   let statistics: LayerStatistics = Object.assign(new Map(), { positionSampling: [], positionStrides: new Map<string, number>() });
   let probes: PreparedProbes | undefined;
@@ -96,6 +104,8 @@ export async function measureModel(model: string | Model, options: MeasureOption
     statisticsFiles = { samples: shards.samples, source: `${shards.files.length} statistics file${shards.files.length === 1 ? '' : 's'} (${shards.files.join(', ')})`, mergeSeconds: shards.seconds };
     // Held-out probes still verify a rewrite.
     if (probeOptions && options.holdout) probes = prepareProbes(folded, probeOptions, options.holdout);
+  } else if (probeOptions && options.collect === false) {
+    probes = prepareProbes(folded, probeOptions, options.holdout);
   } else if (probeOptions) {
     probes = prepareProbes(folded, probeOptions, options.holdout);
     options.onStage?.('collecting statistics');

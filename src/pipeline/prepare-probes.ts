@@ -21,11 +21,17 @@ export function wantsProbes(options: ProbeOptions | undefined): boolean {
   return !!options && ((options.files?.length ?? 0) > 0 || options.random !== undefined || options.images !== undefined);
 }
 
+/** How many samples verification gets: `samples` for random probes; `atLeast` raises the default (files: up to half of them). */
+export interface HoldoutOptions {
+  samples?: number;
+  atLeast?: number;
+}
+
 /**
  * Probe sets for a model. With `holdout`, files are split (the last quarter held out) and random
  * probes get a second, independently seeded draw.
  */
-export function prepareProbes(model: Model, options: ProbeOptions, holdout: { samples?: number } | undefined): PreparedProbes {
+export function prepareProbes(model: Model, options: ProbeOptions, holdout: HoldoutOptions | undefined): PreparedProbes {
   const feeds = {
     ...(options.pinned ? { pinned: options.pinned } : {}),
     ...(options.batchAxes ? { batchAxes: options.batchAxes } : {}),
@@ -44,7 +50,8 @@ export function prepareProbes(model: Model, options: ProbeOptions, holdout: { sa
     const unit = all.fixedBatch ?? 1;
     const units = Math.floor(all.count / unit);
     if (units < 2) throw new OptionError(option, `has ${all.count} samples; verification needs at least ${2 * unit} (some to fit, some held out)`);
-    const held = Math.max(1, Math.round(units / 4)) * unit;
+    const quarter = Math.max(1, Math.round(units / 4));
+    const held = Math.max(quarter, Math.min(Math.ceil((holdout.atLeast ?? 0) / unit), Math.floor(units / 2))) * unit;
     return {
       fit: sliceProbes(all, 0, all.count - held), holdout: sliceProbes(all, all.count - held, all.count), source, notes,
       holdoutSource: `the last ${held} of the ${all.count} samples (${options.images ? 'images' : 'probe files'}), not used for fitting`,
@@ -58,7 +65,7 @@ export function prepareProbes(model: Model, options: ProbeOptions, holdout: { sa
   const notes = fit.notes ?? [];
   if (!holdout) return { fit, holdout: undefined, source, notes };
   const unit = fit.fixedBatch ?? 1;
-  const want = holdout.samples ?? Math.max(16, Math.ceil(count / 4));
+  const want = holdout.samples ?? Math.max(16, Math.ceil(count / 4), holdout.atLeast ?? 0);
   const held = Math.max(unit, Math.ceil(want / unit) * unit);
   const holdoutSeed = seed + HOLDOUT_SEED_OFFSET;
   return { fit, holdout: randomProbes(model, held, { seed: holdoutSeed, ...feeds, shapes }), source, notes, holdoutSource: `random Gaussian (seed ${holdoutSeed}), drawn apart from the fitting samples` };

@@ -8,6 +8,8 @@ import { Tensor } from '../ir/tensor.js';
 import type { Value } from '../ir/value.js';
 import { axisToRows, rowsToAxis } from '../numeric/axis-slices.js';
 import { solveSymmetricPositive } from '../numeric/linear-solve.js';
+import { refitOnPivots } from '../numeric/pivoted-cholesky.js';
+import { factorOn } from './refit-factors.js';
 import type { StreamingMoments } from '../numeric/streaming-moments.js';
 import { findChannelGroups, groupChannels, groupStatisticsKey, type ChannelGroup, type GroupMember } from '../analysis/channel-groups.js';
 import { coupleAt, rankOf, type ChannelLink } from '../analysis/coupling-rules.js';
@@ -215,7 +217,8 @@ function applyLayerPlan(model: Model, layer: NeuronLayer, lp: LayerMergePlan, st
   const dropped = new Set<number>(lp.refit ? lp.refit.dropped : [...lp.merges.map((m) => m.neuron), ...lp.statics.map((s) => s.neuron)]);
   const kept = [...Array(layer.width).keys()].filter((k) => !dropped.has(k));
   for (const consumer of layer.consumers) {
-    if (lp.refit) refitConsumer(model, layer, consumer, lp.refit.kept, stats);
+    if (lp.refit?.ordered) refitConsumerPivoted(model, layer, consumer, lp, stats);
+    else if (lp.refit) refitConsumer(model, layer, consumer, lp.refit.kept, stats);
     else foldIntoConsumer(model, layer, consumer, lp);
   }
   cutProducer(model, layer, kept);
@@ -367,6 +370,45 @@ function refitConsumer(model: Model, layer: Pick<NeuronLayer, 'name' | 'width' |
   const full = new Float64Array(rows.length);
   kept.forEach((k, a) => full.set(refit.subarray(a * len, (a + 1) * len), k * len));
   writeConsumer(model, layer, consumer, full, len, kept, sumPerOutput(delta, consumer));
+}
+
+/**
+ * The same least-squares refit through a Cholesky pivoted on the first `regressors` of `kept`, in
+ * order: the dropped neurons' outputs are fit from those (x_D ~ B x_K, B = L_K^-T L_D^T); the other
+ * kept neurons, and a regressor the earlier ones already predict, keep their consumer weights, so
+ * a rank-deficient S_KK (more neurons than fit samples, copies) needs no ridge. A'_K = A_K + B A_D
+ * and c' = c + A^T mu - A'^T mu (condensation.md, data-driven compensation).
+ */
+function refitConsumerPivoted(model: Model, layer: NeuronLayer, consumer: Consumer, lp: LayerMergePlan, stats: StreamingMoments | undefined): void {
+  if (!stats) throw new Error(`layer "${layer.name}" has a refit plan but no statistics`);
+  const { kept } = lp.refit!;
+  const regressors = lp.refit!.regressors ?? kept.length;
+  const width = layer.width;
+  const rows = consumerRows(consumer);
+  const len = rows.length / width;
+  // Exact merges fold exactly first (A[:, r] += t A[:, j]); the refit then sees j as gone.
+  for (const m of lp.merges) {
+    for (let i = 0; i < len; i++) rows[m.into * len + i]! += m.scale * rows[m.neuron * len + i]!;
+    rows.fill(0, m.neuron * len, (m.neuron + 1) * len);
+  }
+  const keptSet = new Set(kept);
+  const dropped = [...Array(width).keys()].filter((k) => !keptSet.has(k));
+  const factor = factorOn(stats, kept.slice(0, regressors));
+  const update = refitOnPivots(factor, dropped, rows, len);
+  const full = new Float64Array(rows.length);
+  for (const j of kept) full.set(rows.subarray(j * len, (j + 1) * len), j * len);
+  factor.pivots.forEach((p, s) => {
+    for (let o = 0; o < len; o++) full[p * len + o]! += update[s * len + o]!;
+  });
+  const mu = stats.mean;
+  const delta = new Float64Array(len);
+  for (let j = 0; j < width; j++) {
+    const m = mu[j]!;
+    if (m === 0) continue;
+    const isKept = keptSet.has(j);
+    for (let o = 0; o < len; o++) delta[o]! += (rows[j * len + o]! - (isKept ? full[j * len + o]! : 0)) * m;
+  }
+  writeConsumer(model, layer, consumer, full, len, kept.slice().sort((a, b) => a - b), sumPerOutput(delta, consumer));
 }
 
 /** Writes the consumer's rows (only `kept`) back and adds `biasDelta` (in y's units) to its bias. */

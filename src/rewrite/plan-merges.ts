@@ -32,8 +32,14 @@ export interface LayerMergePlan {
   widthAfter: number;
   merges: NeuronMerge[];
   statics: StaticRemoval[];
-  /** Approximate mode: neurons kept, with the consumers refit by least squares on probe statistics. */
-  refit?: { kept: number[]; dropped: number[] };
+  /**
+   * Approximate mode: neurons kept, with the consumers refit by least squares on probe statistics.
+   * `ordered`: `kept` is in pivot order and the refit is the pivoted-Cholesky one (a kept neuron
+   * the earlier ones already predict keeps its consumer weights), as budgeted prune plans it.
+   * `regressors`: only the first this many of `kept` are fitted on (default all); the rest keep
+   * their consumer weights.
+   */
+  refit?: { kept: number[]; dropped: number[]; ordered?: boolean; regressors?: number };
 }
 
 export interface MergePlan {
@@ -85,28 +91,35 @@ export function planMerges(measured: LayerCondensation[], options: MergeOptions 
  * Exact merges and statics. `withProbeStatics` also drops neurons that were constant on every
  * probe (a ReLU dead on the data): exact on the probes only, so approximate mode alone does it.
  */
+export function planLayerExact(m: LayerCondensation, tolerance = DEFAULT_EXACT_TOLERANCE, withProbeStatics = false): LayerMergePlan {
+  return planExact(m, tolerance, withProbeStatics);
+}
+
 function planExact(m: LayerCondensation, tolerance: number, withProbeStatics = false): LayerMergePlan {
   const { layer } = m;
   const width = layer.width;
   const { rows, dim } = inputWeightVectors(layer);
   const fanIn = layer.bias ? dim - 1 : dim;
   const statics = exactStatics(m, rows, dim, fanIn, withProbeStatics);
-  const removed = new Set(statics.map((s) => s.neuron));
+  // A byte per neuron, not a Set: the pair loop below reads it width^2 / 2 times.
+  const removed = new Uint8Array(width);
+  for (const s of statics) removed[s.neuron] = 1;
   const merges: NeuronMerge[] = [];
   // Larger vectors become representatives: dividing by a tiny |u_r| would amplify rounding.
-  const order = [...Array(width).keys()].filter((k) => !removed.has(k)).sort((a, b) => m.inputWeightNorms[b]! - m.inputWeightNorms[a]! || a - b);
+  const order = [...Array(width).keys()].filter((k) => !removed[k]).sort((a, b) => m.inputWeightNorms[b]! - m.inputWeightNorms[a]! || a - b);
   const act = layer.activation;
   const screen = cosineScreen(tolerance);
+  const cosine = m.weightCosine;
   for (let oi = 0; oi < order.length; oi++) {
     const r = order[oi]!;
-    if (removed.has(r)) continue;
+    if (removed[r]) continue;
     const nr = m.inputWeightNorms[r]!;
     if (nr === 0) continue;
     for (let oj = oi + 1; oj < order.length; oj++) {
       const j = order[oj]!;
-      if (removed.has(j) || act.functionIds[j] !== act.functionIds[r]) continue;
-      const c = m.weightCosine[j * width + r]!;
-      if (Math.abs(c) < screen) continue;
+      if (removed[j]) continue;
+      const c = cosine[j * width + r]!;
+      if (Math.abs(c) < screen || act.functionIds[j] !== act.functionIds[r]) continue;
       let dot = 0;
       for (let i = 0; i < dim; i++) dot += rows[j * dim + i]! * rows[r * dim + i]!;
       const t = dot / (nr * nr);
@@ -125,11 +138,11 @@ function planExact(m: LayerCondensation, tolerance: number, withProbeStatics = f
       } else if (t < 0 && act.isOdd && act.isPositivelyHomogeneous && layer.allowsNegativeScale) kind = 'multiple';
       if (!kind) continue;
       merges.push({ neuron: j, into: r, scale, kind });
-      removed.add(j);
+      removed[j] = 1;
     }
   }
   merges.sort((a, b) => a.neuron - b.neuron);
-  return { layer: layer.name, width, widthAfter: width - removed.size, merges, statics };
+  return { layer: layer.name, width, widthAfter: width - statics.length - merges.length, merges, statics };
 }
 
 function exactStatics(m: LayerCondensation, rows: Float64Array, dim: number, fanIn: number, withProbeStatics: boolean): StaticRemoval[] {

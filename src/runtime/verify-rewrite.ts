@@ -30,6 +30,8 @@ export interface Fidelity {
    * +Inf, so no bound accepts it); null when every non-finite value matched.
    */
   nonFinite: { output: string; sample: number; element: number; original: number; rewritten: number } | null;
+  /** With `labels`: the share of held-out samples each model classifies as labelled (first [N, classes] output). */
+  accuracy?: { original: number; rewritten: number };
 }
 
 /** Encoded bytes, a file path, or a model (staged through a file when too big for one buffer). */
@@ -40,24 +42,43 @@ function openSource(source: ModelSource, subject: string, options: SessionOption
 }
 
 /** Runs both models on `holdout` and measures how far the rewritten outputs are from the original. */
-export async function compareModels(original: ModelSource, rewritten: ModelSource, subject: string, holdout: ProbeSet, options: { session?: SessionOptions; batchSize?: number } = {}): Promise<Fidelity> {
+/** The original model's outputs on the held-out set, computed once for many comparisons. */
+export interface ReferenceOutputs {
+  outputNames: readonly string[];
+  /** The held-out feeds, batch by batch. */
+  batches: Record<string, HostTensor>[];
+  outputs: Record<string, HostTensor>[];
+  holdout: ProbeSet;
+}
+
+/** Runs `original` on `holdout` once; compareModels takes the result in place of the model. */
+export async function referenceOutputs(original: ModelSource, subject: string, holdout: ProbeSet, options: { session?: SessionOptions; batchSize?: number } = {}): Promise<ReferenceOutputs> {
   // One session at a time: the original's outputs on the (small) held-out set are kept, its
   // session released, then the rewritten model runs. Two sessions of a large model at once would
   // double the runtime's copy of the weights at the peak.
   const batches = [...probeBatches(holdout, options.batchSize ?? 32)];
-  const reference: Record<string, HostTensor>[] = [];
+  const outputs: Record<string, HostTensor>[] = [];
   const a = await openSource(original, subject, options.session);
-  let outputNames: readonly string[];
   try {
-    outputNames = a.outputNames;
-    for (const feeds of batches) reference.push(await a.run(feeds));
+    for (const feeds of batches) outputs.push(await a.run(feeds));
+    return { outputNames: a.outputNames, batches, outputs, holdout };
   } finally {
     await a.release();
   }
+}
+
+export async function compareModels(original: ModelSource | ReferenceOutputs, rewritten: ModelSource, subject: string, holdout: ProbeSet, options: { session?: SessionOptions; batchSize?: number; labels?: ArrayLike<number> } = {}): Promise<Fidelity> {
+  const ref = isReference(original) ? original : await referenceOutputs(original, subject, holdout, options);
+  const batches = ref.batches;
+  const reference = ref.outputs;
+  const outputNames = ref.outputNames;
   const maxAbs = new Map<string, number>();
   const maxRef = new Map<string, number>();
   let agree = 0;
   let classified = 0;
+  let rightA = 0;
+  let rightB = 0;
+  const labels = options.labels;
   let nonFinite: Fidelity['nonFinite'] = null;
   let sampleOffset = 0;
   // The original loaded and ran; a rewrite onnxruntime refuses is this tool's bug (exit 70), not a runtime problem.
@@ -106,6 +127,11 @@ export async function compareModels(original: ModelSource, rewritten: ModelSourc
               if (vb[r * cols + c]! > vb[r * cols + ib]!) ib = c;
             }
             if (ia === ib) agree++;
+            if (labels) {
+              const label = labels[sampleOffset + r];
+              if (ia === label) rightA++;
+              if (ib === label) rightB++;
+            }
             classified++;
           }
         }
@@ -126,7 +152,14 @@ export async function compareModels(original: ModelSource, rewritten: ModelSourc
       worstOutput = name;
     }
   }
-  return { maxAbsError, maxRelError, top1Agreement: classified ? agree / classified : null, samples: holdout.count, worstOutput: nonFinite?.output ?? worstOutput, nonFinite };
+  return {
+    maxAbsError, maxRelError, top1Agreement: classified ? agree / classified : null, samples: holdout.count, worstOutput: nonFinite?.output ?? worstOutput, nonFinite,
+    ...(labels && classified ? { accuracy: { original: rightA / classified, rewritten: rightB / classified } } : {}),
+  };
+}
+
+function isReference(x: ModelSource | ReferenceOutputs): x is ReferenceOutputs {
+  return typeof x === 'object' && x !== null && 'outputs' in x && 'outputNames' in x && !(x instanceof Model) && !(x instanceof Uint8Array);
 }
 
 /** Samples in one batch of feeds: the first axis of any input (1 for scalars). */

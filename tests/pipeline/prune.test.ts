@@ -130,6 +130,32 @@ describe('prune', () => {
     expect(result.fidelity.samples).toBeGreaterThan(0);
     expect(fs.readdirSync(folder)).toEqual(['model.onnx']);
   });
+
+  it('says at once that there is nothing to merge, verifying and writing no identical copy', async () => {
+    const folder = path.join(dir, 'nothing-to-merge');
+    fs.mkdirSync(folder);
+    const output = path.join(folder, 'pruned.onnx');
+    const result = await prune(path.join(import.meta.dirname, '../../fixtures/mnist-mlp.onnx'), { output, probe: { random: 64 } });
+    expect(result.nothingToMerge).toBe(true);
+    expect(result.output).toBeNull();
+    expect(result.fidelity.samples).toBe(0);
+    expect(result.params.after).toBe(result.params.before);
+    expect(fs.readdirSync(folder)).toEqual([]);
+  });
+
+  it('under a budget, says there is nothing removable without one verification run when no layer can lose a neuron', async () => {
+    const folder = path.join(dir, 'nothing-removable');
+    fs.mkdirSync(folder);
+    const rng = new SeededRandom(9);
+    // One hidden neuron: a layer keeps at least one, and it has no exact merge.
+    const model = path.join(folder, 'one-neuron.onnx');
+    saveModel(buildMlp({ form: 'Gemm', activation: 'Relu', transB: true, inputWeights: [gaussianVector(rng, INPUT_WIDTH)], biases: [0.1], outgoingWeights: [gaussianVector(rng, OUTPUT_WIDTH)], outputBias: [0, 0] }), model);
+    const output = path.join(folder, 'pruned.onnx');
+    const result = await prune(model, { output, probe: { random: 64 }, budget: { maxError: 1 } });
+    expect(result.nothingToMerge).toBe(true);
+    expect(result.search?.verifications).toBe(0);
+    expect(fs.readdirSync(folder)).toEqual(['one-neuron.onnx']);
+  });
 });
 
 describe('audit', () => {

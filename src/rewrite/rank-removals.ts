@@ -1,0 +1,131 @@
+// Removal candidates for a budgeted prune: per layer (and, through the same interface, per
+// dependency group), the neurons in the order they should go and the error each prefix of that
+// order is predicted to cost, from the probe statistics already collected.
+//
+// A layer's order comes from a greedy pivoted Cholesky of its output covariance S (Schur
+// complements, condensation.md "data-driven compensation"): the neuron whose output the kept ones
+// predict worst, weighted by how much its consumers read it (|a_k|^2), is kept first; the last
+// pivots go first, and neurons the pivots predict exactly (copies, statics, tight clusters) go
+// before any of them. Removing a set D and refitting the consumers on the kept set K leaves the
+// residual variance S_DD|K = S_DD - S_DK S_KK^-1 S_KD, whose weighted trace is the prediction.
+
+import type { LayerCondensation } from '../analysis/measure-condensation.js';
+import { inputWeightVectors } from '../analysis/input-weights.js';
+import { greedyPivotedCholesky } from '../numeric/pivoted-cholesky.js';
+import { covarianceOf, rememberFactor } from './refit-factors.js';
+import { planLayerExact, type LayerMergePlan, type MergePlan, type StaticRemoval } from './plan-merges.js';
+
+/**
+ * Something a budget search can shrink step by step: a layer or a dependency group. Group kinds
+ * (coupled channels, attention heads) plug in by implementing this; the search reads nothing else.
+ */
+export interface RemovalCandidate {
+  /** The layer or group name reports show. */
+  name: string;
+  /** 'layer', or the group kind ('residual', 'heads', ...). */
+  kind: string;
+  /** Neurons (channels, heads) before any removal. */
+  width: number;
+  /** Removed by the exact plan (count 0), at no predicted cost. */
+  exactRemoved: number;
+  /** Removals available beyond the exact ones. */
+  steps: number;
+  /**
+   * predictedEnergy[r], r = 0..steps: output variance the consumers are predicted to lose after
+   * the first r removals (0 at r = 0, nondecreasing).
+   */
+  predictedEnergy: Float64Array;
+  /** The variance this layer feeds its consumers: predictedEnergy / outputEnergy is a relative error squared. */
+  outputEnergy: number;
+  /** Parameters and multiply-add FLOPs per sample that one removal saves (approximately). */
+  paramsPerStep: number;
+  flopsPerStep: number;
+  /** The merge plan that removes the exact ones and the first `count` further ones. */
+  planFor(count: number): MergePlan;
+}
+
+export interface RankOptions {
+  exactTolerance?: number;
+  /** Output positions per sample of this layer (1 for dense layers): FLOPs scale with it. */
+  positionsPerSample?: number;
+  /** Output positions per sample of the layer a consumer node computes (its own resolution, after any pooling). */
+  positionsOf?: (node: string) => number;
+}
+
+/** The removal candidate of one measured layer; undefined when the layer cannot be merged or has no statistics. */
+export function rankLayerRemovals(m: LayerCondensation, options: RankOptions = {}): RemovalCandidate | undefined {
+  const { layer } = m;
+  if (!layer.mergeable || !m.outgoingWeightNorms) return undefined;
+  const exact = planLayerExact(m, options.exactTolerance);
+  const stats = m.statistics;
+  const width = m.width;
+  const exactGone = new Set([...exact.merges.map((x) => x.neuron), ...exact.statics.map((s) => s.neuron)]);
+  const { dim } = inputWeightVectors(layer);
+  const fanIn = layer.bias ? dim - 1 : dim;
+  const positions = options.positionsPerSample ?? 1;
+  let consumerParams = 0;
+  let consumerFlops = 0;
+  for (const c of layer.consumers) {
+    const perNeuron = c.viewDims.reduce((p, d) => p * d, 1) / width;
+    consumerParams += perNeuron;
+    consumerFlops += 2 * perNeuron * (options.positionsOf?.(c.node.label) ?? 1);
+  }
+  const paramsPerStep = dim + consumerParams + layer.activation.perNeuron.length;
+  const flopsPerStep = 2 * fanIn * positions + consumerFlops;
+  const exactPlan = (): MergePlan => ({ layers: exact.widthAfter < width ? [exact] : [], groups: [] });
+  const base = { name: layer.name, kind: 'layer', width, exactRemoved: exactGone.size, paramsPerStep, flopsPerStep };
+  if (!stats || stats.count < 2) {
+    return { ...base, steps: 0, predictedEnergy: Float64Array.of(0), outputEnergy: 0, planFor: exactPlan };
+  }
+  const cov = covarianceOf(stats);
+  const weights = m.outgoingWeightNorms.map((a) => a * a);
+  const candidates = [...Array(width).keys()].filter((k) => !exactGone.has(k));
+  // At most half as many regressors as fit rows: a fit with as many regressors as samples explains
+  // every other neuron exactly on the probes and nothing on new data (a layer wider than its
+  // probes); past the cap the rest are ranked by what half the rows leave unexplained.
+  const maxPivots = Math.max(1, Math.floor(stats.count / 2));
+  const factor = greedyPivotedCholesky(cov, width, candidates, weights, 1e-12, maxPivots);
+  rememberFactor(stats, factor);
+  const pivoted = new Set(factor.pivots);
+  // Unpivoted neurons are predicted (almost) exactly by the pivots: they go first, least read first.
+  const tail = candidates
+    .filter((k) => !pivoted.has(k))
+    .sort((a, b) => weights[a]! * factor.residual[a]! - weights[b]! * factor.residual[b]! || weights[a]! * cov[a * width + a]! - weights[b]! * cov[b * width + b]! || a - b);
+  // The first pivot stays: a layer keeps at least one neuron (a zero-width tensor is no layer).
+  const order = [...tail, ...[...factor.pivots].reverse()];
+  const steps = Math.max(0, order.length - 1);
+  const predictedEnergy = new Float64Array(steps + 1);
+  let tailEnergy = 0;
+  for (let r = 1; r <= steps; r++) {
+    if (r <= tail.length) {
+      const k = tail[r - 1]!;
+      tailEnergy += weights[k]! * factor.residual[k]!;
+      predictedEnergy[r] = tailEnergy;
+    } else {
+      // Keep the first (steps - r) pivots: what is left unexplained is the greedy residual then.
+      predictedEnergy[r] = factor.weightedResidual[order.length - r]!;
+    }
+    predictedEnergy[r] = Math.max(predictedEnergy[r]!, predictedEnergy[r - 1]!);
+  }
+  let outputEnergy = 0;
+  for (let k = 0; k < width; k++) outputEnergy += weights[k]! * Math.max(0, cov[k * width + k]!);
+  const variance = stats.variance();
+  const pivotRank = new Map(factor.pivots.map((p, i) => [p, i]));
+  const planFor = (count: number): MergePlan => {
+    if (count <= 0) return exactPlan();
+    const removed = new Set(order.slice(0, Math.min(count, steps)));
+    // Kept neurons in pivot order (the refit pivots on them in this order), unpivoted ones last.
+    const kept = candidates.filter((k) => !removed.has(k)).sort((a, b) => (pivotRank.get(a) ?? Infinity) - (pivotRank.get(b) ?? Infinity) || a - b);
+    const statics: StaticRemoval[] = [...exact.statics];
+    for (const k of [...removed].sort((a, b) => a - b)) {
+      if (variance[k] === 0) statics.push({ neuron: k, value: stats.mean[k]!, kind: 'constant-on-probes' });
+    }
+    const dropped = [...exactGone, ...removed].sort((a, b) => a - b);
+    // The dropped neurons are fit from the kept pivots (a prefix of the greedy order, whose factor
+    // ranking already made); kept unpivoted neurons keep their weights.
+    const regressors = kept.filter((k) => pivotRank.has(k)).length;
+    const plan: LayerMergePlan = { layer: layer.name, width, widthAfter: kept.length, merges: exact.merges, statics, refit: { kept, dropped, ordered: true, regressors } };
+    return { layers: [plan], groups: [] };
+  };
+  return { ...base, steps, predictedEnergy, outputEnergy, planFor };
+}

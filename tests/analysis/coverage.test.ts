@@ -12,16 +12,17 @@ import { describeCoverage, measureCoverage } from '../../src/analysis/coverage.j
 import { dequantizedTensor } from '../../src/analysis/dequantized-weight.js';
 import { findLayers } from '../../src/analysis/find-layers.js';
 import { findUnsupportedLayers } from '../../src/analysis/unsupported-layers.js';
+import { cloneModel } from '../../src/ir/clone-model.js';
 import { DataType } from '../../src/ir/data-type.js';
 import { Graph } from '../../src/ir/graph.js';
 import { Model } from '../../src/ir/model.js';
 import { Tensor } from '../../src/ir/tensor.js';
-import { loadModel } from '../../src/onnx/model-file.js';
+import { loadModel, saveModel } from '../../src/onnx/model-file.js';
 import { audit } from '../../src/pipeline/audit.js';
 import { inspect } from '../../src/pipeline/inspect.js';
 import { auditReport, formatAuditTable } from '../../src/report/audit-report.js';
 import { formatInspect, inspectReport } from '../../src/report/inspect-report.js';
-import { dequantizeConstantWeights } from '../../src/rewrite/dequantize-weights.js';
+import { dequantizeConstantWeights, requantizeWeights } from '../../src/rewrite/dequantize-weights.js';
 import { fixturePath, runCliInProcess } from '../helpers/cli-runner.js';
 
 const expected = JSON.parse(fs.readFileSync(path.join(FIXTURES_DIR, 'expected.json'), 'utf8')) as FixtureExpectations;
@@ -81,18 +82,32 @@ describe('dequantized weights', () => {
     expect(model.graph.initializers.some((v) => v.name === 'conv1.weight_quantized')).toBe(false);
   });
 
-  it('puts the int8 weights back after a prune, so the written QDQ model keeps its quantized storage', async () => {
+  it('puts the int8 weights back on a dequantized copy, so a written QDQ model keeps its quantized storage', () => {
     const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'condense-qdq-'));
     const out = path.join(dir, 'out.onnx');
-    const run = await runCliInProcess(['prune', fixturePath('qdq-cnn.onnx'), '-o', out, '--random', '16', '--json']);
-    expect(run.code).toBe(0);
     const before = loadModel(fixturePath('qdq-cnn.onnx'));
+    const measured = loadModel(fixturePath('qdq-cnn.onnx'));
+    expect(dequantizeConstantWeights(measured).length).toBe(2);
+    // As prune does: the rewrite works on a copy of the measured (dequantized) model.
+    const copy = cloneModel(measured);
+    expect(requantizeWeights(copy)).toBe(2);
+    saveModel(copy, out);
     const after = loadModel(out);
     const quantized = (m: Model) => m.graph.nodes.filter((n) => n.opType === 'DequantizeLinear').map((n) => [n.name, n.inputs[0]!.constantTensor()?.dataType ?? 'activation', n.getInt('axis', 1)]).sort();
     expect(quantized(after)).toEqual(quantized(before));
     const int8 = (m: Model) => m.graph.initializers.filter((v) => v.initializer!.dataType === DataType.INT8).map((v) => [v.name, Array.from(v.initializer!.toFloat64())]);
     expect(int8(after)).toEqual(int8(before));
     expect(fs.statSync(out).size).toBeLessThanOrEqual(fs.statSync(fixturePath('qdq-cnn.onnx')).size);
+    fs.rmSync(dir, { recursive: true, force: true });
+  });
+
+  it('prunes nothing in the QDQ fixture (its planted copies sit in quantized layers) and writes no copy', async () => {
+    const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'condense-qdq-'));
+    const out = path.join(dir, 'out.onnx');
+    const run = await runCliInProcess(['prune', fixturePath('qdq-cnn.onnx'), '-o', out, '--random', '16', '--json']);
+    expect(run.code).toBe(0);
+    expect((JSON.parse(run.stdout) as { nothingToMerge: boolean }).nothingToMerge).toBe(true);
+    expect(fs.existsSync(out)).toBe(false);
     fs.rmSync(dir, { recursive: true, force: true });
   });
 

@@ -92,6 +92,7 @@ type LeafMerge = { leftLeaf: number; rightLeaf: number; height: number };
  *   never wade through more than twice the live width and later merges touch a smaller matrix.
  */
 function nearestNeighbourChain(d: Float64Array, n: number): LeafMerge[] {
+  symmetrise(d, n);
   for (let i = 0; i < n; i++) d[i * n + i] = Infinity;
 
   let stride = n;
@@ -181,6 +182,26 @@ function nearestNeighbourChain(d: Float64Array, n: number): LeafMerge[] {
  * the per-slot arrays to match. Returns the new index of each old slot (-1 for dead ones).
  * In place: every element moves to an offset no larger than the one it is read from.
  */
+/**
+ * Makes d[j][i] = d[i][j] for i < j. Distances built from a float32 or blocked GEMM can differ
+ * across the diagonal by an ulp; the chain compares a row's entries only, so such a near-tie can
+ * close a cycle (a -> b -> c -> a) and the chain never ends (seen on a real MobileNet: rows of 351
+ * neurons off by 2e-16 in 4,226 places). Done in square blocks so the column side stays in cache.
+ */
+function symmetrise(d: Float64Array, n: number): void {
+  const block = 64;
+  for (let bi = 0; bi < n; bi += block) {
+    for (let bj = bi; bj < n; bj += block) {
+      const iEnd = Math.min(bi + block, n);
+      const jEnd = Math.min(bj + block, n);
+      for (let i = bi; i < iEnd; i++) {
+        const row = i * n;
+        for (let j = Math.max(bj, i + 1); j < jEnd; j++) d[j * n + i] = d[row + j]!;
+      }
+    }
+  }
+}
+
 function compact(d: Float64Array, stride: number, isLive: Uint8Array, leafOf: Int32Array, size: Float64Array): Int32Array {
   const newIndex = new Int32Array(stride).fill(-1);
   const columns: number[] = [];

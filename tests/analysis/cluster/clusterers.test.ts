@@ -152,6 +152,18 @@ describe('agnes and nn-chain clusterers', () => {
     expect(() => nnChainClusterer.linkageInPlace(Float64Array.from([0, NaN, NaN, 0]), 2)).toThrow(RangeError);
   });
 
+  it('end on a matrix whose two triangles differ by an ulp (float32 GEMM cosines), reading the upper one', () => {
+    // Row by row, a's nearest is b, b's is c, c's is a, and a's is b again: read as it stands the
+    // chain never closes (fr_landmark from an npm package crashed with exit 70 this way).
+    const e = 2 ** -52;
+    const skewed = Float64Array.from([0, 1, 1 + e, 1, 0, 1 - e, 1 - 2 * e, 1, 0]);
+    const upper = Float64Array.from([0, 1, 1 + e, 1, 0, 1 - e, 1 + e, 1 - e, 0]);
+    const dendrogram = nnChainClusterer.linkage(skewed, 3);
+    expect(dendrogram).toHaveLength(2);
+    expect(dendrogram).toEqual(nnChainClusterer.linkage(upper, 3));
+    expect(dendrogram[0]!.height).toBe(1 - e);
+  });
+
   it('cluster 2048 points with nn-chain into a complete dendrogram', () => {
     const n = 2048;
     const dendrogram = nnChainClusterer.linkage(randomDistances(n, 5), n);

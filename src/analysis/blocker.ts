@@ -49,7 +49,9 @@ export type BlockerCode =
   /** A member's own blocker, carried into its group. */
   | 'member'
   /** A group member's index map the rewrite cannot apply yet (offsets, channel maps, heads). */
-  | 'index-map';
+  | 'index-map'
+  /** The channels belong to an attention block's heads (they merge as head blocks), or a block's heads cannot be merged. */
+  | 'attention';
 
 export interface Blocker {
   code: BlockerCode;

@@ -4,6 +4,9 @@
 // they need from the Measurement it returns; nothing downstream loads, folds or finds again.
 
 import { findChannelGroups, type DependencyGroup } from '../analysis/channel-groups.js';
+import { findAttention, markAttentionLayers } from '../analysis/attention.js';
+import { auditHeads, type AttentionAudit } from '../analysis/head-audit.js';
+import { DEFAULT_EXACT_TOLERANCE } from '../rewrite/plan-merges.js';
 import { checkFiniteWeights } from '../analysis/finite-weights.js';
 import { findLayers, type NeuronLayer } from '../analysis/find-layers.js';
 import { resolveAnalysisOptions, type AnalysisOptions, type LayerCondensation } from '../analysis/measure-condensation.js';
@@ -56,6 +59,8 @@ export interface Measurement {
   model: Model;
   layers: NeuronLayer[];
   groups: DependencyGroup[];
+  /** Attention blocks with their per-head audit (weights only; exact relations at the default exact tolerance). */
+  attention: AttentionAudit[];
   /** Output moments per layer name (empty for a data-free measurement). */
   statistics: LayerStatistics;
   /** One per layer, in the order of `layers`. */
@@ -77,7 +82,11 @@ export async function measureModel(model: string | Model, options: MeasureOption
   foldBatchNorms(folded);
   const layers = findLayers(folded);
   checkFiniteWeights(layers, path);
+  // Projections feeding recognised attention merge as head blocks, not as single neurons.
+  const blocks = findAttention(folded, layers);
+  markAttentionLayers(blocks);
   const groups = findChannelGroups(layers);
+  const attention = blocks.map((b) => auditHeads(b, { similarityThreshold: analysis.similarityThreshold, exactTolerance: DEFAULT_EXACT_TOLERANCE }));
 
   const probeOptions: ProbeOptions | undefined = wantsProbes(options.probe)
     ? options.probe
@@ -107,5 +116,5 @@ export async function measureModel(model: string | Model, options: MeasureOption
           });
   }
   const measured = await measureLayers(layers, statistics, analysis, options.session, options.onStage);
-  return { path, original, model: folded, layers, groups, statistics, measured, probes, analysis, ...(statisticsFiles ? { statisticsFiles } : {}) };
+  return { path, original, model: folded, layers, groups, attention, statistics, measured, probes, analysis, ...(statisticsFiles ? { statisticsFiles } : {}) };
 }

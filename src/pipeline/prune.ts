@@ -7,7 +7,9 @@ import { OptionError, VerificationError } from '../errors.js';
 import type { Model } from '../ir/model.js';
 import { checkOutputPath, modelFiles, saveModel } from '../onnx/model-file.js';
 import { applyMergePlan } from '../rewrite/apply-merge-plan.js';
-import { planMerges, type MergeOptions, type MergePlan } from '../rewrite/plan-merges.js';
+import { DEFAULT_EXACT_TOLERANCE, planMerges, type MergeOptions, type MergePlan } from '../rewrite/plan-merges.js';
+import { headMergeNeurons, planHeadMerges } from '../rewrite/merge-heads.js';
+import { auditHeads } from '../analysis/head-audit.js';
 import { cleanUp } from '../rewrite/clean-up.js';
 import type { CollectProgress } from '../runtime/collect-statistics.js';
 import type { SessionOptions } from '../runtime/model-session.js';
@@ -96,6 +98,10 @@ export async function pruneMeasured(measurement: Measurement, options: PruneOpti
   if (!probes?.holdout) throw new Error('pruneMeasured needs a measurement with held-out probes (measureOptionsForPrune)');
   const holdout = probes.holdout;
   const plan = planMerges(measured, options.merge, groups);
+  const tolerance = options.merge?.exactTolerance ?? DEFAULT_EXACT_TOLERANCE;
+  const audits = tolerance === DEFAULT_EXACT_TOLERANCE ? measurement.attention : measurement.attention.map((a) => auditHeads(a.block, { similarityThreshold: measurement.analysis.similarityThreshold, exactTolerance: tolerance }));
+  const heads = planHeadMerges(audits);
+  if (heads.length) plan.heads = heads;
   const sessionOpts = { ...(options.session ? { session: options.session } : {}), ...(options.probe?.batchSize ? { batchSize: options.probe.batchSize } : {}) };
 
   // The measured model stays as measured (check reports it); each rewrite works on a copy, and the
@@ -116,6 +122,7 @@ export async function pruneMeasured(measurement: Measurement, options: PruneOpti
     const parts: [string, MergePlan][] = [
       ...plan.layers.map((lp): [string, MergePlan] => [lp.layer, { layers: [lp], groups: [] }]),
       ...plan.groups.map((gp): [string, MergePlan] => [`${gp.group} (${gp.members.join(', ')})`, { layers: [], groups: [gp] }]),
+      ...heads.map((hp): [string, MergePlan] => [`heads of ${hp.block}`, { layers: [], groups: [], heads: [hp] }]),
     ];
     for (const [name, part] of parts) {
       const alone = await compareModels(original, rewrite(part), input, holdout, sessionOpts);
@@ -134,7 +141,7 @@ export async function pruneMeasured(measurement: Measurement, options: PruneOpti
     saveModel(rewritten, options.output);
   }
   const widthBefore = measured.reduce((s, m) => s + m.width, 0);
-  const removed = plan.layers.reduce((s, lp) => s + lp.width - lp.widthAfter, 0) + plan.groups.reduce((s, gp) => s + (gp.width - gp.widthAfter) * gp.members.length, 0);
+  const removed = plan.layers.reduce((s, lp) => s + lp.width - lp.widthAfter, 0) + plan.groups.reduce((s, gp) => s + (gp.width - gp.widthAfter) * gp.members.length, 0) + headMergeNeurons(heads);
   void layers;
   return {
     input,

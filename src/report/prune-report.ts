@@ -21,6 +21,8 @@ export interface PruneReport {
   layers: { name: string; width: number; widthAfter: number; merges: LayerMergePlan['merges']; statics: LayerMergePlan['statics']; refit: boolean }[];
   /** Channel groups merged together (every member layer loses the same channels). */
   groups: { name: string; members: string[]; width: number; widthAfter: number; merges: LayerMergePlan['merges'] }[];
+  /** Whole duplicate attention heads merged; present only for models with such heads. */
+  heads?: { block: string; form: string; heads: number; headsAfter: number; headSize: number; projections: string[]; output: string; merges: { head: number; into: number }[] }[];
 }
 
 export function pruneReport(r: PruneResult): PruneReport {
@@ -37,6 +39,7 @@ export function pruneReport(r: PruneResult): PruneReport {
     notes: r.probeNotes,
     layers: r.plan.layers.map((lp) => ({ name: lp.layer, width: lp.width, widthAfter: lp.widthAfter, merges: lp.merges, statics: lp.statics, refit: !!lp.refit })),
     groups: r.plan.groups.map((gp) => ({ name: gp.group, members: gp.members, width: gp.width, widthAfter: gp.widthAfter, merges: gp.merges })),
+    ...(r.plan.heads?.length ? { heads: r.plan.heads.map((hp) => ({ block: hp.block, form: hp.form, heads: hp.heads, headsAfter: hp.headsAfter, headSize: hp.headSize, projections: hp.projections, output: hp.output, merges: hp.merges.map((m) => ({ head: m.head, into: m.into })) })) } : {}),
   };
 }
 
@@ -50,8 +53,9 @@ export function formatPruneSummary(report: PruneReport, options: TableOptions = 
     `verified on ${f.samples} held-out samples (${terminalText(report.holdout)}): max abs error ${f.maxAbsError.toExponential(2)}, max rel error ${f.maxRelError.toExponential(2)} (limit ${f.maxError})` +
       (f.top1Agreement === null ? '' : `, top-1 agreement ${(100 * f.top1Agreement).toFixed(2)}%`),
   ];
+  const heads = report.heads ?? [];
   if (report.layers.length === 0 && report.groups.length === 0) {
-    lines.push('no layer had neurons to merge');
+    if (heads.length === 0) lines.push('no layer had neurons to merge');
   } else {
     lines.push('', renderTable(
       [{ header: 'layer', elide: true }, { header: 'width', align: 'right' }, { header: 'after', align: 'right' }, { header: 'merged', align: 'right' }, { header: 'static', align: 'right' }, { header: 'mode' }],
@@ -61,6 +65,10 @@ export function formatPruneSummary(report: PruneReport, options: TableOptions = 
       ],
       options,
     ));
+  }
+  if (heads.length) lines.push('');
+  for (const h of heads) {
+    lines.push(terminalText(`attention ${h.block} (${h.form}; ${h.projections.join(', ')} -> ${h.output}): heads ${h.heads} -> ${h.headsAfter}, exact: ${h.merges.map((m) => `head ${m.head} into ${m.into}`).join(', ')}`));
   }
   lines.push(...report.notes.map((n) => `note: ${n}`));
   // The first line (input -> output) stays whole, so the paths can be copied.

@@ -1,7 +1,8 @@
 // Carrying out a MergePlan on a model: consumers absorb merged and static neurons, then the
 // neurons' slices are cut from the producer's weights, bias and per-neuron activation constants.
 
-import type { Consumer, NeuronLayer } from '../analysis/find-layers.js';
+import { findLayers, type Consumer, type NeuronLayer } from '../analysis/find-layers.js';
+import { applyHeadMerges } from './merge-heads.js';
 import { consumerRules, ruleFor } from '../analysis/layer-rules.js';
 import type { Model } from '../ir/model.js';
 import { Tensor } from '../ir/tensor.js';
@@ -17,6 +18,12 @@ import type { GroupMergePlan, LayerMergePlan, MergePlan } from './plan-merges.js
  * `statistics` (per layer name) are needed for refit plans.
  */
 export function applyMergePlan(model: Model, layers: NeuronLayer[], plan: MergePlan, statistics?: ReadonlyMap<string, StreamingMoments>): void {
+  applyLayerAndGroupPlans(model, layers, plan, statistics);
+  // Head merges last, on layers found again: the layer and group merges may have cut the output projection.
+  if (plan.heads?.length) applyHeadMerges(model, findLayers(model), plan.heads);
+}
+
+function applyLayerAndGroupPlans(model: Model, layers: NeuronLayer[], plan: MergePlan, statistics?: ReadonlyMap<string, StreamingMoments>): void {
   const byName = new Map(layers.map((l) => [l.name, l]));
   for (const lp of plan.layers) {
     const layer = byName.get(lp.layer);

@@ -452,6 +452,8 @@ function finishBlock(block: AttentionBlock): AttentionBlock {
     blockers.push(blocker('attention', `grouped-query attention (${block.heads} query heads share ${block.kvHeads} key/value heads): dropping a query head would leave the groups uneven`, block.fused ?? block.softmax));
   }
   for (const part of [q, k, v]) {
+    const tile = part.path.find((n) => n.is('Tile'));
+    if (tile) blockers.push(blocker('attention', `projection "${part.name}" is repeated over heads by Tile "${tile.label}", which head merges do not rewrite`, tile));
     const shared = part.layer?.blockers.find((b) => b.code === 'shared-weights');
     if (shared) blockers.push(blocker('attention', `projection "${part.name}": ${shared.message}`, shared.node));
     if (part.layer && part.layer.activation.nodes.length) blockers.push(blocker('attention', `projection "${part.name}" has activation ${part.layer.activation.name} before its heads`, part.layer.producer));

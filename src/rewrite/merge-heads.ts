@@ -10,7 +10,7 @@
 import { findAttention, type AttentionBlock, type ProjectionPart } from '../analysis/attention.js';
 import type { AttentionAudit } from '../analysis/head-audit.js';
 import type { NeuronLayer } from '../analysis/find-layers.js';
-import { integerValues } from '../analysis/shape-values.js';
+import { integerValues, rankOf } from '../analysis/shape-values.js';
 import type { Model } from '../ir/model.js';
 import type { Node } from '../ir/node.js';
 import { Tensor } from '../ir/tensor.js';
@@ -140,6 +140,24 @@ function applyHeadPlan(model: Model, block: AttentionBlock, plan: HeadMergePlan)
     if (!s) continue;
     const zeros = (n: number): number[] => Array.from({ length: n }, () => 0);
     setShape(s.node, s.role === 'split' ? [...zeros(s.inputRank - 1), headsAfter, size] : [...zeros(s.inputRank - 2), -1, size]);
+  }
+  // K/V "repeated" once per head (torch's repeat_kv with one query head per key head): the Expand
+  // becomes a broadcast of ones and the Reshape after it [B, H, T, d] takes the new head count.
+  for (const [part, size] of [[block.k, block.headSize], [block.v, dv]] as const) {
+    if (!part.repeated) continue;
+    for (const n of part.path) {
+      if (n.is('Expand')) {
+        const rank = integerValues(n.inputs[1])?.length ?? rankOf(n.inputs[0]);
+        if (!rank) throw new Error(`attention block "${block.id}": cannot read the shape of Expand "${n.label}"`);
+        const old = n.inputs[1];
+        if (old) staleShapes.push(old);
+        n.setInput(1, g.addInitializer(g.uniqueName(`${n.name || 'expand'}_heads_shape`), Tensor.fromInt64([rank], Array.from({ length: rank }, () => 1))));
+      } else if (n.is('Reshape') && n !== part.split?.node) {
+        const length = integerValues(n.inputs[1])?.length;
+        if (length !== 4) throw new Error(`attention block "${block.id}": cannot rewrite the head count of Reshape "${n.label}"`);
+        setShape(n, [0, headsAfter, -1, size]);
+      }
+    }
   }
   if (block.merge) {
     const shapeLength = integerValues(block.merge.node.inputs[1])?.length ?? 0;

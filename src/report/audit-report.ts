@@ -7,6 +7,7 @@ import type { ChannelGroup } from '../analysis/channel-groups.js';
 import type { AuditResult } from '../pipeline/audit.js';
 import { renderTable, wrapParagraph, type TableOptions } from './text-table.js';
 import { terminalText } from './escape-text.js';
+import { attentionLines, attentionReport, type AttentionReport } from './attention-report.js';
 
 export const REPORT_SCHEMA_VERSION = 1;
 
@@ -50,6 +51,8 @@ export interface AuditReport {
   layers: LayerReport[];
   /** Channel groups: layers whose channels are tied by residual Adds and merge together. */
   groups: GroupReport[];
+  /** Attention blocks, per head (docs/json-schema.md); present only when the model has attention. */
+  attention?: AttentionReport[];
   notes: string[];
   /** Every layer's warnings, each prefixed with the layer name: figures the data cannot support. */
   warnings: string[];
@@ -119,6 +122,7 @@ export function auditReport(result: AuditResult): AuditReport {
     options: { similarityThreshold: result.similarityThreshold, staticThreshold: result.staticThreshold },
     layers: result.layers.map((l) => layerReport(l, result.groups)),
     groups: result.groups.map(groupReport),
+    ...(result.attention?.length ? { attention: result.attention.map(attentionReport) } : {}),
     notes,
     warnings: result.layers.flatMap((l) => outputWarnings(l).map((w) => `${l.layer.name}: ${w}`)),
   };
@@ -158,6 +162,7 @@ export function formatAuditTable(report: AuditReport, options: TableOptions = {}
   return [
     head, '', table, '', legend,
     ...(groups.length ? ['', ...groups] : []),
+    ...(report.attention?.length ? ['', ...attentionLines(report.attention).map(t)] : []),
     ...report.warnings.map((w) => `warning: ${t(w)}`),
     ...report.notes.map((n) => `note: ${t(n)}`),
   ].map((line) => (line.includes('\n') ? line : wrapParagraph(line, width))).join('\n');

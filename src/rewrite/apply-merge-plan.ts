@@ -62,6 +62,13 @@ function applyLayerPlan(model: Model, layer: NeuronLayer, lp: LayerMergePlan, st
 
 /** Producer side of a merge: keep only the surviving neurons' weights, bias and activation constants. */
 function cutProducer(model: Model, layer: NeuronLayer, kept: number[]): void {
+  if (layer.gated) {
+    // A gated MLP's neuron is a (gate row, up row) pair: both projections lose it, and so does the product.
+    cutProducer(model, layer.gated.gate, kept);
+    cutProducer(model, layer.gated.up, kept);
+    for (const v of layer.gated.mul.outputs) updateNeuronDim(v, 1, layer.width, kept.length);
+    return;
+  }
   const g = model.graph;
   g.setConstant(layer.weight.value, keepAlongAxis(layer.weight.value, layer.outAxis, kept));
   if (layer.bias?.perNeuron) {

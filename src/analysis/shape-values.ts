@@ -134,6 +134,12 @@ export function rankOf(v: Value | null | undefined, depth = 0): number | undefin
     }
     case 'Shape':
       return 1;
+    case 'Gather': {
+      // An embedding lookup: indices' axes replace the gathered axis.
+      const data = r(0);
+      const indices = r(1);
+      return data === undefined || indices === undefined ? undefined : data - 1 + indices;
+    }
     default:
       // Element-wise and shape-keeping ops: Relu, Softmax, Cast, Slice, Split, LayerNormalization...
       return r(0);

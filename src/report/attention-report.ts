@@ -70,10 +70,11 @@ export function attentionLines(reports: readonly AttentionReport[]): string[] {
   return reports.map((r) => {
     const kv = r.kvHeads === r.heads ? '' : ` sharing ${r.kvHeads} key/value heads`;
     const perHead = r.perHead.map((h) => `${h.queryClusters}/${h.keyClusters}/${h.valueClusters}`).join(' ');
-    const dup = r.duplicates.length ? `duplicate heads ${r.duplicates.map((d) => `${d.head}=${d.into}`).join(', ')} (${r.mergeable ? 'merged by prune' : `not merged: ${r.reason}`})` : 'no duplicate heads';
+    const dup = r.duplicates.length ? `duplicate heads ${r.duplicates.map((d) => `${d.head}=${d.into}`).join(', ')} (${r.mergeable ? 'merged by prune' : 'not merged'})` : 'no duplicate heads';
+    const blocked = r.mergeable ? '' : `; whole heads are not merged in place: ${r.reason}`;
     const similar = r.similarPairs.length ? `; similar heads ${r.similarPairs.map(([a, b]) => `${a}~${b}`).join(', ')}` : '';
     return `attention ${r.id} (${r.form}, ${r.heads} heads of ${r.headSize}${kv}; Q ${r.projections.q.name}, K ${r.projections.k.name}, V ${r.projections.v.name}, out ${r.output ?? '-'}): ` +
-      `Q/K/V clusters per head ${perHead} (Q ${r.queryClusters}, K ${r.keyClusters} in all); ${dup}${similar}; within-head merges: ${r.withinHeadMerges}`;
+      `Q/K/V clusters per head ${perHead} (Q ${r.queryClusters}, K ${r.keyClusters} in all); ${dup}${similar}${blocked}; within-head merges: ${r.withinHeadMerges}`;
   });
 }
 

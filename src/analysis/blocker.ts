@@ -49,7 +49,11 @@ export type BlockerCode =
   /** A member's own blocker, carried into its group. */
   | 'member'
   /** A group member's index map the rewrite cannot apply yet (offsets, channel maps, heads). */
-  | 'index-map';
+  | 'index-map'
+  /** A normalisation (LayerNorm, RMSNorm) inside a group mixes its channels: merges there are approximate only. */
+  | 'normalisation'
+  /** An embedding table writes a group's channels; its columns are not merged. */
+  | 'embedding';
 
 export interface Blocker {
   code: BlockerCode;

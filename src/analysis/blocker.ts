@@ -51,7 +51,11 @@ export type BlockerCode =
   /** A group member's index map the rewrite cannot apply yet (offsets, channel maps, heads). */
   | 'index-map'
   /** The channels belong to an attention block's heads (they merge as head blocks), or a block's heads cannot be merged. */
-  | 'attention';
+  | 'attention'
+  /** A normalisation (LayerNorm, RMSNorm) inside a group mixes its channels: merges there are approximate only. */
+  | 'normalisation'
+  /** An embedding table writes a group's channels; its columns are not merged. */
+  | 'embedding';
 
 export interface Blocker {
   code: BlockerCode;

@@ -93,6 +93,8 @@ export function findChannelGroups(layers: NeuronLayer[], rules: readonly Couplin
         addProducer(producerLayer);
       } else if (v.producer && coupling) {
         for (const m of coupling.members) addMember(m);
+        const exact = coupling.rule.exactBlocker?.({ node: v.producer, axisFromEnd });
+        if (exact) group.blockers.push(exact);
       } else if (v.producer) {
         group.blockers.push(blocker('foreign-source', `its channels also come from "${v.producer.label}" (${v.producer.opType})`, v.producer));
       } else {
@@ -105,6 +107,8 @@ export function findChannelGroups(layers: NeuronLayer[], rules: readonly Couplin
       for (const c of trace.consumers) if (!group.consumers.some((x) => x.node === c.node)) group.consumers.push(c);
       for (const b of trace.blockedReaders) {
         const reader = coupleAt(b.node, axisFromEnd, rules);
+        const exact = reader && (reader.rule.kind === 'tie' || b.inputIndex === 0) ? reader.rule.exactBlocker?.({ node: b.node, axisFromEnd }) : undefined;
+        if (exact) group.blockers.push(exact);
         if (reader?.rule.kind === 'tie') {
           if (!group.ties.includes(b.node)) group.ties.push(b.node);
           for (const m of reader.members) addMember(m);

@@ -7,6 +7,8 @@ import type { Node } from '../ir/node.js';
 import type { Value } from '../ir/value.js';
 import { isElementwiseOp } from './elementwise-function.js';
 import { channelwiseOps, homogeneousElementwiseOps, ruleFor } from './layer-rules.js';
+import type { Blocker } from './blocker.js';
+import { residualStreamRules } from './residual-stream.js';
 
 /**
  * How a member tensor's channels map onto the group's channel indices. Identity: channel c is
@@ -46,6 +48,11 @@ export interface CouplingRule {
   kind: 'tie' | 'pass-through';
   /** The members the node couples (its inputs and outputs), or undefined when the rule does not apply. */
   couple(context: CouplingContext): GroupMember[] | undefined;
+  /**
+   * Why a group this node couples can never merge exactly, when it cannot (a normalisation mixes
+   * the channels; an embedding table would have to merge too): carried into the group's blockers.
+   */
+  exactBlocker?(context: CouplingContext): Blocker | undefined;
 }
 
 function isStandard(node: Node): boolean {
@@ -89,7 +96,7 @@ const passThrough: CouplingRule = {
  * The coupling rules, tried in order (put a specific rule before a general one). Adding a kind of
  * coupling is adding an entry here (or passing a list to findChannelGroups).
  */
-export const couplingRules: readonly CouplingRule[] = [residualAdd, passThrough];
+export const couplingRules: readonly CouplingRule[] = [residualAdd, passThrough, ...residualStreamRules];
 
 /** The first rule of `rules` that couples `node`'s channels, with the members it emits. */
 export function coupleAt(node: Node, axisFromEnd: number, rules: readonly CouplingRule[] = couplingRules): { rule: CouplingRule; members: GroupMember[] } | undefined {

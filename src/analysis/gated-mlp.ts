@@ -173,3 +173,52 @@ export function gatedInputWeightVectors(gated: GatedMlp): { rows: Float64Array; 
   }
   return { rows, dim };
 }
+
+/** One projection's rows read in place from its float32 weights: row k, entry i (the bias last). */
+function projectionReader(layer: NeuronLayer): { dim: number; entry: (k: number, i: number) => number } {
+  const w = layer.weight.value.constantTensor()!.toFloat32();
+  const dims = layer.weight.dims;
+  const axis = layer.outAxis;
+  const count = layer.width;
+  const inner = dims.slice(axis + 1).reduce((a, b) => a * b, 1);
+  const fanIn = w.length / count;
+  const b = layer.bias ? constantNumbers(layer.bias.value)! : undefined;
+  const scale = layer.weight.scale;
+  const biasOf = (k: number): number => (b ? layer.bias!.scale * (layer.bias!.perNeuron ? b[k]! : b[0]!) : 0);
+  return {
+    dim: fanIn + 1,
+    entry: (k, i) => (i === fanIn ? biasOf(k) : scale * w[(Math.floor(i / inner) * count + k) * inner + (i % inner)]!),
+  };
+}
+
+/**
+ * u_k / |u_k| in float32 and |u_k| in float64 (as unitInputWeights gives for other layers),
+ * read from the float32 weights without the float64 width x dim matrix of gatedInputWeightVectors:
+ * for a wide SwiGLU that matrix is the largest allocation of the measurement.
+ */
+export function gatedUnitInputWeights(gated: GatedMlp): { unit: Float32Array; norms: Float64Array; dim: number } {
+  const g = projectionReader(gated.gate);
+  const c = projectionReader(gated.up);
+  const width = gated.gate.width;
+  const dim = c.dim + g.dim;
+  const unit = new Float32Array(width * dim);
+  const norms = new Float64Array(width);
+  for (let k = 0; k < width; k++) {
+    let cNorm = 0;
+    let largest = 0;
+    for (let i = 0; i < c.dim; i++) {
+      const x = c.entry(k, i);
+      cNorm += x * x;
+      if (Math.abs(x) > Math.abs(largest)) largest = x;
+    }
+    let gNorm = 0;
+    for (let i = 0; i < g.dim; i++) gNorm += g.entry(k, i) ** 2;
+    if (cNorm === 0) continue;
+    const factor = gNorm === 0 ? 0 : (Math.sign(largest) * Math.sqrt(cNorm)) / Math.sqrt(gNorm);
+    const norm = Math.sqrt(cNorm + factor * factor * gNorm);
+    norms[k] = norm;
+    for (let i = 0; i < c.dim; i++) unit[k * dim + i] = c.entry(k, i) / norm;
+    for (let i = 0; i < g.dim; i++) unit[k * dim + c.dim + i] = (factor * g.entry(k, i)) / norm;
+  }
+  return { unit, norms, dim };
+}

@@ -6,7 +6,7 @@ import type { Tensor } from '../ir/tensor.js';
 import { axisToRows } from '../numeric/axis-slices.js';
 import { float16BitsToFloat32 } from '../numeric/float16.js';
 import { constantNumbers, type NeuronLayer } from './find-layers.js';
-import { gatedInputWeightVectors } from './gated-mlp.js';
+import { gatedInputWeightVectors, gatedUnitInputWeights } from './gated-mlp.js';
 
 /** u_k for each neuron: a width x dim row-major matrix (condensation.md, "Measures"). */
 export function inputWeightVectors(layer: NeuronLayer): { rows: Float64Array; dim: number } {
@@ -32,7 +32,7 @@ export function inputWeightVectors(layer: NeuronLayer): { rows: Float64Array; di
  * zero. The same numbers as normalising inputWeightVectors' rows and rounding them to float32.
  */
 export function unitInputWeights(layer: NeuronLayer): { unit: Float32Array; norms: Float64Array; dim: number } {
-  if (layer.gated) return unitRows(gatedInputWeightVectors(layer.gated), layer.width);
+  if (layer.gated) return gatedUnitInputWeights(layer.gated);
   const tensor = layer.weight.value.constantTensor()!;
   const w = floatElements(tensor);
   const dims = layer.weight.dims;
@@ -66,21 +66,6 @@ export function unitInputWeights(layer: NeuronLayer): { unit: Float32Array; norm
       for (let i = 0; i < inner; i++) unit[dst + i] = (scale * w[src + i]!) / norm;
     }
     if (b) unit[row + fanIn] = biasValue / norm;
-  }
-  return { unit, norms, dim };
-}
-
-/** Rows normalised to unit length in float32, with their norms (zero rows stay zero). */
-function unitRows({ rows, dim }: { rows: Float64Array; dim: number }, count: number): { unit: Float32Array; norms: Float64Array; dim: number } {
-  const unit = new Float32Array(count * dim);
-  const norms = new Float64Array(count);
-  for (let k = 0; k < count; k++) {
-    const row = rows.subarray(k * dim, (k + 1) * dim);
-    let sum = 0;
-    for (let i = 0; i < dim; i++) sum += row[i]! * row[i]!;
-    const norm = Math.sqrt(sum);
-    norms[k] = norm;
-    if (norm > 0) for (let i = 0; i < dim; i++) unit[k * dim + i] = row[i]! / norm;
   }
   return { unit, norms, dim };
 }

@@ -40,6 +40,8 @@ export interface GroupReport {
   width: number;
   mergeable: boolean;
   reason: string | null;
+  /** A normalisation mixes the group's channels (a transformer's residual stream): never exact, approximate at best. */
+  approximateOnly: boolean;
 }
 
 export interface AuditReport {
@@ -106,6 +108,7 @@ export function groupReport(g: ChannelGroup): GroupReport {
     width: g.width,
     mergeable: g.mergeable,
     reason: g.blockers.length ? blockerMessages(g.blockers).join('; ') : null,
+    approximateOnly: g.blockers.some((b) => b.code === 'normalisation'),
   };
 }
 
@@ -158,7 +161,7 @@ export function formatAuditTable(report: AuditReport, options: TableOptions = {}
   );
   const legend = 'w.eff / w.red: effective width and redundancy of the input weights (no data needed); out.eff / out.red: the same from output statistics over the probe samples (- without probes)' +
     (warned.size ? '; ! marks output figures the data cannot support (see warnings)' : '');
-  const groups = report.groups.map((g) => t(`${g.id}: channels of ${g.members.join(', ')} are tied by ${g.ties.join(', ')}; ${g.mergeable ? 'merged together where every member agrees' : `not mergeable: ${g.reason}`}`));
+  const groups = report.groups.map((g) => t(`${g.id}${g.approximateOnly ? ' (approximate only)' : ''}: channels of ${g.members.join(', ')} are tied by ${g.ties.join(', ')}; ${g.mergeable ? 'merged together where every member agrees' : `not mergeable: ${g.reason}`}`));
   return [
     head, '', table, '', legend,
     ...(groups.length ? ['', ...groups] : []),

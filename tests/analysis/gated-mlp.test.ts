@@ -8,7 +8,7 @@ import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { findLayers, type NeuronLayer } from '../../src/analysis/find-layers.js';
-import { inputWeightVectors } from '../../src/analysis/input-weights.js';
+import { inputWeightVectors, unitInputWeights } from '../../src/analysis/input-weights.js';
 import { measureCondensation } from '../../src/analysis/measure-condensation.js';
 import { DataType } from '../../src/ir/data-type.js';
 import type { Model } from '../../src/ir/model.js';
@@ -91,6 +91,19 @@ describe('gated MLPs in the exported LLaMA decoder', () => {
     // An unplanted pair is not parallel.
     const dot = (a: number, b: number): number => rows.subarray(a * dim, (a + 1) * dim).reduce((s, x, i) => s + x * rows[b * dim + i]!, 0);
     expect(Math.abs(dot(0, 1)) / Math.sqrt(dot(0, 0) * dot(1, 1))).toBeLessThan(0.9);
+  });
+
+  it('give wide-layer unit vectors (float32, read in place) equal to the input-weight vectors normalised', () => {
+    const layer = swiglu(layers)[1]!;
+    const { rows, dim } = inputWeightVectors(layer);
+    const { unit, norms, dim: unitDim } = unitInputWeights(layer);
+    expect(unitDim).toBe(dim);
+    for (let k = 0; k < layer.width; k++) {
+      const row = rows.subarray(k * dim, (k + 1) * dim);
+      const norm = Math.hypot(...row);
+      expect(norms[k]).toBeCloseTo(norm, 10);
+      for (let i = 0; i < dim; i++) expect(unit[k * dim + i]).toBeCloseTo(row[i]! / norm, 6);
+    }
   });
 
   it('plan exactly the planted merges: 32 -> 29 and 32 -> 30', () => {

@@ -2,6 +2,7 @@
 
 import { findChannelGroups, type DependencyGroup } from '../analysis/channel-groups.js';
 import { findLayers, type NeuronLayer } from '../analysis/find-layers.js';
+import { findAttention, markAttentionLayers } from '../analysis/attention.js';
 import { dataTypeName } from '../ir/data-type.js';
 import type { Model } from '../ir/model.js';
 import { loadModel } from '../onnx/model-file.js';
@@ -47,7 +48,10 @@ export function inspect(model: string | Model): InspectResult {
     const key = n.domain && n.domain !== 'ai.onnx' ? `${n.domain}.${n.opType}` : n.opType;
     counts.set(key, (counts.get(key) ?? 0) + 1);
   }
-  const layers = findLayers(foldedCopy(m));
+  const folded = foldedCopy(m);
+  const layers = findLayers(folded);
+  // As audit sees them: projections of recognised attention blocks merge as head blocks.
+  markAttentionLayers(findAttention(folded, layers));
   const groups = findChannelGroups(layers);
   return {
     path,

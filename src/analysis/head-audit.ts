@@ -135,6 +135,19 @@ function clusterCount(rows: Float64Array, count: number, cols: number, threshold
 
 /** Rows that are exact multiples t of an earlier row (the droppable ones). */
 function proportionalRows(rows: Float64Array, count: number, cols: number, tolerance: number): number {
+  return proportionalPairs(rows, count, cols, tolerance).length;
+}
+
+/** Row `neuron` = scale x row `into` (relative residual within tolerance), each neuron dropped once. */
+export interface RowRelation {
+  neuron: number;
+  into: number;
+  scale: number;
+}
+
+/** The exact relations among `count` rows: each later row that is a multiple of an earlier kept one. */
+export function proportionalPairs(rows: Float64Array, count: number, cols: number, tolerance: number): RowRelation[] {
+  const relations: RowRelation[] = [];
   const dropped = new Set<number>();
   for (let i = 0; i < count; i++) {
     if (dropped.has(i)) continue;
@@ -153,10 +166,13 @@ function proportionalRows(rows: Float64Array, count: number, cols: number, toler
         res += (rj[c]! - t * ri[c]!) ** 2;
         nj += rj[c]! ** 2;
       }
-      if (Math.sqrt(res) <= tolerance * Math.sqrt(nj)) dropped.add(j);
+      if (Math.sqrt(res) <= tolerance * Math.sqrt(nj)) {
+        dropped.add(j);
+        relations.push({ neuron: j, into: i, scale: t });
+      }
     }
   }
-  return dropped.size;
+  return relations;
 }
 
 /** M with V_b ~ M V_a (least squares: M = V_b V_a^T (V_a V_a^T)^-1), or undefined unless exact within tolerance. */

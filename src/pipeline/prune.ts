@@ -100,7 +100,7 @@ export async function pruneMeasured(measurement: Measurement, options: PruneOpti
   const plan = planMerges(measured, options.merge, groups);
   const tolerance = options.merge?.exactTolerance ?? DEFAULT_EXACT_TOLERANCE;
   const audits = tolerance === DEFAULT_EXACT_TOLERANCE ? measurement.attention : measurement.attention.map((a) => auditHeads(a.block, { similarityThreshold: measurement.analysis.similarityThreshold, exactTolerance: tolerance }));
-  const heads = planHeadMerges(audits);
+  const heads = planHeadMerges(audits, tolerance);
   if (heads.length) plan.heads = heads;
   const sessionOpts = { ...(options.session ? { session: options.session } : {}), ...(options.probe?.batchSize ? { batchSize: options.probe.batchSize } : {}) };
 

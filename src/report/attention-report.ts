@@ -30,7 +30,7 @@ export interface AttentionReport {
   similarPairs: number[][];
   /** heads x heads similarity (QK circuits and value spaces), rounded to 4 digits. */
   headSimilarity: number[][];
-  /** Within-head Q/K and V/O merges: found and counted, not applied (they make head sizes uneven). */
+  /** Within-head Q/K and V/O merges found, and what prune does with them. */
   withinHeadMerges: string;
 }
 
@@ -61,7 +61,7 @@ export function attentionReport(a: AttentionAudit): AttentionReport {
     headSimilarity: Array.from({ length: H }, (_, i) => Array.from(a.headSimilarity.subarray(i * H, (i + 1) * H), round)),
     withinHeadMerges: qk + vo === 0
       ? 'none found'
-      : `${qk} Q/K and ${vo} V/O row merges are exact within heads; not applied: heads would differ in size, which one Reshape cannot express`,
+      : `${qk} Q/K and ${vo} V/O row merges are exact within heads; prune applies as many in every head as the head with fewest allows (one Reshape sets every head's size), none under a rotary embedding`,
   };
 }
 

@@ -22,7 +22,11 @@ export interface PruneReport {
   /** Channel groups merged together (every member layer loses the same channels). */
   groups: { name: string; members: string[]; width: number; widthAfter: number; merges: LayerMergePlan['merges'] }[];
   /** Whole duplicate attention heads merged; present only for models with such heads. */
-  heads?: { block: string; form: string; heads: number; headsAfter: number; headSize: number; projections: string[]; output: string; merges: { head: number; into: number }[] }[];
+  heads?: {
+    block: string; form: string; heads: number; headsAfter: number; headSize: number; projections: string[]; output: string; merges: { head: number; into: number }[];
+    /** Neuron merges inside the heads that stay (the same number in each); absent when none. */
+    withinHead?: { headSizeAfter: number; valueHeadSizeAfter: number; queryKeyMerges: number; valueOutputMerges: number; notApplied: string[] };
+  }[];
 }
 
 export function pruneReport(r: PruneResult): PruneReport {
@@ -39,7 +43,7 @@ export function pruneReport(r: PruneResult): PruneReport {
     notes: r.probeNotes,
     layers: r.plan.layers.map((lp) => ({ name: lp.layer, width: lp.width, widthAfter: lp.widthAfter, merges: lp.merges, statics: lp.statics, refit: !!lp.refit })),
     groups: r.plan.groups.map((gp) => ({ name: gp.group, members: gp.members, width: gp.width, widthAfter: gp.widthAfter, merges: gp.merges })),
-    ...(r.plan.heads?.length ? { heads: r.plan.heads.map((hp) => ({ block: hp.block, form: hp.form, heads: hp.heads, headsAfter: hp.headsAfter, headSize: hp.headSize, projections: hp.projections, output: hp.output, merges: hp.merges.map((m) => ({ head: m.head, into: m.into })) })) } : {}),
+    ...(r.plan.heads?.length ? { heads: r.plan.heads.map((hp) => ({ block: hp.block, form: hp.form, heads: hp.heads, headsAfter: hp.headsAfter, headSize: hp.headSize, projections: hp.projections, output: hp.output, merges: hp.merges.map((m) => ({ head: m.head, into: m.into })), ...(hp.withinHead ? { withinHead: { headSizeAfter: hp.withinHead.headSizeAfter, valueHeadSizeAfter: hp.withinHead.valueHeadSizeAfter, queryKeyMerges: hp.withinHead.queryKey.length, valueOutputMerges: hp.withinHead.valueOutput.length, notApplied: hp.withinHead.notApplied } } : {}) })) } : {}),
   };
 }
 
@@ -68,7 +72,10 @@ export function formatPruneSummary(report: PruneReport, options: TableOptions = 
   }
   if (heads.length) lines.push('');
   for (const h of heads) {
-    lines.push(terminalText(`attention ${h.block} (${h.form}; ${h.projections.join(', ')} -> ${h.output}): heads ${h.heads} -> ${h.headsAfter}, exact: ${h.merges.map((m) => `head ${m.head} into ${m.into}`).join(', ')}`));
+    const dup = h.merges.length ? `heads ${h.heads} -> ${h.headsAfter}, exact: ${h.merges.map((m) => `head ${m.head} into ${m.into}`).join(', ')}` : `${h.heads} heads kept`;
+    const w = h.withinHead;
+    const inner = w ? `; within heads, exact: head size ${h.headSize} -> ${w.headSizeAfter} (${w.queryKeyMerges} Q/K merges), value head size -> ${w.valueHeadSizeAfter} (${w.valueOutputMerges} V/O merges)${w.notApplied.length ? `; left: ${w.notApplied.join('; ')}` : ''}` : '';
+    lines.push(terminalText(`attention ${h.block} (${h.form}; ${h.projections.join(', ')} -> ${h.output}): ${dup}${inner}`));
   }
   lines.push(...report.notes.map((n) => `note: ${n}`));
   // The first line (input -> output) stays whole, so the paths can be copied.

@@ -8,6 +8,9 @@ import * as path from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { findAttention } from '../../src/analysis/attention.js';
 import { findLayers } from '../../src/analysis/find-layers.js';
+import { auditHeads } from '../../src/analysis/head-audit.js';
+import { Tensor } from '../../src/ir/tensor.js';
+import { planHeadMerges } from '../../src/rewrite/merge-heads.js';
 import { DataType } from '../../src/ir/data-type.js';
 import { loadModel } from '../../src/onnx/model-file.js';
 import { prune } from '../../src/pipeline/prune.js';
@@ -103,6 +106,45 @@ describe('prune merges whole duplicate heads', () => {
       const fused = loadModel(output).graph.nodes.find((n) => n.opType === 'Attention' || n.opType === 'MultiHeadAttention')!;
       for (const a of attrs) expect(fused.getInt(a, 0), `${file} ${a}`).toBe(2);
     }
+  });
+
+  for (const file of ['attention/within-head-planted.onnx', 'attention/ms-mha-within-head.onnx']) {
+    it(`merges neurons inside the heads that stay in ${file}: q_3 = 0.5 q_1 (k_1 absorbs), v_2 = -1.5 v_0 (O_0 absorbs); heads of 3`, async () => {
+      const output = path.join(scratch.freshFolder(), 'pruned.onnx');
+      const result = await prune(fixturePath(file), { output, probe: { random: 24 }, verify: { maxError: 1e-5 } });
+      expect(result.fidelity.maxRelError).toBeLessThan(1e-5);
+      const [plan] = result.plan.heads!;
+      expect(plan!.headsAfter).toBe(2);
+      expect(plan!.withinHead).toMatchObject({ headSizeAfter: 3, valueHeadSizeAfter: 3, notApplied: [] });
+      expect(plan!.withinHead!.queryKey.map((r) => [r.head, r.side, r.neuron, r.into])).toEqual([[0, 'q', 3, 1], [1, 'q', 3, 1]]);
+      expect(plan!.withinHead!.queryKey[0]!.scale).toBeCloseTo(0.5, 6);
+      expect(plan!.withinHead!.valueOutput.map((r) => [r.head, r.neuron, r.into])).toEqual([[0, 2, 0], [1, 2, 0]]);
+      expect(result.neurons.before - result.neurons.after).toBe(2 * 12 + 2 * 2 + 2);
+      const rewritten = loadModel(output);
+      const [block] = findAttention(rewritten, findLayers(rewritten));
+      expect([block!.heads, block!.headSize, block!.valueHeadSize]).toEqual([2, 3, 3]);
+      if (block!.fused) expect(block!.fused.getFloat('scale', 0)).toBeCloseTo(0.5, 7); // 1/sqrt(4), not 1/sqrt(3)
+      const feeds = feedsFor(file, 5, 6, 11);
+      expect(maxRelativeError(await outputs(fixturePath(file), feeds), await outputs(output, feeds))).toBeLessThan(1e-5);
+    });
+  }
+
+  it('gives every head one size: when one head has no Q/K relation, none is applied and the plan says why', () => {
+    const model = loadModel(fixturePath('attention/within-head-planted.onnx'));
+    const layers = findLayers(model);
+    const [block] = findAttention(model, layers);
+    // Break head 0's q_3 = 0.5 q_1 (row 0 of the [in, out] weight, output channel 3); head 2, its
+    // copy, is then no duplicate and stays, with the relation intact.
+    const t = block!.q.weight.constantTensor()!;
+    const w = t.toFloat32();
+    w[0 * 16 + 3]! += 0.25;
+    model.graph.setConstant(block!.q.weight, Tensor.fromFloat32(t.dims, w));
+    const [plan] = planHeadMerges([auditHeads(block!, { similarityThreshold: 0.95, exactTolerance: 1e-6 })], 1e-6);
+    expect(plan!.merges.map((m) => m.head)).toEqual([3]);
+    expect(plan!.withinHead!.queryKey).toEqual([]);
+    expect(plan!.withinHead!.valueOutput.map((r) => r.head)).toEqual([0, 1, 2]);
+    expect(plan!.withinHead!.headSizeAfter).toBe(4);
+    expect(plan!.withinHead!.notApplied.join()).toContain('every head keeps one size: 0 Q/K and 1 V/O merges per head applied of 2 and 3 found');
   });
 
   it('keeps grouped-query attention as it is and says why: dropping a query head would leave the groups uneven', async () => {

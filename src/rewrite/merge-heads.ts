@@ -106,9 +106,10 @@ function planWithinHead(a: AttentionAudit, tolerance: number): WithinHeadMerges 
   const foundQK = qk.reduce((s, r) => s + r.length, 0);
   const foundVO = vo.reduce((s, r) => s + r.length, 0);
   if (foundQK === 0 && foundVO === 0) return undefined;
+  let qkMax = Math.max(...qk.map((r) => r.length));
   if ((b.q.rotary || b.k.rotary) && foundQK) {
     notApplied.push(`${foundQK} Q/K merges: a rotary embedding mixes Q/K channels in pairs`);
-    mQK = 0;
+    mQK = qkMax = 0;
   }
   // Fused ops and packed projections cut by computed offsets expect Q, K and V heads of one size.
   const computedCut = [b.q, b.k, b.v].some((p) => p.cut?.is('Slice') && !(p.cut.inputs[1]?.constantTensor() && p.cut.inputs[2]?.constantTensor()));
@@ -116,8 +117,8 @@ function planWithinHead(a: AttentionAudit, tolerance: number): WithinHeadMerges 
     mQK = mVO = Math.min(mQK, mVO);
     notApplied.push(`${b.fused ? `${b.fused.opType} expects` : 'the packed projection is cut into'} Q, K and V heads of one size: each head drops the same number of Q/K and V/O neurons`);
   }
-  if (mQK < Math.max(...qk.map((r) => r.length)) || mVO < Math.max(...vo.map((r) => r.length))) {
-    notApplied.push(`every head keeps one size: ${mQK} Q/K and ${mVO} V/O merges per head applied of ${foundQK} and ${foundVO} found`);
+  if (mQK < qkMax || mVO < Math.max(...vo.map((r) => r.length))) {
+    notApplied.push(`every head keeps one size: ${mQK} Q/K and ${mVO} V/O merges per head applied of ${qkMax ? foundQK : 0} and ${foundVO} found`);
   }
   if (mQK === 0 && mVO === 0) return undefined;
   if (mQK >= d || mVO >= dv) return undefined;

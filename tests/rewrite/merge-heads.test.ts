@@ -129,6 +129,22 @@ describe('prune merges whole duplicate heads', () => {
     });
   }
 
+  it('merges the duplicate head through a rotary embedding but leaves its Q/K relations (the rotation mixes channel pairs)', async () => {
+    const file = 'attention/torch-rotary-planted.onnx';
+    const output = path.join(scratch.freshFolder(), 'pruned.onnx');
+    const result = await prune(fixturePath(file), { output, probe: { random: 24, shapes: { x: [1, 6, 16] } }, verify: { maxError: 1e-5 } });
+    expect(result.fidelity.maxRelError).toBeLessThan(1e-5);
+    const [plan] = result.plan.heads!;
+    expect(plan!.merges.map((m) => [m.head, m.into])).toEqual([[2, 0]]);
+    expect(plan!.withinHead).toMatchObject({ headSizeAfter: 4, valueHeadSizeAfter: 3, queryKey: [] });
+    expect(plan!.withinHead!.notApplied).toEqual(['3 Q/K merges: a rotary embedding mixes Q/K channels in pairs']);
+    const rewritten = loadModel(output);
+    const [block] = findAttention(rewritten, findLayers(rewritten));
+    expect([block!.heads, block!.q.rotary]).toEqual([3, true]);
+    const feeds = feedsFor(file, 2, 9, 5);
+    expect(maxRelativeError(await outputs(fixturePath(file), feeds), await outputs(output, feeds))).toBeLessThan(1e-5);
+  });
+
   it('gives every head one size: when one head has no Q/K relation, none is applied and the plan says why', () => {
     const model = loadModel(fixturePath('attention/within-head-planted.onnx'));
     const layers = findLayers(model);

@@ -8,6 +8,11 @@ import { findLayers } from '../../src/analysis/find-layers.js';
 import { auditHeads } from '../../src/analysis/head-audit.js';
 import { loadModel } from '../../src/onnx/model-file.js';
 import { fixturePath } from '../helpers/cli-runner.js';
+import { GraphBuilder, int, type AttributeSpec } from '../helpers/graph-builder.js';
+import { DataType } from '../../src/ir/data-type.js';
+import { Tensor } from '../../src/ir/tensor.js';
+import type { Value } from '../../src/ir/value.js';
+import { SeededRandom } from '../../fixtures/seeded-random.js';
 
 function blocksOf(file: string) {
   const model = loadModel(fixturePath(file));
@@ -117,5 +122,38 @@ describe('auditHeads', () => {
     expect(small!.keyClusters).toBeLessThan(standard!.keyClusters);
     expect(Math.min(...small!.heads.map((h) => h.queryClusters))).toBeLessThan(4);
     expect(standard!.heads.every((h) => h.queryClusters === 4)).toBe(true);
+  });
+});
+
+describe('fused attention ops built in memory', () => {
+  function fused(opType: string, attributes: Record<string, AttributeSpec>, extraInputs = 0) {
+    const b = new GraphBuilder();
+    const x = b.input('x', DataType.FLOAT, ['batch', 6, 16]);
+    const rng = new SeededRandom(5);
+    const proj = (name: string, out: number): Value => b.node('MatMul', [x, b.initializer(`${name}.weight`, Tensor.fromNumbers(DataType.FLOAT, [16, out], rng.gaussians(16 * out)))], {}, { name })[0]!;
+    const q = proj('q_proj', 16);
+    const k = proj('k_proj', 8);
+    const v = proj('v_proj', 8);
+    const extra = Array.from({ length: extraInputs }, (_, i) => b.input(`extra${i}`, DataType.INT32, [1]));
+    const [att] = b.node(opType, [q, k, v, ...extra], attributes, { domain: 'com.microsoft', name: 'gqa' });
+    const [y] = b.node('MatMul', [att!, b.initializer('o.weight', Tensor.fromNumbers(DataType.FLOAT, [16, 16], rng.gaussians(256)))], {}, { name: 'o_proj' });
+    b.output(y!, DataType.FLOAT, ['batch', 6, 16]);
+    const model = b.build(17, { otherOpsets: { 'com.microsoft': 1 } });
+    const layers = findLayers(model);
+    return { blocks: findAttention(model, layers), layers };
+  }
+
+  it('finds com.microsoft GroupQueryAttention (4 query heads on 2 key/value heads) and audits it without merging', () => {
+    const { blocks } = fused('GroupQueryAttention', { num_heads: int(4), kv_num_heads: int(2) }, 4);
+    expect(blocks).toHaveLength(1);
+    expect(blocks[0]).toMatchObject({ form: 'com.microsoft.GroupQueryAttention', heads: 4, kvHeads: 2, headSize: 4, valueHeadSize: 4 });
+    expect(blocks[0]!.blockers.map((x) => x.message).join('; ')).toMatch(/grouped-query attention/);
+    const a = auditHeads(blocks[0]!, { similarityThreshold: 0.95, exactTolerance: 1e-6 });
+    expect(a.heads.map((h) => h.kvHead)).toEqual([0, 0, 1, 1]);
+  });
+
+  it('names the extra inputs of a fused op that head merges would not rewrite', () => {
+    const { blocks } = fused('MultiHeadAttention', { num_heads: int(4) }, 1);
+    expect(blocks[0]!.blockers.map((x) => x.message).join('; ')).toContain('reads bias, mask or past-state inputs');
   });
 });

@@ -53,3 +53,8 @@ export { writeReportFile, ensureOutputFolder } from './files/write-report-file.j
 export { auditPictures, type Picture } from './report/audit-pictures.js';
 export { parsePinnedValue, type InputFeedOptions, type PinnedValue } from './runtime/input-feeds.js';
 export { IMAGE_PRESETS, type ImagePreset, type ImageProbeOptions } from './runtime/image-probes.js';
+// Attention heads (issue 10b): blocks found where exporters put them, audited per head, whole and within-head merges.
+export { findAttention, type AttentionBlock, type AttentionForm, type ProjectionPart } from './analysis/attention.js';
+export { auditHeads, type AttentionAudit, type HeadMeasures, type DuplicateHead } from './analysis/head-audit.js';
+export { planHeadMerges, applyHeadMerges, type HeadMergePlan, type WithinHeadMerges } from './rewrite/merge-heads.js';
+export { type AttentionReport } from './report/attention-report.js';

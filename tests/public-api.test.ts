@@ -27,6 +27,8 @@ const VALUES = [
   'markdownCode', 'markdownText', 'terminalText', 'xmlText',
   // Probe data people have (issue 13): images, pinned inputs.
   'IMAGE_PRESETS', 'imageProbes', 'parsePinnedValue',
+  // Attention heads (issue 10b).
+  'findAttention', 'auditHeads', 'planHeadMerges', 'applyHeadMerges',
 ];
 
 const TYPES = [
@@ -40,6 +42,8 @@ const TYPES = [
   'CollectedShard', 'CollectOptions', 'MergedShards', 'StatisticsHeader',
   // Probe data people have (issue 13).
   'ImagePreset', 'ImageProbeOptions', 'InputFeedOptions', 'PinnedValue',
+  // Attention heads (issue 10b).
+  'AttentionAudit', 'AttentionBlock', 'AttentionForm', 'AttentionReport', 'DuplicateHead', 'HeadMeasures', 'HeadMergePlan', 'ProjectionPart', 'WithinHeadMerges',
 ].sort();
 
 /** Every name src/index.ts exports, types included. */

@@ -2,11 +2,13 @@
 // models keep their content), per-head clusters and duplicates in the text, and an HTML section
 // with the W_Q heatmap.
 
+import * as fs from 'node:fs';
+import * as path from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { audit } from '../../src/pipeline/audit.js';
 import { auditReport, formatAuditTable } from '../../src/report/audit-report.js';
 import { renderHtmlReport } from '../../src/report/html-report.js';
-import { fixturePath } from '../helpers/cli-runner.js';
+import { condense, fixturePath, repoRoot } from './run-condense.js';
 
 describe('the audit of attention', () => {
   it('reports each block per head in the JSON: clusters, duplicates, similarity', async () => {
@@ -49,4 +51,34 @@ describe('the audit of attention', () => {
     expect(section.match(/<svg/g)).toHaveLength(2);
     expect(section).toContain('cosine of W_Q rows');
   });
+});
+
+describe('docs/json-schema.md', () => {
+  const doc = fs.readFileSync(path.join(repoRoot, 'docs', 'json-schema.md'), 'utf8');
+  const example = (kind: string): unknown => {
+    const section = doc.split(/^## /m).find((p) => p.startsWith(`${kind} (\`condense ${kind}`))!;
+    return JSON.parse(/```jsonc\n([\s\S]*?)```/.exec(section)![1]!.replace(/\/\/[^\n]*/g, ''));
+  };
+  const paths = (value: unknown, at = '', out = new Set<string>()): Set<string> => {
+    if (Array.isArray(value)) for (const v of value) paths(v, `${at}[]`, out);
+    else if (value && typeof value === 'object') {
+      for (const [k, v] of Object.entries(value)) {
+        const p = at ? `${at}.${k}` : k;
+        out.add(p);
+        if (k !== 'audit') paths(v, p, out);
+      }
+    }
+    return out;
+  };
+  const file = fixturePath('attention/within-head-planted.onnx');
+  for (const [kind, args] of [['audit', ['audit', file, '--json']], ['prune', ['prune', file, '--random', '16', '--dry-run', '--json', '-o', path.join(repoRoot, 'unused.onnx')]]] as const) {
+    it(`documents every attention field of the ${kind} report at its path`, async () => {
+      const run = await condense([...args]);
+      expect(run.code).toBe(0);
+      const report = JSON.parse(run.stdout);
+      expect(report.attention ?? report.heads).toHaveLength(1);
+      const documented = paths(example(kind));
+      expect([...paths(report)].filter((p) => !documented.has(p))).toEqual([]);
+    });
+  }
 });

@@ -40,9 +40,11 @@ export interface AttentionAudit {
   heads: HeadMeasures[];
   /** heads x heads: min(cos of the QK circuits, overlap of the value spaces in both directions). */
   headSimilarity: Float64Array;
-  /** Cosines of all query rows, head by head: what the papers draw for W_Q. */
+  /** How heads were compared: their circuits, or (past CIRCUIT_BUDGET) their rows. */
+  headSimilarityBasis: 'circuits' | 'rows';
+  /** Cosines of the query rows, head by head (the first heads that fit MAX_QUERY_ROWS): what the papers draw for W_Q. */
   queryCosine: Float64Array;
-  /** Rows per query head in queryCosine (headSize) and their count (heads * headSize). */
+  /** Rows in queryCosine (a whole number of heads). */
   queryRows: number;
   duplicates: DuplicateHead[];
   /** Pairs of heads at or above the similarity threshold (duplicates included). */
@@ -51,10 +53,21 @@ export interface AttentionAudit {
   keyClusters: number;
 }
 
+/** Query rows drawn in the W_Q heatmap at most (the cosine matrix is rows^2 numbers). */
+export const MAX_QUERY_ROWS = 1024;
+
+/**
+ * Multiply-adds the circuit comparison may spend on one block (pairs x 3 d^2 c); past it, heads
+ * are compared by their rows (equal Q, K rows and V_b = M V_a), which a basis change hides.
+ */
+export const CIRCUIT_BUDGET = 2e9;
+
 export interface HeadAuditOptions {
   similarityThreshold: number;
   /** Largest relative residual still treated as an exact relation (MergeOptions.exactTolerance). */
   exactTolerance: number;
+  /** Multiply-adds allowed for comparing circuits (default CIRCUIT_BUDGET); past it, rows. */
+  circuitBudget?: number;
 }
 
 /** The part's rows u_k = [w_k; b_k] (width x cols). */
@@ -89,14 +102,14 @@ function rowBlock(rows: Float64Array, cols: number, start: number, count: number
   return rows.subarray(start * cols, (start + count) * cols);
 }
 
-/** A^T B for A (n x p), B (n x q): p x q. */
-function transposeTimes(a: Float64Array, b: Float64Array, n: number, p: number, q: number): Float64Array {
-  const out = new Float64Array(p * q);
-  for (let r = 0; r < n; r++) {
-    for (let i = 0; i < p; i++) {
-      const x = a[r * p + i]!;
-      if (x === 0) continue;
-      for (let j = 0; j < q; j++) out[i * q + j]! += x * b[r * q + j]!;
+/** A B^T for A, B (n x cols): n x n. */
+function gram(a: Float64Array, b: Float64Array, n: number, cols: number): Float64Array {
+  const out = new Float64Array(n * n);
+  for (let i = 0; i < n; i++) {
+    for (let j = 0; j < n; j++) {
+      let s = 0;
+      for (let c = 0; c < cols; c++) s += a[i * cols + c]! * b[j * cols + c]!;
+      out[i * n + j] = s;
     }
   }
   return out;
@@ -235,7 +248,6 @@ export function auditHeads(block: AttentionBlock, options: HeadAuditOptions): At
   const v = partRows(block.v);
   const tol = options.exactTolerance;
   const measures: HeadMeasures[] = [];
-  const qk: Float64Array[] = [];
   for (let h = 0; h < H; h++) {
     const g = Math.min(KV - 1, Math.floor(h / group));
     const qh = rowBlock(q.rows, q.cols, h * d, d);
@@ -250,8 +262,21 @@ export function auditHeads(block: AttentionBlock, options: HeadAuditOptions): At
       queryKeyMerges: Math.max(proportionalRows(qh, d, q.cols, tol), proportionalRows(kh, d, k.cols, tol)),
       valueOutputMerges: proportionalRows(vh, dv, v.cols, tol),
     });
-    qk.push(q.cols === k.cols ? transposeTimes(qh, kh, d, q.cols, k.cols) : new Float64Array(0));
   }
+  const pairs = (H * (H - 1)) / 2;
+  const basis: 'circuits' | 'rows' = pairs * 3 * d * d * Math.max(q.cols, v.cols) <= (options.circuitBudget ?? CIRCUIT_BUDGET) ? 'circuits' : 'rows';
+  const qBlock = (h: number): Float64Array => rowBlock(q.rows, q.cols, h * d, d);
+  const kBlock = (h: number): Float64Array => rowBlock(k.rows, k.cols, measures[h]!.kvHead * d, d);
+  const vBlock = (h: number): Float64Array => rowBlock(v.rows, v.cols, measures[h]!.kvHead * dv, dv);
+  // <Q_a^T K_a, Q_b^T K_b>_F = sum_ij (Q_a Q_b^T)_ij (K_a K_b^T)_ij: d x d Grams, never c x c circuits.
+  const circuitInner = (a: number, b: number): number => {
+    const qa = gram(qBlock(a), qBlock(b), d, q.cols);
+    const ka = gram(kBlock(a), kBlock(b), d, k.cols);
+    let s = 0;
+    for (let i = 0; i < d * d; i++) s += qa[i]! * ka[i]!;
+    return s;
+  };
+  const circuitNorm = basis === 'circuits' ? Array.from({ length: H }, (_, h) => circuitInner(h, h)) : [];
   const similarity = new Float64Array(H * H);
   const similarPairs: [number, number][] = [];
   const duplicates: DuplicateHead[] = [];
@@ -259,30 +284,41 @@ export function auditHeads(block: AttentionBlock, options: HeadAuditOptions): At
   for (let a = 0; a < H; a++) {
     similarity[a * H + a] = 1;
     for (let b = a + 1; b < H; b++) {
-      const va = rowBlock(v.rows, v.cols, measures[a]!.kvHead * dv, dv);
-      const vb = rowBlock(v.rows, v.cols, measures[b]!.kvHead * dv, dv);
-      const s = Math.min(cosine(qk[a]!, qk[b]!), valueSpaceSimilarity(vb, va, dv, v.cols), valueSpaceSimilarity(va, vb, dv, v.cols));
+      const va = vBlock(a);
+      const vb = vBlock(b);
+      let s: number;
+      let circuitDistance = Infinity;
+      if (basis === 'circuits') {
+        const na = circuitNorm[a]!;
+        const nb = circuitNorm[b]!;
+        const inner = circuitInner(a, b);
+        const qkCos = na === 0 || nb === 0 ? (na === nb ? 1 : 0) : inner / Math.sqrt(na * nb);
+        circuitDistance = na === 0 ? (nb === 0 ? 0 : Infinity) : Math.sqrt(Math.max(0, na + nb - 2 * inner) / na);
+        s = Math.min(qkCos, valueSpaceSimilarity(vb, va, dv, v.cols), valueSpaceSimilarity(va, vb, dv, v.cols));
+      } else {
+        s = Math.min(Math.abs(cosine(qBlock(a), qBlock(b))), Math.abs(cosine(kBlock(a), kBlock(b))), Math.abs(cosine(va, vb)));
+      }
       similarity[a * H + b] = similarity[b * H + a] = s;
       if (s >= options.similarityThreshold) similarPairs.push([a, b]);
       if (merged.has(b) || merged.has(a)) continue;
-      const ga = measures[a]!.kvHead;
-      const gb = measures[b]!.kvHead;
-      const sameScores = block.q.rotary || block.k.rotary
-        ? relativeDistance(rowBlock(q.rows, q.cols, a * d, d), rowBlock(q.rows, q.cols, b * d, d)) <= tol && relativeDistance(rowBlock(k.rows, k.cols, ga * d, d), rowBlock(k.rows, k.cols, gb * d, d)) <= tol
-        : relativeDistance(qk[a]!, qk[b]!) <= tol;
+      const sameScores = block.q.rotary || block.k.rotary || basis === 'rows'
+        ? relativeDistance(qBlock(a), qBlock(b)) <= tol && relativeDistance(kBlock(a), kBlock(b)) <= tol
+        : circuitDistance <= tol;
       if (!sameScores) continue;
-      const map = valueMap(rowBlock(v.rows, v.cols, gb * dv, dv), rowBlock(v.rows, v.cols, ga * dv, dv), dv, v.cols, tol);
+      const map = valueMap(vb, va, dv, v.cols, tol);
       if (!map) continue;
       duplicates.push({ head: b, into: a, valueMap: map });
       merged.add(b);
     }
   }
+  const shownRows = Math.min(H, Math.max(1, Math.floor(MAX_QUERY_ROWS / d))) * d;
   return {
     block,
     heads: measures,
     headSimilarity: similarity,
-    queryCosine: cosineMatrix(q.rows, H * d, q.cols),
-    queryRows: H * d,
+    headSimilarityBasis: basis,
+    queryCosine: cosineMatrix(q.rows.subarray(0, shownRows * q.cols), shownRows, q.cols),
+    queryRows: shownRows,
     duplicates,
     similarPairs,
     queryClusters: measures.reduce((s, m) => s + m.queryClusters, 0),

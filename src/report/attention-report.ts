@@ -30,6 +30,8 @@ export interface AttentionReport {
   similarPairs: number[][];
   /** heads x heads similarity (QK circuits and value spaces), rounded to 4 digits. */
   headSimilarity: number[][];
+  /** 'circuits' (QK circuits and value spaces), or 'rows' for blocks too large to compare circuits (|cos| of the Q, K, V row blocks). */
+  headSimilarityBasis: 'circuits' | 'rows';
   /** Within-head Q/K and V/O merges found, and what prune does with them. */
   withinHeadMerges: string;
 }
@@ -58,6 +60,7 @@ export function attentionReport(a: AttentionAudit): AttentionReport {
     perHead: a.heads.map((h) => ({ ...h })),
     duplicates: a.duplicates.map((d) => ({ head: d.head, into: d.into })),
     similarPairs: a.similarPairs.map((p) => [...p]),
+    headSimilarityBasis: a.headSimilarityBasis,
     headSimilarity: Array.from({ length: H }, (_, i) => Array.from(a.headSimilarity.subarray(i * H, (i + 1) * H), round)),
     withinHeadMerges: qk + vo === 0
       ? 'none found'
@@ -81,13 +84,15 @@ export function attentionLines(reports: readonly AttentionReport[]): string[] {
 /** The W_Q heatmap: cosines of all query rows, head by head (strips: heads). */
 export function queryHeatmap(a: AttentionAudit): HeatmapFigure {
   const d = a.block.headSize;
+  const heads = a.queryRows / d;
+  const shown = heads < a.block.heads ? `first ${heads} of ${a.block.heads} heads` : `${heads} heads`;
   return {
     kind: 'heatmap',
     title: `${a.block.id}: cosine of W_Q rows (query neurons), by head`,
     values: a.queryCosine,
     size: a.queryRows,
-    groups: Array.from({ length: a.block.heads }, (_, h) => ({ start: h * d, size: d, color: clusterColor(h) })),
-    axisLabel: `query neuron (${a.block.heads} heads of ${d})`,
+    groups: Array.from({ length: heads }, (_, h) => ({ start: h * d, size: d, color: clusterColor(h) })),
+    axisLabel: `query neuron (${shown} of ${d})`,
   };
 }
 

@@ -104,6 +104,14 @@ describe('auditHeads', () => {
     map.forEach((x, i) => expect(x).toBeCloseTo(expected[i]!, 5));
   });
 
+  it('compares heads by rows past the circuit budget: the copied head is still found, the turned one is not', () => {
+    const { blocks } = blocksOf('attention/decomposed-planted.onnx');
+    const a = auditHeads(blocks[0]!, { similarityThreshold: 0.95, exactTolerance: 1e-6, circuitBudget: 0 });
+    expect(a.headSimilarityBasis).toBe('rows');
+    expect(a.duplicates.map((d) => [d.head, d.into])).toEqual([[2, 0]]);
+    expect(a.similarPairs).toEqual([[0, 2]]);
+  });
+
   it('finds no duplicates when the tolerance is tighter than float32 rounding of the turned head', () => {
     const [a] = audit('attention/decomposed-planted.onnx', 1e-12);
     expect(a!.duplicates.map((d) => d.head)).not.toContain(3);

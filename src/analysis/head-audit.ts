@@ -196,11 +196,26 @@ export function valueMap(vb: Float64Array, va: Float64Array, d: number, cols: nu
 
 /**
  * How much of V_b lies in the row space of V_a: sqrt(1 - r^2) for the relative least-squares
- * residual r (1: the same value space, whatever basis each head uses).
+ * residual r (1: the same value space, whatever basis each head uses). From Grams only: with
+ * X = (V_a V_a^T)^-1 V_a V_b^T, |V_b - X^T V_a|^2 = |V_b|^2 - sum(X o V_a V_b^T).
  */
-function valueSpaceSimilarity(vb: Float64Array, va: Float64Array, d: number, cols: number): number {
-  const r = fitValues(vb, va, d, cols)?.residual ?? 1;
-  return Math.sqrt(Math.max(0, 1 - Math.min(1, r) ** 2));
+function valueSpaceSimilarity(gramA: Float64Array, cross: Float64Array, normB2: number, d: number): number {
+  if (normB2 === 0) return 1;
+  let x: Float64Array;
+  try {
+    x = solveSymmetricPositive(gramA, d, cross, d, 0);
+  } catch {
+    return 0;
+  }
+  let fit = 0;
+  for (let i = 0; i < d * d; i++) fit += x[i]! * cross[i]!;
+  return Math.sqrt(Math.max(0, Math.min(1, fit / normB2)));
+}
+
+function transpose(m: Float64Array, n: number): Float64Array {
+  const t = new Float64Array(n * n);
+  for (let i = 0; i < n; i++) for (let j = 0; j < n; j++) t[j * n + i] = m[i * n + j]!;
+  return t;
 }
 
 function fitValues(vb: Float64Array, va: Float64Array, d: number, cols: number): { map: Float64Array; residual: number } | undefined {
@@ -277,6 +292,7 @@ export function auditHeads(block: AttentionBlock, options: HeadAuditOptions): At
     return s;
   };
   const circuitNorm = basis === 'circuits' ? Array.from({ length: H }, (_, h) => circuitInner(h, h)) : [];
+  const vGram = basis === 'circuits' ? Array.from({ length: H }, (_, h) => gram(vBlock(h), vBlock(h), dv, v.cols)) : [];
   const similarity = new Float64Array(H * H);
   const similarPairs: [number, number][] = [];
   const duplicates: DuplicateHead[] = [];
@@ -294,7 +310,9 @@ export function auditHeads(block: AttentionBlock, options: HeadAuditOptions): At
         const inner = circuitInner(a, b);
         const qkCos = na === 0 || nb === 0 ? (na === nb ? 1 : 0) : inner / Math.sqrt(na * nb);
         circuitDistance = na === 0 ? (nb === 0 ? 0 : Infinity) : Math.sqrt(Math.max(0, na + nb - 2 * inner) / na);
-        s = Math.min(qkCos, valueSpaceSimilarity(vb, va, dv, v.cols), valueSpaceSimilarity(va, vb, dv, v.cols));
+        const cross = gram(va, vb, dv, v.cols); // V_a V_b^T
+        const trace = (m: Float64Array): number => Array.from({ length: dv }, (_, i) => m[i * dv + i]!).reduce((x, y) => x + y, 0);
+        s = Math.min(qkCos, valueSpaceSimilarity(vGram[a]!, cross, trace(vGram[b]!), dv), valueSpaceSimilarity(vGram[b]!, transpose(cross, dv), trace(vGram[a]!), dv));
       } else {
         s = Math.min(Math.abs(cosine(qBlock(a), qBlock(b))), Math.abs(cosine(kBlock(a), kBlock(b))), Math.abs(cosine(va, vb)));
       }

@@ -94,7 +94,8 @@ function matchGated(layers: readonly NeuronLayer[], candidate: NeuronLayer): Neu
   if (b.activation.nodes.length > 0 && a.activation.nodes.length > 0) return undefined;
   // The up projection is the linear one; when both are linear (a bilinear GLU) the first input gates.
   const [gate, up] = b.activation.nodes.length > 0 ? [b, a] : [a, b];
-  if (up.activation.output.uses().length !== 1 || up.activation.output.isGraphOutput) return undefined;
+  // The Mul must be the only reader of both factors: otherwise the pair is not one neuron.
+  if ([gate, up].some((l) => l.activation.output.uses().length !== 1 || l.activation.output.isGraphOutput)) return undefined;
   // Both factors must have the same shape (no broadcasting): the same data input does it.
   if (gate.producer.inputs[0] !== up.producer.inputs[0]) return undefined;
   if (up.activation.perNeuron.length > 0) return undefined;

@@ -215,3 +215,31 @@ describe('a GeGLU with the up factor first in the Mul', () => {
     expect(loadModel(out).graph.nodes.find((n) => n.name === 'up')!.inputs[1]!.constantTensor()!.dims).toEqual([6, 7]);
   });
 });
+
+describe('what is not a gated MLP', () => {
+  /** x, z [batch, 6] -> sigmoid(x Wg) * (src Wu) -> down; src is x or z; `extraReader` also reads the gate activation. */
+  function build(upReadsOtherInput: boolean, extraReader: boolean): Model {
+    const b = new GraphBuilder('not_glu');
+    const x = b.input('x', DataType.FLOAT, ['batch', 6]);
+    const z = b.input('z', DataType.FLOAT, ['batch', 6]);
+    const w = (name: string, rows: number, cols: number): ReturnType<GraphBuilder['initializer']> => b.initializer(name, Tensor.fromFloat32([rows, cols], Float32Array.from({ length: rows * cols }, (_, i) => Math.cos(name.length + i))));
+    const [g] = b.node('MatMul', [x, w('gate.w', 6, 8)], {}, { name: 'gate' });
+    const [s] = b.node('Sigmoid', [g!], {}, { name: 'gate_act' });
+    const [u] = b.node('MatMul', [upReadsOtherInput ? z : x, w('up.w', 6, 8)], {}, { name: 'up' });
+    const [h] = b.node('Mul', [s!, u!], {}, { name: 'glu' });
+    const [y] = b.node('MatMul', [h!, w('down.w', 8, 3)], {}, { name: 'down', outputs: ['y'] });
+    b.output(y!, DataType.FLOAT, ['batch', 3]);
+    if (extraReader) b.output(s!, DataType.FLOAT, ['batch', 8]);
+    return b.build(17);
+  }
+
+  it('joins the gate and up projections only when both read the same data and nothing else reads the gate', () => {
+    expect(findLayers(build(false, false)).map((l) => [l.name, l.op])).toEqual([['gate*up', 'GLU'], ['down', 'MatMul']]);
+    for (const model of [build(true, false), build(false, true)]) {
+      const layers = findLayers(model);
+      expect(layers.map((l) => l.name)).toEqual(['gate', 'up', 'down']);
+      expect(layers.every((l) => !l.gated)).toBe(true);
+      expect(layers[1]!.blockers.map((b) => b.code)).toContain('gate');
+    }
+  });
+});

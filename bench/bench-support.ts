@@ -38,9 +38,10 @@ export function printResult(value: unknown): void {
 }
 
 /** Runs bench/child.ts `task` in a fresh Node.js process and returns its result. */
-export function runChild<T>(task: string, input: unknown, timeoutSeconds = 600): T {
+export function runChild<T>(task: string, input: unknown, timeoutSeconds = 600, env?: NodeJS.ProcessEnv): T {
   const child = spawnSync(process.execPath, ['--import', 'tsx', path.join(BENCH_DIR, 'child.ts'), task, JSON.stringify(input)], {
     cwd: ROOT,
+    ...(env ? { env } : {}),
     encoding: 'utf8',
     maxBuffer: 1 << 28,
     timeout: timeoutSeconds * 1000,
@@ -51,6 +52,13 @@ export function runChild<T>(task: string, input: unknown, timeoutSeconds = 600):
     throw new Error(`bench child "${task}" failed: ${why}\n${(child.stderr ?? '').split('\n').filter((l) => !/^npm warn/.test(l)).slice(-15).join('\n')}`);
   }
   return JSON.parse(line.slice(RESULT_MARK.length)) as T;
+}
+
+/** The middle value (the mean of the two middle ones for an even count). */
+export function median(values: number[]): number {
+  const sorted = [...values].sort((a, b) => a - b);
+  const mid = sorted.length >> 1;
+  return sorted.length % 2 ? sorted[mid]! : (sorted[mid - 1]! + sorted[mid]!) / 2;
 }
 
 /** Debian's python with numpy and scipy (the `python3` on PATH may be another one). */

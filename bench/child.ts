@@ -150,9 +150,12 @@ function denseFilesTask(input: { width: number; inputWidth: number; samples: num
 }
 
 async function denseAuditTask(input: { modelFile: string; probesFile: string }): Promise<unknown> {
+  const cpuStart = process.cpuUsage();
   let start = performance.now();
   const result = await audit(input.modelFile, { probe: { files: [input.probesFile] } });
   const auditSeconds = secondsSince(start);
+  const cpu = process.cpuUsage(cpuStart);
+  const auditCpuSeconds = (cpu.user + cpu.system) / 1e6;
   const auditRss = peakRssMiB();
   const layer = result.layers.find((l) => l.layer.name === 'fc1')!;
   // What float32 does to the weight cosines audit now takes from the runtime: the float64 Gram of
@@ -177,6 +180,7 @@ async function denseAuditTask(input: { modelFile: string; probesFile: string }):
   const clusters64 = static64 === 0 ? cutDendrogram(nnChainClusterer.linkage(distance, fc1.width), fc1.width, 1 - threshold) : undefined;
   return {
     auditSeconds,
+    auditCpuSeconds,
     weightCosine64Seconds,
     weightCosine32Seconds,
     maxCosineError,

@@ -10,6 +10,7 @@ Prints one JSON object on stdout: the time of each step in seconds and what it f
 """
 
 import json
+import resource
 import sys
 import time
 
@@ -50,8 +51,15 @@ def run_linkage(file, repeats, cut):
     return {"seconds": times, "best": min(times), "labels": first_appearance(labels)}
 
 
+def cpu_seconds():
+    # User + system time of every thread of this process (BLAS threads included).
+    usage = resource.getrusage(resource.RUSAGE_SELF)
+    return usage.ru_utime + usage.ru_stime
+
+
 def run_dense_audit(weights_file, probes_file, threshold):
     steps = {}
+    cpu_start = cpu_seconds()
     start = time.perf_counter()
     mark = start
 
@@ -86,6 +94,7 @@ def run_dense_audit(weights_file, probes_file, threshold):
     step("output clusters")
     return {
         "seconds": time.perf_counter() - start,
+        "cpuSeconds": cpu_seconds() - cpu_start,
         "steps": steps,
         "samples": int(x.shape[0]),
         "width": int(w.shape[0]),

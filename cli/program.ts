@@ -239,7 +239,7 @@ function workerCount(o: CommonOptions): { workers?: number } {
   return o.workers === undefined ? {} : { workers: parseNumber('--workers', o.workers, (x) => Number.isInteger(x) && x >= 1 && x <= 256, 'a whole number from 1 to 256') };
 }
 
-/** --stats for the commands that can take their statistics from `condense collect` files. */
+/** --stats for the commands that can take their statistics from `condense collect` files (audit, prune, check). */
 function addStatsOption(cmd: Command): Command {
   return cmd.option('--stats <files...>', "statistics files from `condense collect` to merge instead of running probes (a pattern like 'shard-*.stats' is expanded)");
 }
@@ -459,7 +459,7 @@ function explicitOptions<T extends object>(o: T, command: Command): Partial<T> {
 
 function addReportingCommands(program: Command, io: CliIO): void {
   const width = io.columns;
-  addProbeOptions(program.command('check'))
+  addStatsOption(addProbeOptions(program.command('check')))
     .description('CI gate: evaluate the rules of a config (redundancy, effective width, static share, prune target, baseline); exit 1 when one fails')
     .argument('<model>', 'ONNX model file')
     .option('--config <file>', 'rules as JSON (default: condense.config.json in the current folder, if present)')
@@ -480,6 +480,7 @@ function addReportingCommands(program: Command, io: CliIO): void {
         ...(configPath !== undefined ? { configPath } : {}),
         ...(baselinePath !== undefined ? { baseline: { path: baselinePath, layers: readAuditReport(baselinePath).layers } } : {}),
         ...(probe ? { probe } : {}),
+        ...(o.stats?.length ? { statistics: o.stats } : {}),
         analysis: analysisOptions(typed),
         session: sessionOptions(o),
       });

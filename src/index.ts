@@ -18,6 +18,8 @@ export { findLayers, type NeuronLayer, type Consumer } from './analysis/find-lay
 export { findChannelGroups, type DependencyGroup, type ChannelGroup, type GroupMember, type IndexMap, type CouplingRule } from './analysis/channel-groups.js';
 export { couplingRules } from './analysis/coupling-rules.js';
 export type { Blocker, BlockerCode } from './analysis/blocker.js';
+export { measureCoverage, describeCoverage, type Coverage, type BlockerCount } from './analysis/coverage.js';
+export { findUnsupportedLayers, type UnsupportedLayer } from './analysis/unsupported-layers.js';
 export { measureCondensation, redundancy, type AnalysisOptions, type LayerCondensation } from './analysis/measure-condensation.js';
 export { clusterNeurons } from './analysis/cluster/cluster-neurons.js';
 export { planMerges, DEFAULT_EXACT_TOLERANCE, type MergePlan, type MergeOptions, type LayerMergePlan } from './rewrite/plan-merges.js';

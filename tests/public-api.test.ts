@@ -29,6 +29,8 @@ const VALUES = [
   'IMAGE_PRESETS', 'imageProbes', 'parsePinnedValue',
   // Attention heads (issue 10b).
   'findAttention', 'auditHeads', 'planHeadMerges', 'applyHeadMerges',
+  // Coverage and quantized layers named (issue 9b).
+  'describeCoverage', 'findUnsupportedLayers', 'measureCoverage',
 ];
 
 const TYPES = [
@@ -44,6 +46,8 @@ const TYPES = [
   'ImagePreset', 'ImageProbeOptions', 'InputFeedOptions', 'PinnedValue',
   // Attention heads (issue 10b).
   'AttentionAudit', 'AttentionBlock', 'AttentionForm', 'AttentionReport', 'DuplicateHead', 'HeadMeasures', 'HeadMergePlan', 'ProjectionPart', 'WithinHeadMerges',
+  // Coverage and quantized layers named (issue 9b).
+  'BlockerCount', 'Coverage', 'UnsupportedLayer',
 ].sort();
 
 /** Every name src/index.ts exports, types included. */

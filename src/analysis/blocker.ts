@@ -55,7 +55,9 @@ export type BlockerCode =
   /** A normalisation (LayerNorm, RMSNorm) inside a group mixes its channels: merges there are approximate only. */
   | 'normalisation'
   /** An embedding table writes a group's channels; its columns are not merged. */
-  | 'embedding';
+  | 'embedding'
+  /** Weights stored as integers: a QDQ weight (audited dequantized) or an integer op (ConvInteger, MatMulNBits...). */
+  | 'quantized';
 
 export interface Blocker {
   code: BlockerCode;

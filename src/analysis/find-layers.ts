@@ -8,9 +8,10 @@ import type { Node } from '../ir/node.js';
 import { isFloatType } from '../ir/data-type.js';
 import type { Value } from '../ir/value.js';
 import { blocker, uniqueBlockers, type Blocker } from './blocker.js';
-import { channelwiseOps, consumerBlocker, consumerRules, consumerView, flatteningViews, producerRules, ruleFor } from './layer-rules.js';
+import { channelwiseOps, consumerBlocker, consumerRules, consumerView, flatteningViews, producerRules, ruleFor, type ChannelAxis } from './layer-rules.js';
 import { traceActivation, type Activation } from './trace-activation.js';
 import { combineGatedMlps, type GatedMlp } from './gated-mlp.js';
+import { quantizedWeightBlocker } from './dequantized-weight.js';
 
 /** A constant operand of a layer: its value, and the scale attributes apply to it. */
 export interface WeightRef {
@@ -130,6 +131,8 @@ function matchLayer(node: Node): NeuronLayer | undefined {
   const width = weight.dims[outAxis] ?? 0;
   const unsupported = rule.unsupported?.(node);
   if (unsupported) blockers.push(unsupported);
+  const quantized = quantizedWeightBlocker(weight.value);
+  if (quantized) blockers.push(quantized);
   const sharedWith = otherReaders(weight.value, node);
   if (sharedWith[0]) blockers.push(blocker('shared-weights', `its weights are shared with "${sharedWith[0].label}"`, sharedWith[0]));
 
@@ -169,7 +172,7 @@ function matchLayer(node: Node): NeuronLayer | undefined {
   const activation = traceActivation(z, width, neuronAxisFromEnd, constantNumbers, constantDims);
   blockers.push(...activation.blockers);
   const h = activation.output;
-  const traced = traceConsumers(h, new Set(activation.nodes), width, isFeatureMapAxis(rank, neuronAxisFromEnd));
+  const traced = traceConsumers(h, new Set(activation.nodes), width, isFeatureMapAxis(rank, neuronAxisFromEnd), { axisFromEnd: neuronAxisFromEnd, rank });
   blockers.push(...traced.problems);
   if (traced.consumers.length === 0 && blockers.length === 0) blockers.push(blocker('no-consumer', 'its output has no linear consumer'));
   return {
@@ -212,38 +215,44 @@ export interface TracedConsumers {
 }
 
 /**
- * Follows the layer output h through channel-wise ops (pooling, padding, resizing; only for
- * channel-first feature maps) and at most one flattening view to the linear consumers.
+ * Follows the layer output h through channel-wise ops (pooling, padding, resizing, global pooling;
+ * only for channel-first feature maps) and at most one flattening view to the linear consumers.
+ * `at` says where h's channels are (a reduction with keepdims=0 moves them on the way).
  */
-export function traceConsumers(h: Value, activationNodes: Set<Node>, width: number, isFeatureMap: boolean): TracedConsumers {
+export function traceConsumers(h: Value, activationNodes: Set<Node>, width: number, isFeatureMap: boolean, at: ChannelAxis = { axisFromEnd: isFeatureMap ? 3 : 1 }): TracedConsumers {
   const out: TracedConsumers = { consumers: [], problems: [], blockedReaders: [], allowsNegativeScale: true, keepsConstants: true };
   const block = (node: Node, inputIndex: number, problem: Blocker): void => {
     out.problems.push(problem);
     out.blockedReaders.push({ node, inputIndex, problem });
   };
-  const visit = (v: Value, path: Node[], flattened: boolean): void => {
+  const visit = (v: Value, path: Node[], flattened: boolean, here: ChannelAxis, featureMap: boolean): void => {
     if (v.isGraphOutput) out.problems.push(blocker('graph-output', `its output "${v.name}" is a graph output`));
     for (const use of v.uses()) {
       const n = use.node;
       if (activationNodes.has(n)) continue;
       const channelwise = flattened ? undefined : ruleFor(channelwiseOps, n);
-      if (channelwise && use.inputIndex === 0 && (isFeatureMap || channelwise.isLayoutFree)) {
-        const problem = channelwise.check?.(n);
+      if (channelwise && use.inputIndex === 0 && (featureMap || channelwise.isLayoutFree)) {
+        const problem = channelwise.check?.(n, here);
         if (problem) {
-          block(n, use.inputIndex, blocker('channelwise-op', `"${n.label}" ${problem}`, n));
+          // A reduction over the channels is a normaliser (a decomposed LayerNorm), not a pooling.
+          const known = consumerBlocker(n);
+          block(n, use.inputIndex, known.code === 'normaliser' ? known : blocker('channelwise-op', `"${n.label}" ${problem}`, n));
           continue;
         }
         out.allowsNegativeScale &&= channelwise.allowsNegativeScale;
         out.keepsConstants &&= channelwise.keepsConstants(n);
-        visit(n.outputs[0]!, [...path, n], false);
+        const axisFromEnd = channelwise.outputAxisFromEnd?.(n, here.axisFromEnd, here.rank) ?? here.axisFromEnd;
+        const rank = here.rank === undefined ? undefined : here.rank - (here.axisFromEnd - axisFromEnd);
+        const next = { axisFromEnd, rank };
+        visit(n.outputs[0]!, [...path, n], false, next, featureMap && (rank === undefined ? axisFromEnd > 1 : isFeatureMapAxis(rank, axisFromEnd)));
         continue;
       }
       const view = flattened ? undefined : ruleFor(flatteningViews, n);
-      if (view && use.inputIndex === 0 && view.accepts(n) && (isFeatureMap || !view.onlyFeatureMaps)) {
-        visit(n.outputs[0]!, [...path, n], true);
+      if (view && use.inputIndex === 0 && view.accepts(n) && (featureMap || !view.onlyFeatureMaps)) {
+        visit(n.outputs[0]!, [...path, n], true, { axisFromEnd: 1, rank: 2 }, false);
         continue;
       }
-      const c = matchConsumer(n, use.inputIndex, width, flattened, path);
+      const c = matchConsumer(n, use.inputIndex, width, flattened, path, here);
       if ('code' in c) block(n, use.inputIndex, c);
       else {
         if (!(ruleFor(consumerRules, c.node)?.keepsConstants(c.node) ?? true)) out.keepsConstants = false;
@@ -251,7 +260,7 @@ export function traceConsumers(h: Value, activationNodes: Set<Node>, width: numb
       }
     }
   };
-  visit(h, [], false);
+  visit(h, [], false, at, isFeatureMap);
   return out;
 }
 
@@ -260,15 +269,20 @@ export function isFeatureMapAxis(rank: number, neuronAxisFromEnd: number): boole
   return rank - neuronAxisFromEnd === 1 && rank > 2;
 }
 
-function matchConsumer(node: Node, inputIndex: number, width: number, flattened: boolean, path: Node[]): Consumer | Blocker {
+function matchConsumer(node: Node, inputIndex: number, width: number, flattened: boolean, path: Node[], at: ChannelAxis): Consumer | Blocker {
   const rule = ruleFor(consumerRules, node);
   if (!rule || inputIndex !== rule.dataInput) return consumerBlocker(node);
   const shape = (message: string): Blocker => blocker('consumer-shape', message, node);
   if (flattened && rule.isChannelFirst) return shape(`consumer "${node.label}" reads a flattened tensor`);
+  // A dense op contracts the last axis, a Conv axis 1: the channels must be there.
+  if (!flattened && !rule.isChannelFirst && at.axisFromEnd !== 1) return shape(`consumer "${node.label}" contracts the last axis, not the channel axis`);
+  if (rule.isChannelFirst && at.rank !== undefined && at.rank - at.axisFromEnd !== 1) return shape(`consumer "${node.label}" reads channels on axis 1, where these are not`);
   const unsupported = rule.unsupported?.(node);
   if (unsupported) return { ...unsupported, message: `consumer "${node.label}" ${unsupported.message}` };
   const weight = weightRef(node.inputs[rule.weightInput], rule.weightScale(node));
   if (!weight) return blocker('nonlinear-consumer', `consumer "${node.label}" (${node.opType}) multiplies by a non-constant`, node);
+  const quantized = quantizedWeightBlocker(weight.value);
+  if (quantized) return { ...quantized, message: `consumer "${node.label}" reads it with quantized weights: a merge would rewrite them` };
   if (!rule.accepts(node, weight.dims)) return shape(`consumer "${node.label}" has ${weight.dims.length}-D weights`);
   const sharer = otherReaders(weight.value, node)[0];
   if (sharer) return blocker('shared-weights', `consumer "${node.label}" shares its weights with "${sharer.label}"`, node);

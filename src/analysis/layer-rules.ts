@@ -46,6 +46,13 @@ export interface ProducerRule extends WeightOpRule {
   scaleAttributes?: { weight: string; bias: string };
   /** Why this node cannot be treated as a mergeable neuron layer, if it cannot. */
   unsupported?: (node: Node) => Blocker | undefined;
+  /**
+   * A diagonal op: output channel c reads input channel c alone (a depthwise Conv, group = channels,
+   * one filter per channel). In a dependency group its input and output channels are one channel.
+   */
+  isDiagonal?: (node: Node, weightDims: readonly number[]) => boolean;
+  /** The attribute that counts a diagonal op's channels (Conv's group), rewritten when channels go. */
+  diagonalWidthAttribute?: string;
 }
 
 export interface ConsumerRule extends WeightOpRule {
@@ -147,6 +154,8 @@ export const producerRules: Record<string, ProducerRule> = {
     neuronAxisFromEnd: (_n, rank) => rank - 1,
     foldsBatchNorm: () => true,
     unsupported: (n) => groupedConv(n, ': each channel follows its own input channels'),
+    isDiagonal: (n, dims) => n.getInt('group', 1) > 1 && n.getInt('group', 1) === dims[0] && dims[1] === 1,
+    diagonalWidthAttribute: 'group',
   },
   ConvTranspose: {
     weightInput: 1,
@@ -236,31 +245,94 @@ export function consumerView(rule: ConsumerRule, node: Node, dims: readonly numb
   return inAxis === 0 ? { viewDims: [width, block, outputs], inAxis: 0, outAxis: 2 } : { viewDims: [outputs, width, block], inAxis: 1, outAxis: 0 };
 }
 
+/** Where the channels sit when a channel-wise rule looks at a node: counted from the end, and from the start when known. */
+export interface ChannelAxis {
+  axisFromEnd: number;
+  rank?: number | undefined;
+}
+
 /** An op between a layer and its consumers that acts on each channel separately, so a merge passes through it. */
 export interface ChannelwiseRule {
   /** max(-h) != -max(h): false for max pooling. */
   allowsNegativeScale: boolean;
   /** A constant channel stays the same constant (not so where padding brings in zeros). */
   keepsConstants: (n: Node) => boolean;
-  /** Passes any layout, not only channel-first feature maps (Identity, Dropout). */
+  /** Passes any layout, not only channel-first feature maps (Identity, Dropout, Cast). */
   isLayoutFree?: boolean;
   /** Why this instance breaks the pass-through, if it does. */
-  check?: (n: Node) => string | undefined;
+  check?: (n: Node, at: ChannelAxis) => string | undefined;
+  /** The channel axis of the output, counted from the end, when the op drops axes (ReduceMean with keepdims=0). */
+  outputAxisFromEnd?: (n: Node, axisFromEnd: number, rank: number | undefined) => number | undefined;
+}
+
+/** The reduced axes of a ReduceMean/ReduceSum (attribute before opset 18, input after), or undefined for "all". */
+function reducedAxes(n: Node): number[] | undefined {
+  const input = n.inputs[1];
+  if (input) {
+    const t = input.constantTensor();
+    return t ? [...t.toFloat64()] : [];
+  }
+  return n.getInts('axes');
+}
+
+/** Global pooling by a reduction: the reduced axes are spatial (never the batch axis or the channels). */
+function spatialReduction(n: Node, at: ChannelAxis): string | undefined {
+  const axes = reducedAxes(n);
+  if (!axes || axes.length === 0) return n.getInt('noop_with_empty_axes', 0) && axes ? undefined : 'reduces over every axis, channels included';
+  const rank = at.rank;
+  for (const a of axes) {
+    const fromEnd = a < 0 ? -a : rank !== undefined ? rank - a : undefined;
+    // Without the rank, only axes after the channels are known not to be the batch axis.
+    const spatial = fromEnd !== undefined && fromEnd !== at.axisFromEnd && (rank !== undefined ? fromEnd < rank : fromEnd < at.axisFromEnd);
+    if (!spatial) return `reduces axis ${a}, which is not a spatial axis`;
+  }
+  return undefined;
+}
+
+/** The channel axis, from the end, after a reduction that drops its axes: those after the channels no longer count. */
+function reducedAxisFromEnd(n: Node, axisFromEnd: number, rank: number | undefined): number | undefined {
+  if (n.getInt('keepdims', 1)) return axisFromEnd;
+  const axes = reducedAxes(n) ?? [];
+  const after = axes.filter((a) => (a < 0 ? -a : rank !== undefined ? rank - a : Infinity) < axisFromEnd).length;
+  return axisFromEnd - after;
+}
+
+const reduction: ChannelwiseRule = {
+  allowsNegativeScale: true,
+  keepsConstants: () => true,
+  isLayoutFree: true,
+  check: spatialReduction,
+  outputAxisFromEnd: reducedAxisFromEnd,
+};
+
+/** Pads on the channel axis (and whether the pads are known). */
+function padsChannels(n: Node, at: ChannelAxis): boolean {
+  const v = n.inputs[1];
+  const pads = v ? (v.constantTensor() ? [...v.constantTensor()!.toFloat64()] : undefined) : n.getInts('pads');
+  if (!pads) return true;
+  const rank = pads.length / 2;
+  const axis = rank - at.axisFromEnd;
+  return pads[axis] !== 0 || pads[axis + rank] !== 0;
 }
 
 export const channelwiseOps: Record<string, ChannelwiseRule> = {
   Identity: { allowsNegativeScale: true, keepsConstants: () => true, isLayoutFree: true },
   Dropout: { allowsNegativeScale: true, keepsConstants: () => true, isLayoutFree: true },
+  // Casting to float16 and back rounds, but keeps each channel apart and scales (up to rounding).
+  Cast: { allowsNegativeScale: true, keepsConstants: () => true, isLayoutFree: true },
   MaxPool: { allowsNegativeScale: false, keepsConstants: () => true, check: (n) => (n.outputs.length > 1 && n.outputs[1]!.useCount > 0 ? 'uses MaxPool indices' : undefined) },
   GlobalMaxPool: { allowsNegativeScale: false, keepsConstants: () => true },
   AveragePool: { allowsNegativeScale: true, keepsConstants: (n) => !n.getInt('count_include_pad', 0) || !(n.getInts('pads') ?? []).some((p) => p !== 0) },
   GlobalAveragePool: { allowsNegativeScale: true, keepsConstants: () => true },
+  // Global average pooling written as a reduction over the spatial axes (torch's mean([-1, -2])).
+  ReduceMean: reduction,
+  ReduceSum: reduction,
   Resize: { allowsNegativeScale: true, keepsConstants: () => true },
   Upsample: { allowsNegativeScale: true, keepsConstants: () => true },
   Pad: {
     allowsNegativeScale: true,
     keepsConstants: () => false,
-    check: (n) => (n.getString('mode', 'constant') !== 'constant' ? `pads with mode "${n.getString('mode', 'constant')}"` : n.inputs[2] ? 'pads with a non-zero constant value' : undefined),
+    check: (n, at) => (n.getString('mode', 'constant') !== 'constant' ? `pads with mode "${n.getString('mode', 'constant')}"` : n.inputs[2] && n.inputs[2].constantTensor()?.toFloat64().some((x) => x !== 0) !== false ? 'pads with a non-zero constant value' : padsChannels(n, at) ? 'pads the channel axis' : undefined),
   },
 };
 

@@ -13,9 +13,25 @@
 import type { Node } from '../ir/node.js';
 import type { Value } from '../ir/value.js';
 import { blocker, type Blocker } from './blocker.js';
-import type { CouplingContext, CouplingRule, GroupMember } from './coupling-rules.js';
+import type { CouplingContext } from './coupling-rules.js';
 
-const identity = { kind: 'identity' } as const;
+/** A tensor a stream rule couples, channel c to channel c (coupling-rules.ts links them). */
+export interface StreamMember {
+  value: Value;
+  axisFromEnd: number;
+}
+
+/**
+ * A residual-stream rule: the tensors it couples one to one (identity), or undefined when it does
+ * not apply. coupling-rules.ts wraps each into a CouplingRule (channel counts, links, ranks).
+ */
+export interface StreamRule {
+  name: string;
+  kind: 'tie' | 'pass-through';
+  couple(context: CouplingContext): StreamMember[] | undefined;
+  exactBlocker?(context: CouplingContext): Blocker | undefined;
+}
+
 const MICROSOFT = 'com.microsoft';
 
 function isStandard(node: Node): boolean {
@@ -181,18 +197,18 @@ function decomposedAround(node: Node, axisFromEnd: number): NormalisationMatch |
  * LayerNorm / RMSNorm (fused, or decomposed into means and elementwise ops): the input's channels
  * and the normalised output's are the same channels. Exact merges are blocked (`normalisation`).
  */
-const normalisation: CouplingRule & { exactBlocker: (context: CouplingContext) => Blocker | undefined } = {
+const normalisation: StreamRule & { exactBlocker: (context: CouplingContext) => Blocker | undefined } = {
   name: 'normalisation',
   kind: 'pass-through',
   couple({ node, axisFromEnd }) {
     const fused = fusedNorm(node);
     if (fused && !fused.isSkip) {
       if (axisFromEnd !== 1 || node.getInt('axis', -1) !== -1 || !node.inputs[0] || isConstant(node.inputs[0])) return undefined;
-      return [node.inputs[0], node.outputs[0]!].map((value) => ({ value, axisFromEnd, indexMap: identity }));
+      return [node.inputs[0], node.outputs[0]!].map((value) => ({ value, axisFromEnd }));
     }
     if (fused || !isStandard(node) || !NORM_OPS.has(node.opType)) return undefined;
     const match = decomposedAround(node, axisFromEnd);
-    return match ? [match.input, match.output].map((value) => ({ value, axisFromEnd, indexMap: identity })) : undefined;
+    return match ? [match.input, match.output].map((value) => ({ value, axisFromEnd })) : undefined;
   },
   exactBlocker({ node, axisFromEnd }) {
     return normalisationBlocker(fusedNorm(node) ? node : (decomposedAround(node, axisFromEnd)?.node ?? node));
@@ -204,13 +220,13 @@ const normalisation: CouplingRule & { exactBlocker: (context: CouplingContext) =
  * input + skip + bias): a residual Add and a LayerNorm in one node, so it ties input, skip and the
  * sum, and carries them to the normalised output.
  */
-const skipNormalisation: CouplingRule & { exactBlocker: (context: CouplingContext) => Blocker | undefined } = {
+const skipNormalisation: StreamRule & { exactBlocker: (context: CouplingContext) => Blocker | undefined } = {
   name: 'skip-normalisation',
   kind: 'tie',
   couple({ node, axisFromEnd }) {
     if (!fusedNorm(node)?.isSkip || axisFromEnd !== 1) return undefined;
     const values = [node.inputs[0], node.inputs[1], node.outputs[0], node.outputs[3]].filter((v): v is Value => !!v && !isConstant(v) && (v.producer !== node || v.useCount > 0 || v.isGraphOutput));
-    return values.map((value) => ({ value, axisFromEnd, indexMap: identity }));
+    return values.map((value) => ({ value, axisFromEnd }));
   },
   exactBlocker({ node }) {
     return normalisationBlocker(node);
@@ -223,14 +239,14 @@ const skipNormalisation: CouplingRule & { exactBlocker: (context: CouplingContex
  * as a source; exact merges would have to merge the table's columns too, which is not done
  * (`embedding`).
  */
-const embedding: CouplingRule & { exactBlocker: (context: CouplingContext) => Blocker | undefined } = {
+const embedding: StreamRule & { exactBlocker: (context: CouplingContext) => Blocker | undefined } = {
   name: 'embedding',
   kind: 'pass-through',
   couple({ node, axisFromEnd }) {
     if (!isStandard(node) || node.opType !== 'Gather' || node.getInt('axis', 0) !== 0 || axisFromEnd !== 1) return undefined;
     const table = node.inputs[0]?.constantTensor();
     if (!table || table.dims.length !== 2) return undefined;
-    return [{ value: node.outputs[0]!, axisFromEnd, indexMap: identity }];
+    return [{ value: node.outputs[0]!, axisFromEnd }];
   },
   exactBlocker({ node }) {
     return blocker('embedding', `embedding table "${node.inputs[0]?.name ?? ''}" ("${node.label}") writes the channels; its columns are not merged`, node);
@@ -248,7 +264,7 @@ function constantIndex(v: Value | null | undefined): number | undefined {
  * Gather or Slice on an axis that is not the channel axis (the first token, a window of
  * positions): every channel is kept, in order.
  */
-const positionSelect: CouplingRule = {
+const positionSelect: StreamRule = {
   name: 'position-select',
   kind: 'pass-through',
   couple({ node, axisFromEnd }) {
@@ -263,12 +279,12 @@ const positionSelect: CouplingRule = {
       if (channelAxis(axis) || rank === undefined || axis < 0 || !index) return undefined;
       // A scalar index drops the axis; the channel axis stays last-counted only when it is after it.
       if (index.dims.length === 0 && rank - axis <= axisFromEnd) return undefined;
-      return [{ value: node.outputs[0]!, axisFromEnd, indexMap: identity }, { value: data, axisFromEnd, indexMap: identity }];
+      return [{ value: node.outputs[0]!, axisFromEnd }, { value: data, axisFromEnd }];
     }
     const axes = node.inputs[3]?.constantTensor();
     if (!axes) return undefined;
     if (Array.from(axes.toBigInt64(), Number).some(channelAxis)) return undefined;
-    return [{ value: data, axisFromEnd, indexMap: identity }, { value: node.outputs[0]!, axisFromEnd, indexMap: identity }];
+    return [{ value: data, axisFromEnd }, { value: node.outputs[0]!, axisFromEnd }];
   },
 };
 
@@ -276,7 +292,7 @@ const positionSelect: CouplingRule = {
  * Shape(x) reads only x's dimensions; harmless when each use picks a dimension other than the
  * channel axis (the batch and sequence sizes attention reshapes by). It couples nothing.
  */
-const shapeRead: CouplingRule = {
+const shapeRead: StreamRule = {
   name: 'shape-read',
   kind: 'pass-through',
   couple({ node, axisFromEnd }) {
@@ -291,9 +307,13 @@ const shapeRead: CouplingRule = {
       const index = constantIndex(reader.inputs[1]);
       return index !== undefined && index !== channel && index !== channel - rank;
     });
-    return harmless ? ([] as GroupMember[]) : undefined;
+    return harmless ? ([] as StreamMember[]) : undefined;
   },
 };
 
-/** The residual-stream rules, in the order the group search tries them (after the general ones). */
-export const residualStreamRules: readonly CouplingRule[] = [skipNormalisation, normalisation, embedding, positionSelect, shapeRead];
+/** Normalisations: tried before the general rules (their steps would pass as channel-wise ops). */
+export const normalisationRules: readonly StreamRule[] = [skipNormalisation, normalisation];
+/** Embedding tables, position selects and Shape reads: tried after the general rules. */
+export const streamReadRules: readonly StreamRule[] = [embedding, positionSelect, shapeRead];
+/** The residual-stream rules, in the order the group search tries them. */
+export const residualStreamRules: readonly StreamRule[] = [...normalisationRules, ...streamReadRules];

@@ -2,6 +2,8 @@
 
 import type { ChannelGroup } from '../analysis/channel-groups.js';
 import type { AttentionAudit } from '../analysis/head-audit.js';
+import { measureCoverage, type Coverage } from '../analysis/coverage.js';
+import { findUnsupportedLayers, type UnsupportedLayer } from '../analysis/unsupported-layers.js';
 import type { AnalysisOptions, LayerCondensation } from '../analysis/measure-condensation.js';
 import type { Model } from '../ir/model.js';
 import type { CollectProgress } from '../runtime/collect-statistics.js';
@@ -45,6 +47,10 @@ export interface AuditResult {
    * batch. Absent for a data-free audit.
    */
   positionSampling?: PositionSampling[];
+  /** Weight-bearing ops the tool names but cannot measure or rewrite (integer ops of quantized models). */
+  unsupportedLayers: UnsupportedLayer[];
+  /** The share of hidden neurons prune can rewrite, and what blocks the rest. */
+  coverage: Coverage;
 }
 
 /** Audits a model file (or a loaded model): per-layer condensation measures. */
@@ -54,6 +60,7 @@ export async function audit(model: string | Model, options: AuditOptions = {}): 
 
 /** The audit of a measurement (check reuses the measurement for its prune rule). */
 export function auditResult(m: Measurement): AuditResult {
+  const unsupportedLayers = findUnsupportedLayers(m.original);
   return {
     path: m.path,
     model: m.model,
@@ -67,5 +74,7 @@ export function auditResult(m: Measurement): AuditResult {
     similarityThreshold: m.analysis.similarityThreshold,
     staticThreshold: m.analysis.staticThreshold,
     ...(m.probes || m.statisticsFiles ? { positionSampling: m.statistics.positionSampling } : {}),
+    unsupportedLayers,
+    coverage: measureCoverage(m.layers, m.groups, unsupportedLayers),
   };
 }

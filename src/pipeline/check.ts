@@ -50,6 +50,12 @@ export interface CheckOptions {
   probe?: ProbeOptions;
   analysis?: AnalysisOptions;
   session?: SessionOptions;
+  /**
+   * Statistics files (`condense collect`; patterns like shard-*.stats) to merge instead of running
+   * probes, checked as audit and prune check them. The config's probe settings then only draw the
+   * prune rule's held-out set; probes given here as well are refused, as audit refuses them.
+   */
+  statistics?: string[];
 }
 
 export interface CheckResult {
@@ -129,7 +135,16 @@ export async function check(model: string, options: CheckOptions = {}): Promise<
   // probes run once. With a prune rule the measurement holds probes out for verification (and draws
   // prune's default random probes when none are given, so the layer rules then use output measures).
   const pruneRule = config.rules.prune;
-  const measureOptions = { ...(probe ? { probe } : {}), analysis, ...(options.session ? { session: options.session } : {}) };
+  const statistics = options.statistics?.length ? options.statistics : undefined;
+  // With statistics files the layer rules need no probes: only the prune rule's held-out set does,
+  // and only probes the caller gave (not the config's) collide with the files.
+  const measureProbe = statistics && !pruneRule ? options.probe : probe;
+  const measureOptions = {
+    ...(measureProbe && Object.keys(measureProbe).length ? { probe: measureProbe } : {}),
+    ...(statistics ? { statistics } : {}),
+    analysis,
+    ...(options.session ? { session: options.session } : {}),
+  };
   const measurement = await measureModel(model, pruneRule ? measureOptionsForPrune(measureOptions) : measureOptions);
   const result = auditResult(measurement);
   const measures = result.layers.map(layerMeasures);
@@ -193,6 +208,7 @@ export async function check(model: string, options: CheckOptions = {}): Promise<
     }
   }
   if (outcomes.length === 0) notes.push('no rules configured: give --config condense.config.json (see docs/ci-guide.md)');
+  if (statistics && !pruneRule && config.probe && Object.keys(config.probe).length) notes.push("the config's probe settings were not run: the statistics files hold the probes' moments");
   return {
     audit: result,
     outcomes,

@@ -1,12 +1,15 @@
 // inspect: what is in a model file, and which layers the tool can work on (and why not).
 
 import { findChannelGroups, type DependencyGroup } from '../analysis/channel-groups.js';
+import { measureCoverage, type Coverage } from '../analysis/coverage.js';
 import { findLayers, type NeuronLayer } from '../analysis/find-layers.js';
 import { findAttention, markAttentionLayers } from '../analysis/attention.js';
+import { findUnsupportedLayers, type UnsupportedLayer } from '../analysis/unsupported-layers.js';
 import { dataTypeName } from '../ir/data-type.js';
 import type { Model } from '../ir/model.js';
 import { loadModel } from '../onnx/model-file.js';
 import { cloneModel } from '../ir/clone-model.js';
+import { dequantizeConstantWeights } from '../rewrite/dequantize-weights.js';
 import { foldBatchNorms } from '../rewrite/fold-batch-norms.js';
 
 export interface InspectResult {
@@ -23,6 +26,10 @@ export interface InspectResult {
   layers: NeuronLayer[];
   /** Channels tied across layers (residual Adds): merged together or not at all, as audit sees them. */
   groups: DependencyGroup[];
+  /** Weight-bearing ops the tool names but cannot measure or rewrite (integer ops of quantized models). */
+  unsupportedLayers: UnsupportedLayer[];
+  /** The share of hidden neurons prune can rewrite, and what blocks the rest. */
+  coverage: Coverage;
 }
 
 function describeType(v: { elemType: number | undefined; shape: { value?: number; param?: string }[] | undefined }): string {
@@ -34,6 +41,7 @@ function describeType(v: { elemType: number | undefined; shape: { value?: number
 /** Layers are shown as audit and prune see them: with each BatchNorm folded into its conv. */
 function foldedCopy(model: Model): Model {
   const copy = cloneModel(model);
+  dequantizeConstantWeights(copy);
   foldBatchNorms(copy);
   return copy;
 }
@@ -53,6 +61,7 @@ export function inspect(model: string | Model): InspectResult {
   // As audit sees them: projections of recognised attention blocks merge as head blocks.
   markAttentionLayers(findAttention(folded, layers));
   const groups = findChannelGroups(layers);
+  const unsupportedLayers = findUnsupportedLayers(m);
   return {
     path,
     irVersion: m.irVersion,
@@ -65,5 +74,7 @@ export function inspect(model: string | Model): InspectResult {
     outputs: m.graph.outputs.map((v) => ({ name: v.name, type: describeType(v) })),
     layers,
     groups,
+    unsupportedLayers,
+    coverage: measureCoverage(layers, groups, unsupportedLayers),
   };
 }

@@ -3,10 +3,10 @@
 // statistics session (once), and measures condensation. audit, prune, check and series take what
 // they need from the Measurement it returns; nothing downstream loads, folds or finds again.
 
-import { findChannelGroups, type DependencyGroup } from '../analysis/channel-groups.js';
 import { findAttention, markAttentionLayers } from '../analysis/attention.js';
 import { auditHeads, type AttentionAudit } from '../analysis/head-audit.js';
 import { DEFAULT_EXACT_TOLERANCE } from '../rewrite/plan-merges.js';
+import { findChannelGroups, groupWatchLayers, type DependencyGroup } from '../analysis/channel-groups.js';
 import { checkFiniteWeights } from '../analysis/finite-weights.js';
 import { findLayers, type NeuronLayer } from '../analysis/find-layers.js';
 import { resolveAnalysisOptions, type AnalysisOptions, type LayerCondensation } from '../analysis/measure-condensation.js';
@@ -16,6 +16,7 @@ import { loadModel } from '../onnx/model-file.js';
 import type { CollectProgress } from '../runtime/collect-statistics.js';
 import type { SessionOptions } from '../runtime/model-session.js';
 import type { ProbeOptions } from '../runtime/probe-data.js';
+import { dequantizeConstantWeights } from '../rewrite/dequantize-weights.js';
 import { foldBatchNorms } from '../rewrite/fold-batch-norms.js';
 import { collectLayerStatistics, type LayerStatistics } from './collect-layer-statistics.js';
 import { prepareProbes, wantsProbes, type PreparedProbes } from './prepare-probes.js';
@@ -79,6 +80,7 @@ export async function measureModel(model: string | Model, options: MeasureOption
   const original = typeof model === 'string' ? loadModel(model) : model;
   // Measures are taken on BatchNorm-folded weights: a conv channel's u_k includes its BN.
   const folded = cloneModel(original);
+  dequantizeConstantWeights(folded);
   foldBatchNorms(folded);
   const layers = findLayers(folded);
   checkFiniteWeights(layers, path);
@@ -109,7 +111,7 @@ export async function measureModel(model: string | Model, options: MeasureOption
     statistics =
       (options.workers ?? 1) > 1 && typeof model === 'string'
         ? await collectInWorkers(model, probeOptions, options.holdout, probes.fit.count, options.workers!, options.session)
-        : await collectLayerStatistics(folded, path, layers, probes.fit, {
+        : await collectLayerStatistics(folded, path, [...layers, ...groupWatchLayers(groups)], probes.fit, {
             ...(options.session ? { session: options.session } : {}),
             ...(probeOptions.batchSize ? { batchSize: probeOptions.batchSize } : {}),
             ...(options.onProgress ? { onProgress: options.onProgress } : {}),

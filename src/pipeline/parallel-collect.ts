@@ -11,6 +11,7 @@ import { findLayers } from '../analysis/find-layers.js';
 import { CondenseError, type CondenseErrorCode, OptionError } from '../errors.js';
 import { StreamingMoments } from '../numeric/streaming-moments.js';
 import { loadModel } from '../onnx/model-file.js';
+import { dequantizeConstantWeights } from '../rewrite/dequantize-weights.js';
 import { foldBatchNorms } from '../rewrite/fold-batch-norms.js';
 import type { PositionSampling } from '../runtime/collect-statistics.js';
 import type { SessionOptions } from '../runtime/model-session.js';
@@ -44,6 +45,7 @@ function sourceLoader(script: URL): string {
 /** The worker's side: the statistics of samples [from, to) of the fit probes. */
 export async function collectRange(task: WorkerTask): Promise<RangeResult> {
   const model = cloneModel(loadModel(task.model));
+  dequantizeConstantWeights(model);
   foldBatchNorms(model);
   const layers = findLayers(model);
   const fit = prepareProbes(model, task.probe, task.holdout).fit;

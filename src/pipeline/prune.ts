@@ -10,6 +10,7 @@ import { applyMergePlan } from '../rewrite/apply-merge-plan.js';
 import { DEFAULT_EXACT_TOLERANCE, planMerges, type MergeOptions, type MergePlan } from '../rewrite/plan-merges.js';
 import { headMergeNeurons, planHeadMerges } from '../rewrite/merge-heads.js';
 import { auditHeads } from '../analysis/head-audit.js';
+import { requantizeWeights } from '../rewrite/dequantize-weights.js';
 import { cleanUp } from '../rewrite/clean-up.js';
 import type { CollectProgress } from '../runtime/collect-statistics.js';
 import type { SessionOptions } from '../runtime/model-session.js';
@@ -97,7 +98,7 @@ export async function pruneMeasured(measurement: Measurement, options: PruneOpti
   const probes = measurement.probes;
   if (!probes?.holdout) throw new Error('pruneMeasured needs a measurement with held-out probes (measureOptionsForPrune)');
   const holdout = probes.holdout;
-  const plan = planMerges(measured, options.merge, groups);
+  const plan = planMerges(measured, options.merge, groups, { statistics, similarityThreshold: measurement.analysis.similarityThreshold });
   const tolerance = options.merge?.exactTolerance ?? DEFAULT_EXACT_TOLERANCE;
   const audits = tolerance === DEFAULT_EXACT_TOLERANCE ? measurement.attention : measurement.attention.map((a) => auditHeads(a.block, { similarityThreshold: measurement.analysis.similarityThreshold, exactTolerance: tolerance }));
   const heads = planHeadMerges(audits, tolerance);
@@ -110,6 +111,8 @@ export async function pruneMeasured(measurement: Measurement, options: PruneOpti
     const copy = cloneModel(model);
     applyMergePlan(copy, findLayers(copy), subset, statistics);
     cleanUp(copy);
+    // QDQ weights were measured dequantized; none was rewritten, so each goes back to its int8 form.
+    requantizeWeights(copy);
     return copy;
   };
   options.onProgress?.('verifying');
@@ -141,7 +144,7 @@ export async function pruneMeasured(measurement: Measurement, options: PruneOpti
     saveModel(rewritten, options.output);
   }
   const widthBefore = measured.reduce((s, m) => s + m.width, 0);
-  const removed = plan.layers.reduce((s, lp) => s + lp.width - lp.widthAfter, 0) + plan.groups.reduce((s, gp) => s + (gp.width - gp.widthAfter) * gp.members.length, 0) + headMergeNeurons(heads);
+  const removed = plan.layers.reduce((s, lp) => s + lp.width - lp.widthAfter, 0) + plan.groups.reduce((s, gp) => s + gp.neuronsRemoved, 0) + headMergeNeurons(heads);
   void layers;
   return {
     input,

@@ -12,6 +12,7 @@ import { FileNotFoundError, OptionError, StatisticsFileError } from '../errors.j
 import type { Model } from '../ir/model.js';
 import { encodeModel } from '../onnx/encode-model.js';
 import { loadModel, writeAtomically } from '../onnx/model-file.js';
+import { dequantizeConstantWeights } from '../rewrite/dequantize-weights.js';
 import { foldBatchNorms } from '../rewrite/fold-batch-norms.js';
 import type { CollectProgress } from '../runtime/collect-statistics.js';
 import type { SessionOptions } from '../runtime/model-session.js';
@@ -50,6 +51,7 @@ export async function collectShard(input: string | Model, options: CollectOption
   const subject = typeof input === 'string' ? input : 'model';
   const original = typeof input === 'string' ? loadModel(input) : input;
   const model = cloneModel(original);
+  dequantizeConstantWeights(model);
   foldBatchNorms(model);
   const layers = findLayers(model);
   const probes = prepareProbes(model, options.probe, undefined);

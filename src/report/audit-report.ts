@@ -1,6 +1,8 @@
 // The audit as data (the JSON report, schema in docs/json-schema.md) and as a terminal table.
 
 import { blockerMessages } from '../analysis/blocker.js';
+import { describeCoverage, type Coverage } from '../analysis/coverage.js';
+import type { UnsupportedLayer } from '../analysis/unsupported-layers.js';
 import type { LayerCondensation } from '../analysis/measure-condensation.js';
 import { redundancy } from '../analysis/measure-condensation.js';
 import type { ChannelGroup } from '../analysis/channel-groups.js';
@@ -44,6 +46,30 @@ export interface GroupReport {
   approximateOnly: boolean;
 }
 
+/** A weight-bearing op the tool names but cannot measure or rewrite, and why. */
+export interface UnsupportedLayerReport {
+  name: string;
+  op: string;
+  width: number;
+  code: string;
+  reason: string;
+}
+
+/** The coverage as the JSON reports carry it (docs/json-schema.md). */
+export interface CoverageReport {
+  layers: number;
+  neurons: number;
+  rewritableLayers: number;
+  rewritableNeurons: number;
+  rewritableShare: number;
+  aloneNeurons: number;
+  groupedNeurons: number;
+  mergeableGroups: number;
+  readoutLayers: number;
+  readoutNeurons: number;
+  blockers: { code: string; layers: number; neurons: number }[];
+}
+
 export interface AuditReport {
   schemaVersion: number;
   kind: 'audit';
@@ -58,6 +84,10 @@ export interface AuditReport {
   notes: string[];
   /** Every layer's warnings, each prefixed with the layer name: figures the data cannot support. */
   warnings: string[];
+  /** Integer ops (quantized models) the tool names but cannot measure or rewrite. */
+  unsupportedLayers: UnsupportedLayerReport[];
+  /** How much of the model prune can rewrite, and what blocks the rest. */
+  coverage: CoverageReport;
 }
 
 function sizes(labels: Int32Array, count: number): number[] {
@@ -112,11 +142,26 @@ export function groupReport(g: ChannelGroup): GroupReport {
   };
 }
 
+export function unsupportedLayerReport(u: UnsupportedLayer): UnsupportedLayerReport {
+  return { name: u.name, op: u.op, width: u.width, code: u.blocker.code, reason: u.blocker.message };
+}
+
+export function coverageReport(c: Coverage): CoverageReport {
+  return { ...c, rewritableShare: Math.round(c.rewritableShare * 1e4) / 1e4, blockers: c.blockers.map((b) => ({ ...b })) };
+}
+
+/** Lines naming the layers the tool cannot measure or rewrite (empty when there are none). */
+export function unsupportedLayersText(layers: readonly { name: string; op: string; reason?: string; blocker?: { message: string } }[]): string[] {
+  if (!layers.length) return [];
+  return ['', ...layers.map((l) => terminalText(`not measured: ${l.name} (${l.op}) ${l.reason ?? l.blocker?.message ?? ''}`))];
+}
+
 export function auditReport(result: AuditResult): AuditReport {
   const notes: string[] = [];
   if (result.probeSamples === 0) notes.push('data-free audit: output similarity needs probe data (--probe file.npy or --random N)');
   notes.push(...result.probeNotes);
-  if (result.layers.length === 0) notes.push('no weight-bearing layers (Gemm, MatMul, Conv with constant weights) were found');
+  if (result.layers.length === 0 && result.unsupportedLayers.length === 0) notes.push('no weight-bearing layers (Gemm, MatMul, Conv with constant weights) were found');
+  if (result.layers.length === 0 && result.unsupportedLayers.length > 0) notes.push(`no layers the tool can measure: ${result.unsupportedLayers.length} integer-op layer${result.unsupportedLayers.length === 1 ? '' : 's'} (${[...new Set(result.unsupportedLayers.map((u) => u.op))].join(', ')}) are listed under unsupportedLayers`);
   return {
     schemaVersion: REPORT_SCHEMA_VERSION,
     kind: 'audit',
@@ -128,6 +173,8 @@ export function auditReport(result: AuditResult): AuditReport {
     ...(result.attention?.length ? { attention: result.attention.map(attentionReport) } : {}),
     notes,
     warnings: result.layers.flatMap((l) => outputWarnings(l).map((w) => `${l.layer.name}: ${w}`)),
+    unsupportedLayers: result.unsupportedLayers.map(unsupportedLayerReport),
+    coverage: coverageReport(result.coverage),
   };
 }
 
@@ -166,6 +213,8 @@ export function formatAuditTable(report: AuditReport, options: TableOptions = {}
     head, '', table, '', legend,
     ...(groups.length ? ['', ...groups] : []),
     ...(report.attention?.length ? ['', ...attentionLines(report.attention).map(t)] : []),
+    ...unsupportedLayersText(report.unsupportedLayers ?? []),
+    ...(report.coverage ? ['', t(describeCoverage(report.coverage))] : []),
     ...report.warnings.map((w) => `warning: ${t(w)}`),
     ...report.notes.map((n) => `note: ${t(n)}`),
   ].map((line) => (line.includes('\n') ? line : wrapParagraph(line, width))).join('\n');

@@ -1,8 +1,9 @@
 // The inspect result as data (JSON) and as text.
 
 import { blockerMessages } from '../analysis/blocker.js';
+import { describeCoverage } from '../analysis/coverage.js';
 import type { InspectResult } from '../pipeline/inspect.js';
-import { REPORT_SCHEMA_VERSION, groupReport } from './audit-report.js';
+import { REPORT_SCHEMA_VERSION, coverageReport, groupReport, unsupportedLayerReport, unsupportedLayersText } from './audit-report.js';
 import { renderTable, wrapParagraph, type TableOptions } from './text-table.js';
 import { terminalText } from './escape-text.js';
 
@@ -16,6 +17,8 @@ export function inspectReport(r: InspectResult) {
     ops: r.opCounts,
     layers: r.layers.map((l) => ({ name: l.name, op: l.op, activation: l.activation.name, width: l.width, consumers: l.consumers.map((c) => c.node.label), mergeable: l.mergeable, reason: l.blockers.length ? blockerMessages(l.blockers).join('; ') : null, coupledGroup: r.groups.find((g) => g.producers.includes(l))?.id ?? null })),
     groups: r.groups.map(groupReport),
+    unsupportedLayers: r.unsupportedLayers.map(unsupportedLayerReport),
+    coverage: coverageReport(r.coverage),
   };
 }
 
@@ -29,11 +32,14 @@ export function formatInspect(r: ReturnType<typeof inspectReport>, options: Tabl
     `outputs: ${r.outputs.map((o) => `${t(o.name)} ${t(o.type)}`).join(', ')}`,
     `ops: ${r.ops.map((o) => `${t(o.opType)} ${o.count}`).join(', ')}`,
     '',
-    r.layers.length === 0 ? 'no weight-bearing layers found' : renderTable(
+    r.layers.length === 0 ? (r.unsupportedLayers.length ? 'no layers the tool can measure' : 'no weight-bearing layers found') : renderTable(
       [{ header: 'layer', elide: true }, { header: 'op', elide: true }, { header: 'activation' }, { header: 'width', align: 'right' }, { header: 'mergeable', wrap: true }],
       r.layers.map((l) => [l.name, l.op, l.activation, String(l.width), l.mergeable ? 'yes' : l.coupledGroup ? `with group ${l.coupledGroup}` : `no: ${l.reason}`]),
       options,
     ),
     ...(r.groups.length ? ['', ...r.groups.map((g) => t(`${g.id}${g.approximateOnly ? ' (approximate only)' : ''}: channels of ${g.members.join(', ')} are tied by ${g.ties.join(', ')}; ${g.mergeable ? 'merged together where every member agrees' : `not mergeable: ${g.reason}`}`))] : []),
+    ...unsupportedLayersText(r.unsupportedLayers),
+    '',
+    t(describeCoverage(r.coverage)),
   ].map((l) => (l.includes('\n') ? l : wrapParagraph(l, options.width))).join('\n');
 }

@@ -20,7 +20,7 @@ export interface PruneReport {
   notes: string[];
   layers: { name: string; width: number; widthAfter: number; merges: LayerMergePlan['merges']; statics: LayerMergePlan['statics']; refit: boolean }[];
   /** Channel groups merged together (every member layer loses the same channels). */
-  groups: { name: string; members: string[]; width: number; widthAfter: number; merges: LayerMergePlan['merges'] }[];
+  groups: { name: string; members: string[]; width: number; widthAfter: number; merges: LayerMergePlan['merges']; statics?: number; refit?: boolean }[];
   /** Whole duplicate attention heads merged; present only for models with such heads. */
   heads?: {
     block: string; form: string; heads: number; headsAfter: number; headSize: number; projections: string[]; output: string; merges: { head: number; into: number }[];
@@ -42,7 +42,7 @@ export function pruneReport(r: PruneResult): PruneReport {
     holdout: r.holdoutSource,
     notes: r.probeNotes,
     layers: r.plan.layers.map((lp) => ({ name: lp.layer, width: lp.width, widthAfter: lp.widthAfter, merges: lp.merges, statics: lp.statics, refit: !!lp.refit })),
-    groups: r.plan.groups.map((gp) => ({ name: gp.group, members: gp.members, width: gp.width, widthAfter: gp.widthAfter, merges: gp.merges })),
+    groups: r.plan.groups.map((gp) => ({ name: gp.group, members: gp.members, width: gp.width, widthAfter: gp.widthAfter, merges: gp.merges, ...(gp.statics.length ? { statics: gp.statics.length } : {}), ...(gp.refit ? { refit: true } : {}) })),
     ...(r.plan.heads?.length ? { heads: r.plan.heads.map((hp) => ({ block: hp.block, form: hp.form, heads: hp.heads, headsAfter: hp.headsAfter, headSize: hp.headSize, projections: hp.projections, output: hp.output, merges: hp.merges.map((m) => ({ head: m.head, into: m.into })), ...(hp.withinHead ? { withinHead: { headSizeAfter: hp.withinHead.headSizeAfter, valueHeadSizeAfter: hp.withinHead.valueHeadSizeAfter, queryKeyMerges: hp.withinHead.queryKey.length, valueOutputMerges: hp.withinHead.valueOutput.length, notApplied: hp.withinHead.notApplied } } : {}) })) } : {}),
   };
 }
@@ -65,7 +65,7 @@ export function formatPruneSummary(report: PruneReport, options: TableOptions = 
       [{ header: 'layer', elide: true }, { header: 'width', align: 'right' }, { header: 'after', align: 'right' }, { header: 'merged', align: 'right' }, { header: 'static', align: 'right' }, { header: 'mode' }],
       [
         ...report.layers.map((l) => [l.name, String(l.width), String(l.widthAfter), String(l.merges.length), String(l.statics.length), l.refit ? 'least-squares refit' : 'exact']),
-        ...report.groups.map((g) => [`${g.name} (${g.members.join(', ')})`, String(g.width), String(g.widthAfter), String(g.merges.length), '0', 'exact, coupled']),
+        ...report.groups.map((g) => [`${g.name} (${g.members.join(', ')})`, String(g.width), String(g.widthAfter), String(g.merges.length), String(g.statics ?? 0), g.refit ? 'least-squares refit, coupled' : 'exact, coupled']),
       ],
       options,
     ));

@@ -1,16 +1,19 @@
 // Carrying out a MergePlan on a model: consumers absorb merged and static neurons, then the
 // neurons' slices are cut from the producer's weights, bias and per-neuron activation constants.
 
-import { findLayers, type Consumer, type NeuronLayer } from '../analysis/find-layers.js';
+import type { Consumer, NeuronLayer } from '../analysis/find-layers.js';
 import { applyHeadMerges } from './merge-heads.js';
-import { consumerRules, ruleFor } from '../analysis/layer-rules.js';
+import { channelwiseOps, consumerRules, flatteningViews, producerRules, ruleFor } from '../analysis/layer-rules.js';
 import type { Model } from '../ir/model.js';
 import { Tensor } from '../ir/tensor.js';
 import type { Value } from '../ir/value.js';
 import { axisToRows, rowsToAxis } from '../numeric/axis-slices.js';
 import { solveSymmetricPositive } from '../numeric/linear-solve.js';
 import type { StreamingMoments } from '../numeric/streaming-moments.js';
-import { findChannelGroups, type ChannelGroup } from '../analysis/channel-groups.js';
+import { findChannelGroups, groupChannels, groupStatisticsKey, type ChannelGroup, type GroupMember } from '../analysis/channel-groups.js';
+import { coupleAt, rankOf, type ChannelLink } from '../analysis/coupling-rules.js';
+import { findLayers } from '../analysis/find-layers.js';
+import type { Node } from '../ir/node.js';
 import type { GroupMergePlan, LayerMergePlan, MergePlan } from './plan-merges.js';
 
 /**
@@ -31,23 +34,188 @@ function applyLayerAndGroupPlans(model: Model, layers: NeuronLayer[], plan: Merg
     if (!layer.mergeable) throw new Error(`merge plan names layer "${lp.layer}", which is not mergeable: ${layer.blockers.map((b) => b.message).join('; ')}`);
     applyLayerPlan(model, layer, lp, statistics?.get(lp.layer));
   }
-  if (plan.groups.length === 0) return;
-  const groups = new Map(findChannelGroups(layers).map((g) => [g.id, g]));
+  // Each group is found again on the model as rewritten so far: a group's consumers may be another
+  // group's producers (a stage's expand conv reads the residual stream), and their weights changed.
   for (const gp of plan.groups) {
-    const group = groups.get(gp.group);
+    const group = findChannelGroups(findLayers(model)).find((g) => g.id === gp.group);
     if (!group || !group.mergeable) throw new Error(`merge plan names channel group "${gp.group}", which the model does not have as a mergeable group`);
-    applyGroupPlan(model, group, gp);
+    applyGroupPlan(model, group, gp, statistics);
   }
 }
 
-/** A group merge: every consumer absorbs, every producer loses the merged channels. */
-function applyGroupPlan(model: Model, group: ChannelGroup, gp: GroupMergePlan): void {
-  const lp: LayerMergePlan = { layer: gp.group, width: gp.width, widthAfter: gp.widthAfter, merges: gp.merges, statics: [] };
-  const kept = keptOf(gp.width, lp);
-  const shapeCarrier = group.producers[0]!;
-  for (const consumer of group.consumers) foldIntoConsumer(model, shapeCarrier, consumer, lp);
-  for (const producer of group.producers) cutProducer(model, producer, kept);
-  for (const v of group.values) updateNeuronDim(v, shapeCarrier.neuronAxisFromEnd, gp.width, kept.length);
+/** Group channel -> local channel of `member` (padding channels included). */
+function localChannels(member: GroupMember, groupWidth: number): Map<number, number> {
+  return new Map(groupChannels(member, groupWidth).map((g, c) => [g, c]));
+}
+
+/**
+ * A group merge: every consumer folds channel j into r with the scale t on the member it reads,
+ * every member loses the removed channels at its own index map (producers' rows, a depthwise
+ * conv's filters, zero constants), and the ops whose constants count channels are rewritten.
+ */
+function applyGroupPlan(model: Model, group: ChannelGroup, gp: GroupMergePlan, statistics: ReadonlyMap<string, StreamingMoments> | undefined): void {
+  const removed = new Set<number>(gp.refit ? gp.refit.dropped : [...gp.merges.map((m) => m.neuron), ...gp.statics.map((s) => s.neuron)]);
+  const memberOf = new Map(group.members.map((m) => [m.value, m]));
+  const keptOfMember = (m: GroupMember): number[] => groupChannels(m, group.width).flatMap((g, c) => (removed.has(g) ? [] : [c]));
+  // Read how each coupling node links channels before any weight or count changes.
+  const couplings = group.couplingNodes.map((node) => ({ node, links: nodeLinks(node, memberOf) }));
+  for (const consumer of group.consumers) {
+    const m = memberOf.get(consumer.member)!;
+    const width = m.width ?? group.width;
+    const local = localChannels(m, group.width);
+    if (gp.refit) {
+      const stats = statistics?.get(groupStatisticsKey(group, m.value));
+      if (!stats) throw new Error(`group "${gp.group}" has a refit plan but no statistics for "${m.value.name}"`);
+      refitConsumer(model, { name: groupStatisticsKey(group, m.value), width, neuronAxisFromEnd: m.axisFromEnd }, consumer, keptOfMember(m), stats);
+      continue;
+    }
+    const rows = consumerRows(consumer);
+    const len = rows.length / width;
+    for (const merge of gp.merges) {
+      const scale = merge.scales[m.value.name];
+      const lj = local.get(merge.neuron);
+      const lr = local.get(merge.into);
+      // A member that holds neither channel (or only as padding zeros) has nothing to fold.
+      if (scale === undefined || lj === undefined) continue;
+      if (lr === undefined) throw new Error(`group "${gp.group}": "${m.value.name}" holds channel ${merge.neuron} but not ${merge.into}`);
+      for (let i = 0; i < len; i++) rows[lr * len + i]! += scale * rows[lj * len + i]!;
+    }
+    writeConsumer(model, { width, neuronAxisFromEnd: m.axisFromEnd }, consumer, rows, len, keptOfMember(m), undefined);
+  }
+  for (const producer of group.producers) {
+    const kept = keptOfMember(memberOf.get(producer.activation.output)!);
+    cutProducer(model, producer, kept);
+    const rule = ruleFor(producerRules, producer.producer);
+    if (group.diagonalInputs.has(producer) && rule?.diagonalWidthAttribute) producer.producer.setAttribute({ name: rule.diagonalWidthAttribute, type: 'int', value: BigInt(kept.length) });
+  }
+  for (const { node, links } of couplings) if (links) rewriteChannelCounts(model, node, links, memberOf, keptOfMember);
+  for (const m of group.members) {
+    const kept = keptOfMember(m);
+    if (m.value.constantTensor()) {
+      const dims = m.value.constantTensor()!.dims;
+      model.graph.setConstant(m.value, keepAlongAxis(m.value, dims.length - m.axisFromEnd, kept));
+    } else updateNeuronDim(m.value, m.axisFromEnd, m.width ?? group.width, kept.length);
+  }
+}
+
+/**
+ * Ops whose constants count channels (Pad's pads, Split's sizes, Slice's bounds, Resize's sizes)
+ * get the counts after the cut; the coupling rule that joined the node says which ranges it links.
+ */
+/** How a coupling node links its members' channels, read from its coupling rule. */
+function nodeLinks(node: Node, memberOf: Map<Value, GroupMember>): ChannelLink[] | undefined {
+  if (node.is('ConstantOfShape')) return [];
+  const input = node.inputs[0];
+  const inMember = input ? memberOf.get(input) : undefined;
+  if (!input || !inMember) return undefined;
+  return coupleAt(node, input, inMember.axisFromEnd, inMember.rank)?.coupling.links;
+}
+
+function rewriteChannelCounts(model: Model, node: Node, links: ChannelLink[], memberOf: Map<Value, GroupMember>, keptOf: (m: GroupMember) => number[]): void {
+  if (node.is('ConstantOfShape')) {
+    zerosWithChannels(model, node, memberOf.get(node.outputs[0]!)!, keptOf);
+    return;
+  }
+  if (node.is('BatchNormalization')) {
+    // Its per-channel scale, bias, mean and variance lose the input's removed channels.
+    const kept = keptOf(memberOf.get(node.inputs[0]!)!);
+    for (const v of node.inputs.slice(1, 5)) if (v) model.graph.setConstant(v, keepAlongAxis(v, 0, kept));
+    return;
+  }
+  const input = node.inputs[0]!;
+  const inMember = memberOf.get(input)!;
+  const keptBefore = (v: Value, start: number, count: number): { start: number; count: number } => {
+    const m = memberOf.get(v)!;
+    const kept = new Set(keptOf(m));
+    let newStart = 0;
+    let newCount = 0;
+    for (let c = 0; c < start + count; c++) if (kept.has(c)) (c < start ? newStart++ : newCount++);
+    return { start: newStart, count: newCount };
+  };
+  const rank = inMember.rank ?? rankOf(input);
+  if (rank === undefined) return;
+  const axis = rank - inMember.axisFromEnd;
+  if (node.is('Pad')) {
+    const link = links[0]!;
+    const out = memberOf.get(node.outputs[0]!);
+    if (!out || link.toStart === 0 && link.count === (out.width ?? 0)) return;
+    const to = keptBefore(link.to, link.toStart, link.count);
+    const pads = readInts(node, 1, 'pads')!;
+    pads[axis] = to.start;
+    pads[axis + rank] = keptOf(out).length - to.start - to.count;
+    writeInts(model, node, 1, 'pads', pads);
+  } else if (node.is('Slice')) {
+    const link = links[0]!;
+    const starts = readInts(node, 1, 'starts')!;
+    const axes = readInts(node, 3, 'axes') ?? starts.map((_, i) => i);
+    const i = axes.findIndex((a) => (a < 0 ? a + rank : a) === axis);
+    if (i < 0) return;
+    const ends = readInts(node, 2, 'ends')!;
+    const from = keptBefore(link.from, link.fromStart, link.count);
+    starts[i] = from.start;
+    ends[i] = from.start + from.count;
+    writeInts(model, node, 1, 'starts', starts);
+    writeInts(model, node, 2, 'ends', ends);
+  } else if (node.is('Split')) {
+    const sizes = links.map((l) => keptBefore(l.from, l.fromStart, l.count).count);
+    if (links.every((l) => l.fromStart === 0)) return;
+    if (readInts(node, 1, 'split')) writeInts(model, node, 1, 'split', sizes);
+    else if (sizes.some((x) => x !== sizes[0])) {
+      if (node.getInt('num_outputs', 0) || model.opsetImports.find((o) => o.domain === '' || o.domain === 'ai.onnx')!.version >= 13) {
+        node.attributes.delete('num_outputs');
+        node.setInput(1, model.graph.addInitializer(model.graph.uniqueName(`${node.name || 'split'}_sizes`), Tensor.fromInt64([sizes.length], sizes)));
+      } else node.setAttribute({ name: 'split', type: 'ints', value: sizes.map((x) => BigInt(x)) });
+    }
+  } else if (node.is('Resize') && node.inputs[3]?.constantTensor()) {
+    const sizes = readInts(node, 3, 'sizes')!;
+    const out = memberOf.get(node.outputs[0]!);
+    if (out && sizes.length === rank) {
+      sizes[axis] = keptOf(out).length;
+      writeInts(model, node, 3, 'sizes', sizes);
+    }
+  }
+}
+
+/**
+ * zeros_like(x) padding the channels keeps the zero channels the merge kept, which need not be
+ * as many as x keeps: its shape becomes Shape(x) with the channel entry replaced by that count.
+ */
+function zerosWithChannels(model: Model, node: Node, member: GroupMember, keptOf: (m: GroupMember) => number[]): void {
+  const g = model.graph;
+  const shape = node.inputs[0]!;
+  const rank = member.rank ?? rankOf(member.value) ?? rankOf(shape.producer!.inputs[0]!);
+  if (rank === undefined) throw new Error(`cannot rewrite zeros_like "${node.label}": the rank of its shape is unknown`);
+  const axis = rank - member.axisFromEnd;
+  const name = (base: string): string => g.uniqueName(`${node.name || 'zeros_like'}_${base}`);
+  const ints = (base: string, values: number[]): Value => g.addInitializer(name(base), Tensor.fromInt64([values.length], values));
+  const parts: Value[] = [];
+  if (axis > 0) parts.push(g.addNode({ opType: 'Slice', inputs: [shape, ints('head_start', [0]), ints('head_end', [axis])], outputs: [name('head')], after: node.inputs[0]!.producer! }).outputs[0]!);
+  parts.push(ints('channels', [keptOf(member).length]));
+  if (axis < rank - 1) parts.push(g.addNode({ opType: 'Slice', inputs: [shape, ints('tail_start', [axis + 1]), ints('tail_end', [rank])], outputs: [name('tail')], after: node.inputs[0]!.producer! }).outputs[0]!);
+  const joined = g.addNode({ opType: 'Concat', inputs: parts, outputs: [name('shape')], attributes: [{ name: 'axis', type: 'int', value: 0n }], after: node.inputs[0]!.producer! }).outputs[0]!;
+  node.setInput(0, joined);
+}
+
+/** Integers held by a constant input (newer opsets) or an attribute (older ones). */
+function readInts(node: Node, input: number, attribute: string): number[] | undefined {
+  const v = node.inputs[input];
+  if (v) {
+    const t = v.constantTensor();
+    return t ? [...t.toFloat64()] : undefined;
+  }
+  return node.getInts(attribute);
+}
+
+/** Writes integers where readInts found them; a constant other nodes read too is copied first. */
+function writeInts(model: Model, node: Node, input: number, attribute: string, values: number[]): void {
+  const v = node.inputs[input];
+  if (!v) {
+    node.setAttribute({ name: attribute, type: 'ints', value: values.map((x) => BigInt(x)) });
+    return;
+  }
+  const t = Tensor.fromInt64(v.constantTensor()!.dims, values);
+  if (v.useCount > 1 || v.isGraphOutput) node.setInput(input, model.graph.addInitializer(model.graph.uniqueName(`${v.name}_${node.name || node.opType}`), t));
+  else model.graph.setConstant(v, t);
 }
 
 function applyLayerPlan(model: Model, layer: NeuronLayer, lp: LayerMergePlan, stats: StreamingMoments | undefined): void {
@@ -103,6 +271,34 @@ function keepAlongAxis(v: Value, axis: number, kept: number[]): Tensor {
   return Tensor.fromNumbers(t.dataType, dims, rowsToAxis(out, kept.length, dims, axis), t.name);
 }
 
+/**
+ * The ops between a layer and its consumer that name the channel count: a Reshape to
+ * [batch, C*H*W] before a Gemm gets (kept*H*W), and the declared shapes on the path get the new
+ * count (a model whose Reshape still says C*H*W is refused by onnxruntime).
+ */
+function rewritePath(model: Model, consumer: Consumer, width: number, axisFromEnd: number, widthAfter: number): void {
+  const flatAt = consumer.path.findIndex((n) => ruleFor(flatteningViews, n) !== undefined);
+  const block = flatAt >= 0 ? consumer.viewDims.reduce((p, d, i) => (i === consumer.inAxis || i === consumer.outAxis ? p : p * d), 1) : 1;
+  let axis = axisFromEnd;
+  consumer.path.forEach((n, i) => {
+    const out = n.outputs[0]!;
+    if (flatAt >= 0 && i >= flatAt) {
+      if (n.is('Reshape')) {
+        const shape = readInts(n, 1, 'shape');
+        if (shape && shape[shape.length - 1] === width * block) {
+          shape[shape.length - 1] = widthAfter * block;
+          writeInts(model, n, 1, 'shape', shape);
+        }
+      }
+      updateNeuronDim(out, 1, width * block, widthAfter * block);
+      return;
+    }
+    const rank = out.shape?.length;
+    axis = ruleFor(channelwiseOps, n)?.outputAxisFromEnd?.(n, axis, rank) ?? axis;
+    updateNeuronDim(out, axis, width, widthAfter);
+  });
+}
+
 /** Exact merges: A[:, r] += t A[:, j]; statics: c += A[:, j] * value (condensation.md). */
 function foldIntoConsumer(model: Model, layer: NeuronLayer, consumer: Consumer, lp: LayerMergePlan): void {
   const rows = consumerRows(consumer);
@@ -155,7 +351,7 @@ function keptOf(width: number, lp: LayerMergePlan): number[] {
  * Least-squares refit on the probe statistics: with mean mu and covariance S of h,
  * A' = A S[:, K] S[K, K]^-1 and c' = c + A mu - A' mu_K (condensation.md, data-driven compensation).
  */
-function refitConsumer(model: Model, layer: NeuronLayer, consumer: Consumer, kept: number[], stats: StreamingMoments | undefined): void {
+function refitConsumer(model: Model, layer: Pick<NeuronLayer, 'name' | 'width' | 'neuronAxisFromEnd'>, consumer: Consumer, kept: number[], stats: StreamingMoments | undefined): void {
   if (!stats) throw new Error(`layer "${layer.name}" has a refit plan but no statistics`);
   const width = layer.width;
   const rows = consumerRows(consumer);
@@ -188,8 +384,9 @@ function refitConsumer(model: Model, layer: NeuronLayer, consumer: Consumer, kep
 }
 
 /** Writes the consumer's rows (only `kept`) back and adds `biasDelta` (in y's units) to its bias. */
-function writeConsumer(model: Model, layer: NeuronLayer, consumer: Consumer, rows: Float64Array, len: number, keep: number[], biasDelta: Float64Array | undefined): void {
+function writeConsumer(model: Model, layer: Pick<NeuronLayer, 'width' | 'neuronAxisFromEnd'>, consumer: Consumer, rows: Float64Array, len: number, keep: number[], biasDelta: Float64Array | undefined): void {
   const g = model.graph;
+  rewritePath(model, consumer, layer.width, layer.neuronAxisFromEnd, keep.length);
   const t = consumer.weight.value.constantTensor()!;
   const out = new Float64Array(keep.length * len);
   keep.forEach((k, i) => out.set(rows.subarray(k * len, (k + 1) * len), i * len));

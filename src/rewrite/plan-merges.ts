@@ -5,8 +5,11 @@
 import { OptionError } from '../errors.js';
 import type { LayerCondensation } from '../analysis/measure-condensation.js';
 import { inputWeightVectors } from '../analysis/input-weights.js';
-import type { ChannelGroup } from '../analysis/channel-groups.js';
+import { groupStatisticsKey, type ChannelGroup } from '../analysis/channel-groups.js';
 import type { HeadMergePlan } from './merge-heads.js';
+import type { StreamingMoments } from '../numeric/streaming-moments.js';
+import type { Value } from '../ir/value.js';
+import { groupRatios } from '../analysis/group-ratios.js';
 
 /** Neuron `neuron` computes `scale` times neuron `into` on every input, so it folds into it. */
 export interface NeuronMerge {
@@ -68,7 +71,7 @@ export function cosineScreen(tolerance: number): number {
 }
 
 /** Plans the merges of every mergeable layer and group; pure: reads weights and statistics, changes nothing. */
-export function planMerges(measured: LayerCondensation[], options: MergeOptions = {}, groups: ChannelGroup[] = []): MergePlan {
+export function planMerges(measured: LayerCondensation[], options: MergeOptions = {}, groups: ChannelGroup[] = [], groupContext: GroupPlanContext = {}): MergePlan {
   const tolerance = options.exactTolerance ?? DEFAULT_EXACT_TOLERANCE;
   if (!(tolerance >= 0 && tolerance < 1)) throw new OptionError('exactTolerance', `expected a number in [0, 1), got "${tolerance}"`);
   const layers: LayerMergePlan[] = [];
@@ -77,7 +80,7 @@ export function planMerges(measured: LayerCondensation[], options: MergeOptions 
     const plan = options.approximate ? planApproximate(m, tolerance) : planExact(m, tolerance);
     if (plan.widthAfter < plan.width) layers.push(plan);
   }
-  const groupPlans = groups.map((g) => planGroupMerges(g, options)).filter((g): g is GroupMergePlan => g !== undefined);
+  const groupPlans = groups.map((g) => planGroupMerges(g, options, groupContext)).filter((g): g is GroupMergePlan => g !== undefined);
   return { layers, groups: groupPlans };
 }
 
@@ -194,63 +197,138 @@ function planApproximate(m: LayerCondensation, tolerance: number): LayerMergePla
   };
 }
 
-/** Merges of a channel group: neuron j folds into r only if u_j = t u_r with one t > 0 in every producer. */
+/** A merge of group channel `neuron` into `into`, with the scale t (h_j = t h_r) on each member a consumer reads. */
+export interface GroupNeuronMerge extends NeuronMerge {
+  /** Tensor name -> scale, for the members the group's consumers read (a depthwise conv changes it). */
+  scales: Record<string, number>;
+}
+
+/** Merges of a channel group: channel j folds into r only if h_j = t h_r on every member (group-ratios.ts). */
 export interface GroupMergePlan {
   group: string;
   members: string[];
   width: number;
   widthAfter: number;
-  merges: NeuronMerge[];
+  merges: GroupNeuronMerge[];
+  /** Group channels that are padding zeros everywhere: dropped, nothing to fold. */
+  statics: StaticRemoval[];
+  /**
+   * Approximate mode: the group channels kept; every consumer is refit by least squares on the
+   * statistics of the member it reads (the kept channels' values do not change anywhere in the
+   * group, since nothing inside it mixes channels).
+   */
+  refit?: { kept: number[]; dropped: number[] };
+  /** Neurons the producers lose together (each producer counts the removed channels it writes). */
+  neuronsRemoved: number;
 }
 
-/** Plans the exact merges of a mergeable channel group (positive multiples and copies only). */
-export function planGroupMerges(group: ChannelGroup, options: MergeOptions = {}): GroupMergePlan | undefined {
+/** What approximate group planning reads: the producers' measurements and the group tensors' statistics. */
+export interface GroupPlanContext {
+  /** Statistics of the group tensors consumers read (groupStatisticsKey). */
+  statistics?: ReadonlyMap<string, StreamingMoments>;
+  /** Correlation at or above which approximate mode drops a channel for a kept one (AnalysisOptions.similarityThreshold). */
+  similarityThreshold?: number;
+}
+
+/**
+ * Plans the exact merges of a mergeable channel group: pairs written by one producer whose
+ * relation holds with one positive scale through every member (copies where an op is not
+ * positively homogeneous), and the static channels (padding zeros).
+ */
+export function planGroupMerges(group: ChannelGroup, options: MergeOptions = {}, context: GroupPlanContext = {}): GroupMergePlan | undefined {
   if (!group.mergeable || group.producers.length === 0) return undefined;
   const tolerance = options.exactTolerance ?? DEFAULT_EXACT_TOLERANCE;
-  const vectors = group.producers.map((p) => inputWeightVectors(p));
+  const ratios = groupRatios(group);
+  const read = [...new Set(group.consumers.map((c) => c.member))];
   const width = group.width;
-  const norms = vectors.map(({ rows, dim }) => Float64Array.from({ length: width }, (_, k) => Math.hypot(...rows.subarray(k * dim, (k + 1) * dim))));
-  // Representatives: the largest first producer vectors, as in planExact.
-  const order = [...Array(width).keys()].sort((a, b) => norms[0]![b]! - norms[0]![a]! || a - b);
-  const removed = new Set<number>();
-  const merges: NeuronMerge[] = [];
-  const scaleIn = (p: number, j: number, r: number): number | undefined => {
-    const { rows, dim } = vectors[p]!;
-    const nr = norms[p]![r]!;
-    const nj = norms[p]![j]!;
-    if (nr === 0) return nj === 0 ? NaN : undefined;
-    let dot = 0;
-    for (let i = 0; i < dim; i++) dot += rows[j * dim + i]! * rows[r * dim + i]!;
-    const t = dot / (nr * nr);
-    let residual = 0;
-    for (let i = 0; i < dim; i++) residual += (rows[j * dim + i]! - t * rows[r * dim + i]!) ** 2;
-    return Math.sqrt(residual) <= tolerance * Math.max(nj, 1e-300) ? t : undefined;
-  };
-  for (let oi = 0; oi < order.length; oi++) {
-    const r = order[oi]!;
-    if (removed.has(r)) continue;
-    for (let oj = oi + 1; oj < order.length; oj++) {
-      const j = order[oj]!;
-      if (removed.has(j)) continue;
-      let t: number | undefined;
-      let agree = true;
-      for (let p = 0; p < group.producers.length && agree; p++) {
-        const act = group.producers[p]!.activation;
-        if (act.functionIds[j] !== act.functionIds[r]) agree = false;
-        const tp = scaleIn(p, j, r);
-        if (tp === undefined) agree = false;
-        else if (!Number.isNaN(tp)) {
-          if (t === undefined) t = tp;
-          else if (Math.abs(tp - t) > tolerance * Math.max(1, Math.abs(t))) agree = false;
-        }
+  const statics: StaticRemoval[] = group.staticChannels.map((neuron) => ({ neuron, value: 0, kind: 'zero-input' }));
+  const removed = new Set<number>(group.staticChannels);
+  const merges: GroupNeuronMerge[] = [];
+  const screen = cosineScreen(tolerance);
+  // Candidates share their anchor producer; larger vectors become representatives, as in planExact.
+  const byAnchor = new Map<string, number[]>();
+  ratios.anchors.forEach((a, g) => {
+    if (!a || removed.has(g)) return;
+    const list = byAnchor.get(a.producer.name) ?? [];
+    list.push(g);
+    byAnchor.set(a.producer.name, list);
+  });
+  for (const channels of byAnchor.values()) {
+    const order = channels.sort((a, b) => ratios.anchorNorms[b]! - ratios.anchorNorms[a]! || a - b);
+    for (let oi = 0; oi < order.length; oi++) {
+      const r = order[oi]!;
+      if (removed.has(r) || ratios.anchorNorms[r] === 0) continue;
+      for (let oj = oi + 1; oj < order.length; oj++) {
+        const j = order[oj]!;
+        if (removed.has(j) || ratios.anchorCosine(j, r) < screen) continue;
+        const t = ratios.solve(j, r, tolerance);
+        if (!t) continue;
+        const scales: Record<string, number> = {};
+        for (const v of read) if (t.has(v)) scales[v.name] = t.get(v)!;
+        const anchor = t.get(ratios.anchors[j]!.producer.activation.output)!;
+        const kind = Math.abs(anchor - 1) <= tolerance ? 'copy' : 'multiple';
+        merges.push({ neuron: j, into: r, scale: kind === 'copy' ? 1 : anchor, kind, scales });
+        removed.add(j);
       }
-      if (!agree || t === undefined || !(t > 0)) continue;
-      const kind = Math.abs(t - 1) <= tolerance ? 'copy' : 'multiple';
-      merges.push({ neuron: j, into: r, scale: kind === 'copy' ? 1 : t, kind });
-      removed.add(j);
     }
   }
-  if (merges.length === 0) return undefined;
   merges.sort((a, b) => a.neuron - b.neuron);
-  return { group: group.id, members: group.producers.map((p) => p.name), width, widthAfter: width - merges.length, merges };
+  const plan: GroupMergePlan = { group: group.id, members: group.producers.map((p) => p.name), width, widthAfter: width - removed.size, merges, statics, neuronsRemoved: 0 };
+  if (options.approximate) {
+    const refit = approximateGroupDrops(group, ratios, removed, context);
+    if (refit) {
+      plan.refit = refit;
+      plan.widthAfter = refit.kept.length;
+    }
+  }
+  const gone = new Set(plan.refit ? plan.refit.dropped : removed);
+  plan.neuronsRemoved = group.producers.reduce((n, p) => n + [...Array(width).keys()].filter((g) => gone.has(g) && ratios.localOf(p.activation.output, g) >= 0).length, 0);
+  return plan.widthAfter < width ? plan : undefined;
+}
+
+/**
+ * Approximate group drops, decided on what the refit will match: the statistics of the tensors the
+ * consumers read. Channel j goes (beyond the exact drops) when it is constant in every such
+ * tensor, or when a kept channel r correlates with it at the similarity threshold in every such
+ * tensor that holds j (a residual sum can disagree with one producer's clusters). Larger-variance
+ * channels are kept first. Undefined when a read tensor has no statistics (exact merges only).
+ */
+function approximateGroupDrops(group: ChannelGroup, ratios: ReturnType<typeof groupRatios>, removed: Set<number>, context: GroupPlanContext): GroupMergePlan['refit'] {
+  const { statistics } = context;
+  const threshold = context.similarityThreshold ?? 0.95;
+  if (!statistics) return undefined;
+  const read: { value: Value; width: number; cov: Float64Array; mean: Float64Array }[] = [];
+  for (const value of new Set(group.consumers.map((c) => c.member))) {
+    const s = statistics.get(groupStatisticsKey(group, value));
+    if (!s || s.count < 2) return undefined;
+    read.push({ value, width: s.mean.length, cov: s.covariance(), mean: s.mean });
+  }
+  if (read.length === 0) return undefined;
+  const varianceOf = (g: number): number => Math.max(0, ...read.map((m) => {
+    const c = ratios.localOf(m.value, g);
+    return c < 0 ? 0 : m.cov[c * m.width + c]!;
+  }));
+  const maxVariance = Math.max(...[...Array(group.width).keys()].map(varianceOf));
+  const dropped = new Set(removed);
+  const kept: number[] = [];
+  const order = [...Array(group.width).keys()].filter((g) => !dropped.has(g)).sort((a, b) => varianceOf(b) - varianceOf(a) || a - b);
+  for (const j of order) {
+    if (varianceOf(j) <= 1e-12 * maxVariance) {
+      dropped.add(j);
+      continue;
+    }
+    const covered = kept.some((r) => read.every((m) => {
+      const cj = ratios.localOf(m.value, j);
+      if (cj < 0) return true;
+      const cr = ratios.localOf(m.value, r);
+      if (cr < 0) return false;
+      const sjj = m.cov[cj * m.width + cj]!;
+      const srr = m.cov[cr * m.width + cr]!;
+      return sjj === 0 || m.cov[cj * m.width + cr]! / Math.sqrt(sjj * srr) >= threshold;
+    }));
+    if (covered) dropped.add(j);
+    else kept.push(j);
+  }
+  if (dropped.size === removed.size) return undefined;
+  return { kept: kept.sort((a, b) => a - b), dropped: [...dropped].sort((a, b) => a - b) };
 }

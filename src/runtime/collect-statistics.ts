@@ -103,6 +103,14 @@ class BlockMoments {
     o.scatterBlocks.forEach((block) => {
       const data = out[block.output]!.data as Float32Array;
       const blockWidth = block.columnEnd - block.columnStart;
+      if (countA === 0) {
+        // The first batch: its scatter is the running scatter (no cross term), copied row by row.
+        for (let i = block.rowStart; i < block.rowEnd; i++) {
+          const from = (i - block.rowStart) * blockWidth;
+          scatter.set(data.subarray(from, from + blockWidth), i * m + block.columnStart);
+        }
+        return;
+      }
       for (let i = block.rowStart; i < block.rowEnd; i++) {
         const di = delta[i]! * weight;
         const row = i * m;

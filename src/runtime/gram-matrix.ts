@@ -35,6 +35,18 @@ export async function gramMatrix(
   encode: (model: Model) => Uint8Array,
   options: GramOptions = {},
 ): Promise<Float64Array> {
+  return blockGram(rows, rowCount, dim, encode, options, false);
+}
+
+/** gramMatrix, with each entry clamped to [-1, 1] as it is copied out when `isCosine` (one pass over n^2, not two). */
+async function blockGram(
+  rows: Float64Array | Float32Array,
+  rowCount: number,
+  dim: number,
+  encode: (model: Model) => Uint8Array,
+  options: GramOptions,
+  isCosine: boolean,
+): Promise<Float64Array> {
   if (rows.length !== rowCount * dim) throw new RangeError(`rows holds ${rows.length} values, expected ${rowCount} x ${dim}`);
   const n = rowCount;
   const out = new Float64Array(n * n);
@@ -73,7 +85,15 @@ export async function gramMatrix(
       const width = bounds[j + 1]! - c0;
       for (let r = r0; r < bounds[i + 1]!; r++) {
         const from = (r - r0) * width;
-        out.set(data.subarray(from, from + width) as ArrayLike<number>, r * n + c0);
+        if (!isCosine) {
+          out.set(data.subarray(from, from + width) as ArrayLike<number>, r * n + c0);
+          continue;
+        }
+        const to = r * n + c0 - from;
+        for (let k = from; k < from + width; k++) {
+          const c = data[k]!;
+          out[to + k] = c > 1 ? 1 : c < -1 ? -1 : c;
+        }
       }
       // The off-diagonal blocks' mirror images in the lower triangle, tile by tile.
       if (i !== j) mirrorBlock(out, n, r0, bounds[i + 1]!, c0, bounds[j + 1]!);
@@ -105,12 +125,7 @@ export async function cosineMatrixOnRuntime(rows: Float64Array, rowCount: number
  * entries clamped to [-1, 1] and a unit diagonal.
  */
 export async function cosineMatrixOfUnitRows(unit: Float64Array | Float32Array, rowCount: number, dim: number, encode: (model: Model) => Uint8Array, options: GramOptions = {}): Promise<Float64Array> {
-  const cosine = await gramMatrix(unit, rowCount, dim, encode, options);
-  for (let k = 0; k < cosine.length; k++) {
-    const c = cosine[k]!;
-    if (c > 1) cosine[k] = 1;
-    else if (c < -1) cosine[k] = -1;
-  }
+  const cosine = await blockGram(unit, rowCount, dim, encode, options, true);
   for (let d = 0; d < rowCount; d++) cosine[d * rowCount + d] = 1;
   return cosine;
 }

@@ -60,11 +60,23 @@ export async function compareModels(original: ModelSource, rewritten: ModelSourc
   let classified = 0;
   let nonFinite: Fidelity['nonFinite'] = null;
   let sampleOffset = 0;
-  const b = await openSource(rewritten, `${subject} (rewritten)`, options.session);
+  // The original loaded and ran; a rewrite onnxruntime refuses is this tool's bug (exit 70), not a runtime problem.
+  const refused = (cause: unknown): Error => new Error(`onnxruntime refuses the rewritten model of ${subject} (a bug in the rewrite): ${cause instanceof Error ? cause.message : String(cause)}`, { cause });
+  let b: ModelSession;
+  try {
+    b = await openSource(rewritten, `${subject} (rewritten)`, options.session);
+  } catch (cause) {
+    throw refused(cause);
+  }
   try {
     for (const [k, feeds] of batches.entries()) {
       const ya = reference[k]!;
-      const yb = await b.run(feeds);
+      let yb: Record<string, HostTensor>;
+      try {
+        yb = await b.run(feeds);
+      } catch (cause) {
+        throw refused(cause);
+      }
       let firstClassifier = true;
       for (const name of outputNames) {
         const ta = ya[name]!;

@@ -101,7 +101,7 @@ describe('channel groups', () => {
     expect(Object.fromEntries(pruned.map((l) => [l.name, l.width]))).toEqual({ stem: 7, b1c1: 7, b1c2: 7, fc: 4 });
   });
 
-  it('reports a squeeze-and-excitation gate as what keeps the gated layer from merging', () => {
+  it('joins a squeeze-and-excitation gate to the gated layer\'s group, which a graph output then blocks', () => {
     const rng = new SeededRandom(3);
     const b = new GraphBuilder('se');
     const x = b.input('x', DataType.FLOAT, ['batch', 3, 6, 6]);
@@ -117,7 +117,12 @@ describe('channel groups', () => {
     const conv = layers.find((l) => l.name === 'conv')!;
     expect(conv.mergeable).toBe(false);
     expect(conv.blockers.map((b) => b.message).join(' ')).toMatch(/Mul .*gate.*"gate"/);
-    expect(findChannelGroups(layers)).toHaveLength(0);
+    // The gate's rows join the trunk's group (a Mul of two computed tensors multiplies scales).
+    const [group, ...others] = findChannelGroups(layers);
+    expect(others).toEqual([]);
+    expect(group!.producers.map((p) => p.name).sort()).toEqual(['conv', 'excite']);
+    expect(group!.ties.map((t) => t.label)).toEqual(['gate']);
+    expect(group!.blockers.map((b) => b.code)).toEqual(['graph-output']);
   });
 });
 

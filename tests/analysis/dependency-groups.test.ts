@@ -7,6 +7,7 @@ import { blockerMessages } from '../../src/analysis/blocker.js';
 import { findChannelGroups } from '../../src/analysis/channel-groups.js';
 import { couplingRules, IDENTITY, type CouplingRule } from '../../src/analysis/coupling-rules.js';
 import { findLayers } from '../../src/analysis/find-layers.js';
+import { isReadoutLayer } from '../../src/analysis/readout-layer.js';
 import { DataType } from '../../src/ir/data-type.js';
 import { Tensor } from '../../src/ir/tensor.js';
 import type { Value } from '../../src/ir/value.js';
@@ -68,52 +69,72 @@ function concatModel() {
   return b.build(13);
 }
 
-/** Channels of a value in this model: the output channels of the Conv behind it. */
-function channelsOf(v: Value): number {
-  let node = v.producer;
-  while (node && node.opType !== 'Conv') node = node.inputs[0]?.producer ?? null;
-  return node?.inputs[1]?.constantTensor()?.dims[0] ?? 0;
+/** Two 4-channel convs combined by Max (no built-in rule): max(t a, t b) = t max(a, b). */
+function maxModel() {
+  const rng = new SeededRandom(4);
+  const f = (dims: number[]): Tensor => Tensor.fromNumbers(DataType.FLOAT, dims, Array.from({ length: dims.reduce((a, b) => a * b, 1) }, () => rng.gaussian()));
+  const b = new GraphBuilder('max');
+  const x = b.input('x', DataType.FLOAT, ['N', 2, 5, 5]);
+  const [za] = b.node('Conv', [x, b.initializer('wa', f([4, 2, 1, 1]))], {}, { name: 'a' });
+  const [zb] = b.node('Conv', [x, b.initializer('wb', f([4, 2, 1, 1]))], {}, { name: 'b' });
+  const [m] = b.node('Max', [za!, zb!], {}, { name: 'max' });
+  const [y] = b.node('Conv', [m!, b.initializer('wc', f([3, 4, 1, 1]))], {}, { name: 'c', outputs: ['y'] });
+  b.output(y!, DataType.FLOAT, ['N', 3, 5, 5]);
+  return b.build(13);
 }
 
-describe('a new coupling rule', () => {
-  /** Concat along the channel axis: operand i's channel c is the output's channel offset_i + c. */
-  const concatOffsets: CouplingRule = {
-    name: 'concat-offsets',
-    kind: 'tie',
-    couple({ node, axisFromEnd }) {
-      if (node.opType !== 'Concat') return undefined;
-      let offset = 0;
-      const members = node.inputs.map((v) => {
-        const width = channelsOf(v!);
-        const m = { value: v!, axisFromEnd, indexMap: { kind: 'offset' as const, offset } };
-        offset += width;
-        return m;
-      });
-      return [...members, { value: node.outputs[0]!, axisFromEnd, indexMap: IDENTITY }];
-    },
-  };
-
-  it('is not needed for the built-in couplings, which leave a Concat as a blocker with code concat', () => {
+describe('Concat on the channel axis', () => {
+  it('joins both operands into one group with offset members, which merges can apply', () => {
     const layers = findLayers(concatModel());
-    expect(findChannelGroups(layers)).toEqual([]);
-    for (const name of ['a', 'b']) {
-      const layer = layers.find((l) => l.name === name)!;
-      expect(layer.blockers.map((x) => x.code)).toEqual(['concat']);
-      expect(layer.blockers[0]!.node?.label).toBe('cat');
-    }
-  });
-
-  it('joins both Concat operands into one group with offset members when handed to findChannelGroups', () => {
-    const layers = findLayers(concatModel());
-    const [group, ...others] = findChannelGroups(layers, [concatOffsets, ...couplingRules]);
+    const [group, ...others] = findChannelGroups(layers);
     expect(others).toEqual([]);
     expect(group!.producers.map((p) => p.name).sort()).toEqual(['a', 'b']);
     expect(group!.ties.map((t) => t.label)).toEqual(['cat']);
+    expect(group!.width).toBe(8);
     const offsets = group!.members.filter((m) => m.indexMap.kind === 'offset').map((m) => [m.value.producer!.label, (m.indexMap as { offset: number }).offset]);
     expect(offsets.sort()).toEqual([['relu_a', 0], ['relu_b', 4]]);
-    // Merges cannot apply offset maps yet: the group says so with a code, not by accident.
-    expect(group!.mergeable).toBe(false);
-    expect(group!.blockers.some((b) => b.code === 'index-map')).toBe(true);
-    expect(blockerMessages(group!.blockers).join('; ')).toMatch(/maps channels by offset/);
+    expect(group!.mergeable).toBe(true);
+    expect(group!.blockers).toEqual([]);
+  });
+});
+
+describe('a new coupling rule', () => {
+  const maxTie: CouplingRule = {
+    name: 'max-tie',
+    kind: 'tie',
+    couple({ node, axisFromEnd }) {
+      if (node.opType !== 'Max') return undefined;
+      const out = node.outputs[0]!;
+      const inputs = node.inputs.filter((v): v is Value => !!v);
+      return { members: [...inputs, out].map((value) => ({ value, axisFromEnd })), links: inputs.map((from) => ({ from, fromStart: 0, to: out, toStart: 0, count: 4 })), ratio: 'same' };
+    },
+  };
+
+  it('is needed for an op the built-in rules do not know: Max is a blocker by default', () => {
+    const layers = findLayers(maxModel());
+    expect(findChannelGroups(layers)).toEqual([]);
+    for (const name of ['a', 'b']) expect(layers.find((l) => l.name === name)!.blockers.map((x) => x.code)).toEqual(['nonlinear-consumer']);
+  });
+
+  it('joins both operands into one group when handed to findChannelGroups', () => {
+    const layers = findLayers(maxModel());
+    const [group, ...others] = findChannelGroups(layers, [maxTie, ...couplingRules]);
+    expect(others).toEqual([]);
+    expect(group!.producers.map((p) => p.name).sort()).toEqual(['a', 'b']);
+    expect(group!.ties.map((t) => t.label)).toEqual(['max']);
+    expect(group!.members.every((m) => m.indexMap.kind === 'identity')).toBe(true);
+    expect(group!.consumers.map((c) => c.node.label)).toEqual(['c']);
+    expect(blockerMessages(group!.blockers)).toEqual([]);
+  });
+});
+
+describe('read-out layers', () => {
+  it('are the layers with nothing weight-bearing downstream, not the residual-branch convs that feed an Add', () => {
+    const model = loadModel(fixturePath('resnet-planted.onnx'));
+    foldBatchNorms(model);
+    const layers = findLayers(model);
+    const linearEnds = layers.filter((l) => l.activation.name === 'Identity' && l.consumers.length === 0);
+    expect(linearEnds.map((l) => l.name).sort()).toEqual(['block1_conv2', 'block2_conv2', 'fc']);
+    expect(linearEnds.filter(isReadoutLayer).map((l) => l.name)).toEqual(['fc']);
   });
 });

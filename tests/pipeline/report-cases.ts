@@ -28,8 +28,15 @@ const probeArgs: Record<string, string[]> = {
   'vad-like.onnx': ['--input', 'sr=16000', '--batch-axis', 'state=1'],
 };
 
+/**
+ * Fixtures added with issue 9 (export-style and quantized CNNs): the coupling work of that issue
+ * changes what the commands report on them, so no report from before it can stand for them. Their
+ * expectations live in fixtures/expected.json and tests/fixtures/export-cnn-fixtures.test.ts.
+ */
+const addedAfterSnapshots = new Set(['mobilenet-v2.onnx', 'mobilenet-v3.onnx', 'resnet-downsample.onnx', 'unet-concat.onnx', 'tf2onnx-nhwc.onnx', 'efficientnet-mbconv.onnx', 'qdq-cnn.onnx', 'conv-integer.onnx']);
+
 export function fixtureModels(): string[] {
-  return fs.readdirSync(path.join(repoRoot, 'fixtures')).filter((f) => f.endsWith('.onnx')).sort();
+  return fs.readdirSync(path.join(repoRoot, 'fixtures')).filter((f) => f.endsWith('.onnx') && !addedAfterSnapshots.has(f)).sort();
 }
 
 export function reportCases(configPath: string): ReportCase[] {

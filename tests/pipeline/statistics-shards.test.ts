@@ -231,3 +231,69 @@ describe('statistics files that do not belong together', () => {
     expect(fs.existsSync(output)).toBe(true);
   });
 });
+
+describe('condense check --stats', () => {
+  const model = fixturePath('mlp-relu-planted.onnx');
+  /** Four shards of 256 random samples and the file of all of them; the pattern of their statistics files. */
+  async function shardsOfPlantedMlp(prefix: string): Promise<{ all: string; pattern: string }> {
+    const probe = randomProbes(loadModel(model), 256, { seed: 6 });
+    const { all, shards } = writeShards(prefix, [256, 8], probe.inputs.x!.data as Float32Array);
+    return { all, pattern: await collectAll(model, prefix, shards) };
+  }
+  const writeConfig = (name: string, rules: unknown, probe?: unknown): string => {
+    const file = path.join(dir, name);
+    fs.writeFileSync(file, JSON.stringify({ rules, ...(probe ? { probe } : {}) }));
+    return file;
+  };
+
+  it('evaluates the layer rules on the merged statistics exactly as on one run over all the probes', async () => {
+    const { all, pattern } = await shardsOfPlantedMlp('check');
+    const config = writeConfig('check-rules.json', { maxRedundancy: 0.2, minEffectiveWidth: 4, maxStaticShare: 0.5 });
+    const single = await runCliInProcess(['check', model, '--probe', all, '--config', config, '--json']);
+    const merged = await runCliInProcess(['check', model, '--stats', pattern, '--config', config, '--json']);
+    // The planted copies make fc1 more than 20% redundant: both runs fail that rule, with exit 1.
+    expect([single.code, merged.code]).toEqual([1, 1]);
+    expect(merged.stderr).toBe(single.stderr);
+    expect(merged.stderr).toMatch(/^condense: check failed: 1 of \d+ rules failed\n$/);
+    type Report = { results: { rule: string; layer: string | null; status: string; actual: number | null; message: string }[] };
+    const a = JSON.parse(single.stdout) as Report;
+    const b = JSON.parse(merged.stdout) as Report;
+    expect(b.results.map((o) => [o.rule, o.layer, o.status, o.actual])).toEqual(a.results.map((o) => [o.rule, o.layer, o.status, o.actual]));
+    expect(b.results.some((o) => o.status === 'fail' && /outputs/.test(o.message))).toBe(true);
+  });
+
+  it('runs the prune rule on the merged statistics, verifying on a held-out draw', async () => {
+    const config = writeConfig('check-prune.json', { prune: { maxParameterShare: 0.95, maxRelativeError: 1e-4 } });
+    const r = await runCliInProcess(['check', model, '--stats', path.join(dir, 'check-shard-*.stats'), '--config', config, '--json']);
+    expect(r.stderr).toBe('');
+    expect(r.code).toBe(0);
+    const report = JSON.parse(r.stdout) as { results: { rule: string; status: string; actual: number }[] };
+    const prune = report.results.find((o) => o.rule === 'prune')!;
+    expect(prune.status).toBe('pass');
+    expect(prune.actual).toBeLessThan(0.95);
+  });
+
+  it("ignores the config's probe settings for the layer rules and says so; refuses probes given with --stats", async () => {
+    const config = writeConfig('check-probe.json', { maxStaticShare: 0.5 }, { random: 64 });
+    const r = await runCliInProcess(['check', model, '--stats', path.join(dir, 'check-shard-*.stats'), '--config', config, '--json']);
+    expect(r.code).toBe(0);
+    expect((JSON.parse(r.stdout) as { notes: string[] }).notes.join('\n')).toMatch(/probe settings were not run: the statistics files hold/);
+    const both = await runCliInProcess(['check', model, '--stats', path.join(dir, 'check-shard-*.stats'), '--random', '16']);
+    expect(both.code).toBe(2);
+    expect(both.stderr.trim().split('\n')).toHaveLength(1);
+    expect(both.stderr).toMatch(/--stats: cannot be combined with --probe or --random/);
+  });
+
+  it('refuses shards of another model, and damaged files, as audit and prune do (exit 2, one line, nothing written)', async () => {
+    const junit = path.join(dir, 'check-mix.xml');
+    const mixed = await runCliInProcess(['check', model, '--stats', path.join(dir, 'mix-*.stats'), '--junit', junit]);
+    expect(mixed.code).toBe(2);
+    expect(mixed.stdout).toBe('');
+    expect(mixed.stderr.trim().split('\n')).toHaveLength(1);
+    expect(mixed.stderr).toMatch(/mix-1\.stats: was collected on another model/);
+    expect(fs.existsSync(junit)).toBe(false);
+    const damaged = await runCliInProcess(['check', model, '--stats', path.join(dir, 'truncated.stats')]);
+    expect(damaged.code).toBe(2);
+    expect(damaged.stderr).toMatch(/corrupted or truncated/);
+  });
+});

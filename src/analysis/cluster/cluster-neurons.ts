@@ -48,9 +48,11 @@ export function clusterNeurons(distance: Float64Array, n: number, options: Clust
 /**
  * The same clusters, for a caller that builds the distances only to cluster them: `fill` writes
  * the row-major n x n distances into a matrix the clusterer lends (for nn-chain its kept working
- * matrix, so no n x n matrix is allocated, first touched or copied), which is consumed.
+ * matrix, so no n x n matrix is allocated, first touched or copied), which is consumed. A fill
+ * that returns 'validated' has checked every entry is finite and >= 0 (the clusterer's check then
+ * does not pass over the matrix again).
  */
-export function clusterNeuronsInPlace(fill: (distance: Float64Array) => void, n: number, options: ClusterOptions): NeuronClusters {
+export function clusterNeuronsInPlace(fill: (distance: Float64Array) => unknown, n: number, options: ClusterOptions): NeuronClusters {
   const method = options.method ?? 'auto';
   const chosen = method === 'auto' ? (n <= AGNES_MAX_NEURONS ? 'agnes' : 'nn-chain') : method;
   if (chosen !== 'nn-chain' || n <= 1) {
@@ -63,8 +65,8 @@ export function clusterNeuronsInPlace(fill: (distance: Float64Array) => void, n:
     throw new OptionError('maxDistance', `expected a finite number >= 0, got ${maxDistance}`);
   }
   const distance = nnChainClusterer.workingMatrix(n);
-  fill(distance);
-  const { labels, count } = cutDendrogram(nnChainClusterer.linkageInPlace(distance, n), n, maxDistance);
+  const isValidated = fill(distance) === 'validated';
+  const { labels, count } = cutDendrogram(nnChainClusterer.linkageInPlace(distance, n, isValidated), n, maxDistance);
   return { labels, count, method: chosen };
 }
 

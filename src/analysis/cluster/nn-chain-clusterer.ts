@@ -31,9 +31,10 @@ export const nnChainClusterer: Clusterer & {
   /**
    * The same dendrogram, using `distance` itself as the working matrix (its contents are
    * undefined afterwards): for a caller that built the matrix for this call alone, this saves
-   * copying, and first touching, n^2 doubles.
+   * copying, and first touching, n^2 doubles. `isValidated`: the caller checked every entry is
+   * finite and >= 0 as it wrote it, so the check's own pass over n^2 entries is skipped.
    */
-  linkageInPlace(distance: Float64Array, n: number): Dendrogram;
+  linkageInPlace(distance: Float64Array, n: number, isValidated?: boolean): Dendrogram;
   /**
    * The clusterer's own n x n working matrix (kept between calls, so already paged in): a caller
    * may write its distances straight into it and pass it to linkageInPlace, which then copies
@@ -54,8 +55,9 @@ export const nnChainClusterer: Clusterer & {
   workingMatrix(n: number): Float64Array {
     return workingMatrix(n * n).subarray(0, n * n);
   },
-  linkageInPlace(distance: Float64Array, n: number): Dendrogram {
-    checkDistanceMatrix(distance, n);
+  linkageInPlace(distance: Float64Array, n: number, isValidated = false): Dendrogram {
+    // A caller that wrote every entry itself and saw each was finite and >= 0 skips the second pass.
+    if (!isValidated || distance.length !== n * n) checkDistanceMatrix(distance, n);
     if (n <= 1) return [];
     return dendrogramFromLeafMerges(nearestNeighbourChain(distance, n), n);
   },

@@ -1,0 +1,211 @@
+// Coverage and quantized layers: inspect and audit say how much of a model prune can rewrite and
+// what blocks the rest, measure QDQ weights from their dequantized values, and name integer ops
+// rather than report "no weight-bearing layers".
+
+import * as fs from 'node:fs';
+import * as os from 'node:os';
+import * as path from 'node:path';
+import { describe, expect, it } from 'vitest';
+import type { FixtureExpectations } from '../../fixtures/fixture-expectations.js';
+import { FIXTURES_DIR } from '../../fixtures/make-fixtures.js';
+import { describeCoverage, measureCoverage } from '../../src/analysis/coverage.js';
+import { dequantizedTensor } from '../../src/analysis/dequantized-weight.js';
+import { findLayers } from '../../src/analysis/find-layers.js';
+import { findUnsupportedLayers } from '../../src/analysis/unsupported-layers.js';
+import { DataType } from '../../src/ir/data-type.js';
+import { Graph } from '../../src/ir/graph.js';
+import { Model } from '../../src/ir/model.js';
+import { Tensor } from '../../src/ir/tensor.js';
+import { loadModel } from '../../src/onnx/model-file.js';
+import { audit } from '../../src/pipeline/audit.js';
+import { inspect } from '../../src/pipeline/inspect.js';
+import { auditReport, formatAuditTable } from '../../src/report/audit-report.js';
+import { formatInspect, inspectReport } from '../../src/report/inspect-report.js';
+import { dequantizeConstantWeights } from '../../src/rewrite/dequantize-weights.js';
+import { fixturePath, runCliInProcess } from '../helpers/cli-runner.js';
+
+const expected = JSON.parse(fs.readFileSync(path.join(FIXTURES_DIR, 'expected.json'), 'utf8')) as FixtureExpectations;
+
+/** A graph with one DequantizeLinear of constants, the way quantizers write a weight. */
+function dequantizeNode(q: { type: number; dims: number[]; values: number[] }, scale: { dims: number[]; values: number[] }, zero?: { type: number; values: number[] }, axis?: number) {
+  const g = new Graph('dq');
+  const x = g.addInitializer('w_q', Tensor.fromNumbers(q.type, q.dims, q.values));
+  const s = g.addInitializer('w_scale', Tensor.fromNumbers(DataType.FLOAT, scale.dims, scale.values));
+  const inputs = [x, s];
+  if (zero) inputs.push(g.addInitializer('w_zero', Tensor.fromNumbers(zero.type, scale.dims, zero.values)));
+  return g.addNode({ opType: 'DequantizeLinear', name: 'dq', inputs, outputs: ['w'], attributes: axis === undefined ? [] : [{ name: 'axis', type: 'int', value: BigInt(axis) }] });
+}
+
+describe('dequantized weights', () => {
+  it('computes (q - zero point) * scale per tensor and per channel, as DequantizeLinear does', () => {
+    const perTensor = dequantizedTensor(dequantizeNode({ type: DataType.INT8, dims: [2, 2], values: [-2, 0, 3, 127] }, { dims: [], values: [0.5] }));
+    expect(Array.from(perTensor!.tensor.toFloat64())).toEqual([-1, 0, 1.5, 63.5]);
+    expect(perTensor!.source).toEqual({ quantized: 'w_q', elemType: 'int8', axis: null });
+    const perChannel = dequantizedTensor(dequantizeNode({ type: DataType.UINT8, dims: [2, 3], values: [128, 130, 126, 0, 10, 255] }, { dims: [2], values: [0.25, 2] }, { type: DataType.UINT8, values: [128, 10] }, 0));
+    expect(Array.from(perChannel!.tensor.toFloat64())).toEqual([0, 0.5, -0.5, -20, 0, 490]);
+    expect(perChannel!.source.axis).toBe(0);
+  });
+
+  it('leaves a DequantizeLinear whose scale does not fit the axis, or of a float, alone', () => {
+    expect(dequantizedTensor(dequantizeNode({ type: DataType.INT8, dims: [2, 3], values: [1, 2, 3, 4, 5, 6] }, { dims: [3], values: [1, 1, 1] }, undefined, 0))).toBeUndefined();
+    expect(dequantizedTensor(dequantizeNode({ type: DataType.FLOAT, dims: [2], values: [1, 2] }, { dims: [], values: [1] }))).toBeUndefined();
+  });
+
+  it('replaces the DequantizeLinear by a float weight of the same name, so the layer is found and measured, and marks it quantized', () => {
+    const model = inspect(fixturePath('qdq-cnn.onnx'));
+    expect(model.layers.map((l) => [l.name, l.width, l.mergeable, l.blockers.map((b) => b.code)])).toEqual([
+      ['conv1', 8, false, ['quantized', 'quantized']],
+      ['conv2', 16, false, ['quantized']],
+      ['fc', 10, false, ['graph-output']],
+    ]);
+    expect(model.layers[0]!.weight.value.name).toBe('conv1.weight_dequantized');
+    expect(model.layers[0]!.blockers[0]!.message).toContain('"conv1.weight_DequantizeLinear" of int8 "conv1.weight_quantized", per channel along axis 0');
+  });
+
+  it('keeps a float layer whose consumer has quantized weights from merging, since the merge would rewrite them', () => {
+    const model = loadModel(fixturePath('qdq-cnn.onnx'));
+    const g = model.graph;
+    const dq = g.nodes.find((n) => n.name === 'conv1.weight_DequantizeLinear')!;
+    const float = g.addInitializer('conv1.weight_float', dequantizedTensor(dq)!.tensor);
+    g.replaceAllUses(dq.outputs[0]!, float);
+    g.removeNodes([dq]);
+    const conv1 = inspect(model).layers.find((l) => l.name === 'conv1')!;
+    expect(conv1.blockers.map((b) => [b.code, b.message])).toEqual([['quantized', 'consumer "conv2" reads it with quantized weights: a merge would rewrite them']]);
+  });
+
+  it('never touches the DequantizeLinear of an activation (its input is not a constant)', () => {
+    const model: Model = loadModel(fixturePath('qdq-cnn.onnx'));
+    const weights = dequantizeConstantWeights(model);
+    expect(weights.map((w) => w.name)).toEqual(['conv1.weight_dequantized', 'conv2.weight_dequantized']);
+    expect(model.graph.nodes.filter((n) => n.opType === 'DequantizeLinear').map((n) => n.name)).toEqual(['input_DequantizeLinear']);
+    expect(model.graph.initializers.some((v) => v.name === 'conv1.weight_quantized')).toBe(false);
+  });
+
+  it('puts the int8 weights back after a prune, so the written QDQ model keeps its quantized storage', async () => {
+    const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'condense-qdq-'));
+    const out = path.join(dir, 'out.onnx');
+    const run = await runCliInProcess(['prune', fixturePath('qdq-cnn.onnx'), '-o', out, '--random', '16', '--json']);
+    expect(run.code).toBe(0);
+    const before = loadModel(fixturePath('qdq-cnn.onnx'));
+    const after = loadModel(out);
+    const quantized = (m: Model) => m.graph.nodes.filter((n) => n.opType === 'DequantizeLinear').map((n) => [n.name, n.inputs[0]!.constantTensor()?.dataType ?? 'activation', n.getInt('axis', 1)]).sort();
+    expect(quantized(after)).toEqual(quantized(before));
+    const int8 = (m: Model) => m.graph.initializers.filter((v) => v.initializer!.dataType === DataType.INT8).map((v) => [v.name, Array.from(v.initializer!.toFloat64())]);
+    expect(int8(after)).toEqual(int8(before));
+    expect(fs.statSync(out).size).toBeLessThanOrEqual(fs.statSync(fixturePath('qdq-cnn.onnx')).size);
+    fs.rmSync(dir, { recursive: true, force: true });
+  });
+
+  it('measures the planted copies and multiple of the QDQ fixture from the dequantized weights', async () => {
+    const result = await audit(fixturePath('qdq-cnn.onnx'));
+    const effective = Object.fromEntries(result.layers.map((l) => [l.layer.name, l.weightClusters.count]));
+    for (const layer of expected.models['qdq-cnn.onnx']!.quantizedLayers!) expect(effective[layer.node]).toBe(layer.directionCount);
+    const report = auditReport(result);
+    expect(report.coverage.blockers).toEqual([{ code: 'quantized', layers: 2, neurons: 24 }]);
+    expect(report.layers.find((l) => l.name === 'conv1')!.reason).toContain('prune does not rewrite quantized weights');
+  });
+});
+
+describe('integer ops named', () => {
+  it('lists ConvInteger and MatMulInteger by name, op and width with the code quantized', () => {
+    const found = findUnsupportedLayers(loadModel(fixturePath('conv-integer.onnx')));
+    expect(found.map((u) => [u.name, u.op, u.width, u.blocker.code])).toEqual([
+      ['conv1_quant', 'ConvInteger', 8, 'quantized'],
+      ['fc_quant', 'MatMulInteger', 10, 'quantized'],
+    ]);
+    // The float conv between them is still found and measured.
+    expect(findLayers(loadModel(fixturePath('conv-integer.onnx'))).map((l) => l.name)).toEqual(['conv2']);
+  });
+
+  it('names QLinearConv, QLinearMatMul and com.microsoft MatMulNBits with their widths, and only in their own domains', () => {
+    const g = new Graph('q');
+    const x = g.createValue('x');
+    g.inputs.push(x);
+    const int8 = (name: string, dims: number[]) => g.addInitializer(name, Tensor.fromNumbers(DataType.INT8, dims, new Array(dims.reduce((a, b) => a * b, 1)).fill(1)));
+    const f = (name: string) => g.addInitializer(name, Tensor.fromNumbers(DataType.FLOAT, [], [1]));
+    const z = (name: string) => g.addInitializer(name, Tensor.fromNumbers(DataType.INT8, [], [0]));
+    g.addNode({ opType: 'QLinearConv', name: 'qconv', inputs: [x, f('xs'), z('xz'), int8('w', [6, 3, 1, 1]), f('ws'), z('wz'), f('ys'), z('yz')], outputs: ['y1'] });
+    g.addNode({ opType: 'QLinearMatMul', name: 'qmm', inputs: [x, f('as'), z('az'), int8('b', [4, 5]), f('bs'), z('bz'), f('ys2'), z('yz2')], outputs: ['y2'] });
+    g.addNode({ opType: 'MatMulNBits', domain: 'com.microsoft', name: 'nbits', inputs: [x], outputs: ['y3'], attributes: [{ name: 'N', type: 'int', value: 32n }, { name: 'K', type: 'int', value: 16n }] });
+    g.addNode({ opType: 'MatMulNBits', domain: 'example.other', name: 'lookalike', inputs: [x], outputs: ['y4'] });
+    const found = findUnsupportedLayers(new Model(g));
+    expect(found.map((u) => [u.name, u.op, u.width, u.blocker.code])).toEqual([
+      ['qconv', 'QLinearConv', 6, 'quantized'],
+      ['qmm', 'QLinearMatMul', 5, 'quantized'],
+      ['nbits', 'com.microsoft.MatMulNBits', 32, 'quantized'],
+    ]);
+  });
+
+  it('says so in inspect and audit, text and JSON, and never "no weight-bearing layers"', async () => {
+    const inspected = inspectReport(inspect(fixturePath('conv-integer.onnx')));
+    expect(inspected.unsupportedLayers.map((u) => [u.name, u.op, u.code])).toEqual([['conv1_quant', 'ConvInteger', 'quantized'], ['fc_quant', 'MatMulInteger', 'quantized']]);
+    const text = formatInspect(inspected, { width: 200 });
+    expect(text).toContain('not measured: conv1_quant (ConvInteger) computes in integers');
+    expect(text).not.toContain('no weight-bearing layers');
+    const run = await runCliInProcess(['audit', fixturePath('conv-integer.onnx'), '--json']);
+    expect(run.code).toBe(0);
+    const json = JSON.parse(run.stdout) as { unsupportedLayers: { name: string; width: number }[]; coverage: { neurons: number; blockers: { code: string; neurons: number }[] }; notes: string[] };
+    expect(json.unsupportedLayers.map((u) => [u.name, u.width])).toEqual([['conv1_quant', 8], ['fc_quant', 10]]);
+    expect(json.coverage.blockers.find((b) => b.code === 'quantized')).toEqual({ code: 'quantized', layers: 2, neurons: 18 });
+    expect(json.notes.join(' ')).not.toContain('no weight-bearing layers');
+  });
+});
+
+describe('coverage', () => {
+  it('counts every hidden neuron once, rewritable or under each code that blocks it, and leaves read-outs apart', () => {
+    for (const file of ['resnet-planted.onnx', 'depthwise-separable.onnx', 'se-block.onnx', 'mobilenet-v2.onnx', 'tf2onnx-nhwc.onnx', 'unet-concat.onnx']) {
+      const r = inspect(fixturePath(file));
+      const c = r.coverage;
+      const widths = r.layers.reduce((n, l) => n + l.width, 0);
+      expect(c.neurons + c.readoutNeurons, file).toBe(widths);
+      expect(c.rewritableNeurons, file).toBe(c.aloneNeurons + c.groupedNeurons);
+      expect(c.rewritableShare, file).toBeCloseTo(c.rewritableNeurons / c.neurons, 12);
+      // Each blocked neuron counts under at least one code, and no code counts more than the blocked ones.
+      const blocked = c.neurons - c.rewritableNeurons;
+      expect(Math.max(0, ...c.blockers.map((b) => b.neurons)), file).toBeLessThanOrEqual(blocked);
+      if (blocked > 0) expect(c.blockers.length, file).toBeGreaterThan(0);
+      else expect(c.blockers, file).toEqual([]);
+    }
+  });
+
+  it('finds the planted ResNet fully rewritable (its classifier a read-out), and names what holds back the LayerNorm MLP', () => {
+    const resnet = inspect(fixturePath('resnet-planted.onnx')).coverage;
+    expect([resnet.neurons, resnet.rewritableNeurons, resnet.groupedNeurons, resnet.mergeableGroups, resnet.readoutLayers, resnet.readoutNeurons]).toEqual([80, 80, 48, 1, 1, 10]);
+    // fc1 feeds a LayerNorm, fc3's activation is a graph output; fc2 merges; the Gemm to 3 is the read-out.
+    const mlp = inspect(fixturePath('mlp-layernorm.onnx')).coverage;
+    expect([mlp.neurons, mlp.rewritableNeurons, mlp.aloneNeurons, mlp.readoutNeurons]).toEqual([44, 16, 16, 3]);
+    expect(mlp.blockers.find((b) => b.code === 'normaliser')).toEqual({ code: 'normaliser', layers: 1, neurons: 16 });
+    expect(mlp.blockers.find((b) => b.code === 'graph-output')).toEqual({ code: 'graph-output', layers: 1, neurons: 12 });
+    const depthwise = inspect(fixturePath('depthwise-separable.onnx')).coverage;
+    expect([depthwise.neurons, depthwise.rewritableNeurons]).toEqual([32, 32]);
+    expect(depthwise.blockers.map((b) => b.code)).not.toContain('grouped-conv');
+  });
+
+  it('does not count a conv that feeds a residual Add as a read-out, though nothing linear reads it', () => {
+    const r = inspect(fixturePath('mobilenet-v2.onnx'));
+    const total = r.layers.filter((l) => l.name !== 'classifier').reduce((n, l) => n + l.width, 0);
+    expect(r.coverage.neurons).toBe(total);
+    expect([r.coverage.readoutLayers, r.coverage.readoutNeurons]).toEqual([1, 10]);
+  });
+
+  it('is one line in the inspect and audit text, and an object in their JSON', async () => {
+    const text = formatInspect(inspectReport(inspect(fixturePath('mlp-layernorm.onnx'))), { width: 400 });
+    const line = text.split('\n').find((l) => l.startsWith('coverage:'))!;
+    expect(line).toMatch(/^coverage: prune can rewrite 16 of 44 neurons outside read-out layers \(36\.4%\), exactly where they agree or by refit \(--approximate\); 16 in layers merged alone; blocked by /);
+    expect(line).toContain('normaliser 16 neurons (1 layer)');
+    const result = await audit(fixturePath('mlp-layernorm.onnx'));
+    expect(formatAuditTable(auditReport(result), { width: 400 })).toContain(describeCoverage(result.coverage));
+    const run = await runCliInProcess(['inspect', fixturePath('se-block.onnx'), '--json']);
+    const json = JSON.parse(run.stdout) as { coverage: Record<string, unknown> };
+    expect(Object.keys(json.coverage).sort()).toEqual(['aloneNeurons', 'blockers', 'groupedNeurons', 'layers', 'mergeableGroups', 'neurons', 'readoutLayers', 'readoutNeurons', 'rewritableLayers', 'rewritableNeurons', 'rewritableShare']);
+    expect(json.coverage).toMatchObject({ neurons: 56, readoutNeurons: 10 });
+  });
+
+  it('adds unsupported layers to the neurons and to their blocker code', () => {
+    const model = loadModel(fixturePath('conv-integer.onnx'));
+    const c = measureCoverage(findLayers(model), [], findUnsupportedLayers(model));
+    expect([c.layers, c.neurons, c.rewritableNeurons]).toEqual([3, 34, 0]);
+    expect(c.blockers[0]).toEqual({ code: 'quantized', layers: 2, neurons: 18 });
+    expect(describeCoverage(c)).toContain('blocked by quantized 18 neurons (2 layers)');
+  });
+});

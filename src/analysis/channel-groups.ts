@@ -17,7 +17,7 @@
 import type { Node } from '../ir/node.js';
 import type { Value } from '../ir/value.js';
 import { blocker, uniqueBlockers, type Blocker } from './blocker.js';
-import { channelCount, coupleAt, couplingRules, IDENTITY, type ChannelLink, type Coupling, type CouplingRule, type GroupMember, type IndexMap } from './coupling-rules.js';
+import { channelCount, coupleAt, couplingRules, startsGroup, IDENTITY, type ChannelLink, type Coupling, type CouplingRule, type GroupMember, type IndexMap } from './coupling-rules.js';
 import { isFeatureMapAxis, traceConsumers, type Consumer, type NeuronLayer } from './find-layers.js';
 import { producerRules, ruleFor } from './layer-rules.js';
 
@@ -105,7 +105,8 @@ export function findChannelGroups(layers: NeuronLayer[], rules: readonly Couplin
     const coupled = firstTrace.blockedReaders.some((b) => {
       const reader = byNode.get(b.node);
       if (reader && b.inputIndex === 0 && isDiagonal(reader)) return true;
-      return coupleAt(b.node, start.activation.output, start.neuronAxisFromEnd, rank, rules) !== undefined;
+      const c = coupleAt(b.node, start.activation.output, start.neuronAxisFromEnd, rank, rules);
+      return c !== undefined && startsGroup(c.rule);
     });
     if (!coupled && !isDiagonal(start)) continue;
     groups.push(buildGroup(`group${groups.length + 1}`, start, byOutput, byNode, rankOfLayer, rules, grouped));

@@ -529,7 +529,7 @@ const shapeOfZerosLike: CouplingRule = {
  * channel for channel, with scales the same on each; its exact blocker is kept.
  */
 function streamCoupling(rule: StreamRule): CouplingRule {
-  return {
+  const wrapped: CouplingRule = {
     name: rule.name,
     kind: rule.kind,
     couple(context) {
@@ -548,6 +548,19 @@ function streamCoupling(rule: StreamRule): CouplingRule {
     },
     ...(rule.exactBlocker ? { exactBlocker: (context: CouplingContext) => rule.exactBlocker!(context) } : {}),
   };
+  streamPassThroughs.add(wrapped);
+  return wrapped;
+}
+
+const streamPassThroughs = new WeakSet<CouplingRule>();
+
+/**
+ * Whether a layer whose output `rule` couples starts a group. A residual-stream pass-through (a
+ * LayerNorm after one layer, an embedding, a Shape read) does not on its own: it only carries a
+ * group that ties start (a lone fc -> LayerNorm stays a layer blocked by its normalisation).
+ */
+export function startsGroup(rule: CouplingRule): boolean {
+  return rule.kind === 'tie' || !(streamPassThroughs.has(rule) && rule.kind === 'pass-through');
 }
 
 export const couplingRules: readonly CouplingRule[] = [

@@ -59,3 +59,8 @@ export { searchBudget, DEFAULT_SWEEP, BUDGET_HOLDOUT_SAMPLES, type BudgetOptions
 export { rankLayerRemovals, type RemovalCandidate } from './rewrite/rank-removals.js';
 export { renderSweepHtml, sweepFigure } from './report/sweep-report.js';
 export type { BudgetReport } from './report/prune-report.js';
+// Attention heads (issue 10b): blocks found where exporters put them, audited per head, whole and within-head merges.
+export { findAttention, type AttentionBlock, type AttentionForm, type ProjectionPart } from './analysis/attention.js';
+export { auditHeads, type AttentionAudit, type HeadMeasures, type DuplicateHead } from './analysis/head-audit.js';
+export { planHeadMerges, applyHeadMerges, type HeadMergePlan, type WithinHeadMerges } from './rewrite/merge-heads.js';
+export { type AttentionReport } from './report/attention-report.js';

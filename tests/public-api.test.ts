@@ -27,6 +27,8 @@ const VALUES = [
   'markdownCode', 'markdownText', 'terminalText', 'xmlText',
   // Probe data people have (issue 13): images, pinned inputs.
   'IMAGE_PRESETS', 'imageProbes', 'parsePinnedValue',
+  // Attention heads (issue 10b).
+  'findAttention', 'auditHeads', 'planHeadMerges', 'applyHeadMerges',
   // Coverage and quantized layers named (issue 9b).
   'describeCoverage', 'findUnsupportedLayers', 'measureCoverage',
   // Compression within a budget (issue 11): prune --max-error / --target-* / --sweep.
@@ -44,6 +46,8 @@ const TYPES = [
   'CollectedShard', 'CollectOptions', 'MergedShards', 'StatisticsHeader',
   // Probe data people have (issue 13).
   'ImagePreset', 'ImageProbeOptions', 'InputFeedOptions', 'PinnedValue',
+  // Attention heads (issue 10b).
+  'AttentionAudit', 'AttentionBlock', 'AttentionForm', 'AttentionReport', 'DuplicateHead', 'HeadMeasures', 'HeadMergePlan', 'ProjectionPart', 'WithinHeadMerges',
   // Coverage and quantized layers named (issue 9b).
   'BlockerCount', 'Coverage', 'UnsupportedLayer',
   // Compression within a budget (issue 11).

@@ -50,6 +50,12 @@ export type BlockerCode =
   | 'member'
   /** A group member's index map the rewrite cannot apply yet (offsets, channel maps, heads). */
   | 'index-map'
+  /** The channels belong to an attention block's heads (they merge as head blocks), or a block's heads cannot be merged. */
+  | 'attention'
+  /** A normalisation (LayerNorm, RMSNorm) inside a group mixes its channels: merges there are approximate only. */
+  | 'normalisation'
+  /** An embedding table writes a group's channels; its columns are not merged. */
+  | 'embedding'
   /** Weights stored as integers: a QDQ weight (audited dequantized) or an integer op (ConvInteger, MatMulNBits...). */
   | 'quantized';
 

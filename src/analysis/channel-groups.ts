@@ -17,7 +17,7 @@
 import type { Node } from '../ir/node.js';
 import type { Value } from '../ir/value.js';
 import { blocker, uniqueBlockers, type Blocker } from './blocker.js';
-import { channelCount, coupleAt, couplingRules, IDENTITY, type ChannelLink, type Coupling, type CouplingRule, type GroupMember, type IndexMap } from './coupling-rules.js';
+import { channelCount, coupleAt, couplingRules, startsGroup, IDENTITY, type ChannelLink, type Coupling, type CouplingRule, type GroupMember, type IndexMap } from './coupling-rules.js';
 import { isFeatureMapAxis, traceConsumers, type Consumer, type NeuronLayer } from './find-layers.js';
 import { producerRules, ruleFor } from './layer-rules.js';
 
@@ -105,7 +105,8 @@ export function findChannelGroups(layers: NeuronLayer[], rules: readonly Couplin
     const coupled = firstTrace.blockedReaders.some((b) => {
       const reader = byNode.get(b.node);
       if (reader && b.inputIndex === 0 && isDiagonal(reader)) return true;
-      return coupleAt(b.node, start.activation.output, start.neuronAxisFromEnd, rank, rules) !== undefined;
+      const c = coupleAt(b.node, start.activation.output, start.neuronAxisFromEnd, rank, rules);
+      return c !== undefined && startsGroup(c.rule);
     });
     if (!coupled && !isDiagonal(start)) continue;
     groups.push(buildGroup(`group${groups.length + 1}`, start, byOutput, byNode, rankOfLayer, rules, grouped));
@@ -145,8 +146,11 @@ function buildGroup(
   };
   const addCoupling = (node: Node, rule: CouplingRule, c: Coupling): void => {
     if (!group.couplingNodes.includes(node)) group.couplingNodes.push(node);
+    // A normalisation or an embedding table in the group: it can only merge approximately.
+    const exact = rule.exactBlocker?.({ node, value: c.members[0]?.value ?? node.outputs[0]!, axisFromEnd: c.members[0]?.axisFromEnd ?? 1 });
+    if (exact) group.blockers.push(exact);
     if (rule.kind === 'tie' && !group.ties.includes(node)) group.ties.push(node);
-    for (const m of c.members) addMember(m.value, m.axisFromEnd, m.rank);
+    for (const m of c.members) addMember(m.value, m.axisFromEnd, m.rank, m.width);
     links.push(...c.links);
     const values = c.members.map((m) => m.value);
     if (c.affine) group.relations.push({ kind: 'affine', ...c.affine });

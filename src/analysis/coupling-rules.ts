@@ -9,6 +9,8 @@ import type { Node } from '../ir/node.js';
 import type { Value } from '../ir/value.js';
 import { evaluateChain, isElementwiseOp } from './elementwise-function.js';
 import { channelwiseOps, producerRules, ruleFor } from './layer-rules.js';
+import type { Blocker } from './blocker.js';
+import { inferRank, normalisationRules, streamReadRules, type StreamRule } from './residual-stream.js';
 
 /**
  * How a member tensor's channels map onto the group's channel indices. Identity: channel c is
@@ -46,7 +48,8 @@ export interface ChannelLink {
 
 /** What one coupling op contributes to a group. */
 export interface Coupling {
-  members: { value: Value; axisFromEnd: number; rank?: number }[];
+  /** `width`, when given, is the member's channel count (else worked out by channelCount). */
+  members: { value: Value; axisFromEnd: number; rank?: number; width?: number }[];
   links: ChannelLink[];
   /**
    * How a merge's scale t (h_j = t h_r) relates across the op: 'same' on every member (t a + t b =
@@ -83,6 +86,11 @@ export interface CouplingRule {
   kind: 'tie' | 'pass-through';
   /** The coupling, or undefined when the rule does not apply to this node. */
   couple(context: CouplingContext): Coupling | undefined;
+  /**
+   * Why a group this node couples can never merge exactly, when it cannot (a normalisation mixes
+   * the channels; an embedding table would have to merge too): carried into the group's blockers.
+   */
+  exactBlocker?(context: CouplingContext): Blocker | undefined;
 }
 
 function isStandard(node: Node): boolean {
@@ -139,6 +147,11 @@ export function channelCount(v: Value, axisFromEnd: number, depth = 0): number |
   }
   const like = zerosLikeSource(v);
   if (like) return channelCount(like, axisFromEnd, depth + 1);
+  // An embedding lookup: Gather(table [rows, channels], ids) on axis 0 has the table's columns.
+  if (p.is('Gather') && p.getInt('axis', 0) === 0) {
+    const table = p.inputs[0]?.constantTensor();
+    if (table && table.dims.length === 2) return axisFromEnd === 1 ? table.dims[1] : undefined;
+  }
   const rank = rankOf(v);
   const axisOf = (a: number, r: number): number => (a < 0 ? a + r : a);
   if (p.is('Concat')) {
@@ -511,7 +524,54 @@ const shapeOfZerosLike: CouplingRule = {
  * The coupling rules, tried in order (put a specific rule before a general one). Adding a kind of
  * coupling is adding an entry here (or passing a list to findChannelGroups).
  */
-export const couplingRules: readonly CouplingRule[] = [residualAdd, gateMul, concat, split, slice, pad, transpose, channelAffine, zerosLike, shapeOfZerosLike, passThrough];
+/**
+ * A residual-stream rule (residual-stream.ts, issue 10) as a coupling rule: its tensors are one
+ * channel for channel, with scales the same on each; its exact blocker is kept.
+ */
+function streamCoupling(rule: StreamRule): CouplingRule {
+  const wrapped: CouplingRule = {
+    name: rule.name,
+    kind: rule.kind,
+    couple(context) {
+      const found = rule.couple(context);
+      if (!found) return undefined;
+      const members = found.map((m) => {
+        const rank = inferRank(m.value) ?? rankOf(m.value) ?? (m.value === context.value ? context.rank : undefined);
+        return { value: m.value, axisFromEnd: m.axisFromEnd, ...(rank !== undefined ? { rank } : {}) };
+      });
+      if (members.length < 2) return { members, links: [], ratio: 'same' };
+      const width = members.map((m) => channelCount(m.value, m.axisFromEnd)).find((w) => w !== undefined);
+      if (width === undefined) return undefined;
+      const to = members[0]!.value;
+      // One width for all (exporters wrap norm weights in Identity nodes channelCount cannot see through).
+      return { members: members.map((m) => ({ ...m, width })), links: members.slice(1).map((m) => ({ from: m.value, fromStart: 0, to, toStart: 0, count: width })), ratio: 'same' };
+    },
+    ...(rule.exactBlocker ? { exactBlocker: (context: CouplingContext) => rule.exactBlocker!(context) } : {}),
+  };
+  streamPassThroughs.add(wrapped);
+  return wrapped;
+}
+
+const streamPassThroughs = new WeakSet<CouplingRule>();
+
+/**
+ * Whether a layer whose output `rule` couples starts a group. A residual-stream pass-through (a
+ * LayerNorm after one layer, an embedding, a Shape read) does not on its own: it only carries a
+ * group that ties start (a lone fc -> LayerNorm stays a layer blocked by its normalisation).
+ */
+export function startsGroup(rule: CouplingRule): boolean {
+  return rule.kind === 'tie' || !(streamPassThroughs.has(rule) && rule.kind === 'pass-through');
+}
+
+export const couplingRules: readonly CouplingRule[] = [
+  residualAdd,
+  // A transformer's normalisations (issue 10) before the general rules: their elementwise steps
+  // (Pow, Mul by a 1-channel statistic) would otherwise pass as channel-wise ops or gates.
+  ...normalisationRules.map(streamCoupling),
+  gateMul, concat, split, slice, pad, transpose, channelAffine, zerosLike, shapeOfZerosLike, passThrough,
+  // Embedding tables, position selects, Shape reads of the residual stream.
+  ...streamReadRules.map(streamCoupling),
+];
 
 /** The coupling `node` makes, reached from `value`, by the first rule that applies. */
 function nodeCoupling(node: Node, value: Value, axisFromEnd: number, rank: number | undefined, rules: readonly CouplingRule[] = couplingRules): Coupling | undefined {

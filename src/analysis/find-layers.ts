@@ -10,6 +10,7 @@ import type { Value } from '../ir/value.js';
 import { blocker, uniqueBlockers, type Blocker } from './blocker.js';
 import { channelwiseOps, consumerBlocker, consumerRules, consumerView, flatteningViews, producerRules, ruleFor, type ChannelAxis } from './layer-rules.js';
 import { traceActivation, type Activation } from './trace-activation.js';
+import { combineGatedMlps, type GatedMlp } from './gated-mlp.js';
 import { quantizedWeightBlocker } from './dequantized-weight.js';
 
 /** A constant operand of a layer: its value, and the scale attributes apply to it. */
@@ -65,6 +66,8 @@ export interface NeuronLayer {
   keepsConstants: boolean;
   /** Set for layers inside a subgraph: the node whose attribute holds it. */
   subgraphOf?: Node;
+  /** Set for a gated MLP (SwiGLU, GeGLU): a neuron is the pair (gate row, up row); see gated-mlp.ts. */
+  gated?: GatedMlp;
 }
 
 /** Reads a constant's numbers (float types only); undefined for anything else. */
@@ -96,14 +99,15 @@ export function findLayers(model: Model): NeuronLayer[] {
     }
   };
   visit(model.graph, undefined);
+  const joined = combineGatedMlps(layers);
   // ONNX does not require unique node names; layer names are keys, so make them unique.
   const seen = new Map<string, number>();
-  for (const layer of layers) {
+  for (const layer of joined) {
     const n = (seen.get(layer.name) ?? 0) + 1;
     seen.set(layer.name, n);
     if (n > 1) layer.name = `${layer.name}#${n}`;
   }
-  return layers;
+  return joined;
 }
 
 function weightRef(v: Value | null | undefined, scale: number): WeightRef | undefined {

@@ -16,7 +16,8 @@ export function checkFiniteWeights(layers: readonly NeuronLayer[], subject: stri
       problems.push(`layer "${layer.name}" has an empty weight "${layer.weight.value.name}" (dims [${layer.weight.dims.join(', ')}])`);
       continue;
     }
-    const refs: WeightRef[] = [layer.weight, ...(layer.bias ? [layer.bias] : []), ...layer.consumers.map((c) => c.weight)];
+    const parts = layer.gated ? [layer.gated.gate, layer.gated.up] : [layer];
+    const refs: WeightRef[] = [...parts.flatMap((p) => [p.weight, ...(p.bias ? [p.bias] : [])]), ...layer.consumers.map((c) => c.weight)];
     for (const ref of refs) {
       const values = floatValues(ref.value);
       if (!values) continue;

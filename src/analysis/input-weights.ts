@@ -6,9 +6,11 @@ import type { Tensor } from '../ir/tensor.js';
 import { axisToRows } from '../numeric/axis-slices.js';
 import { float16BitsToFloat32 } from '../numeric/float16.js';
 import { constantNumbers, type NeuronLayer } from './find-layers.js';
+import { gatedInputWeightVectors, gatedUnitInputWeights } from './gated-mlp.js';
 
 /** u_k for each neuron: a width x dim row-major matrix (condensation.md, "Measures"). */
 export function inputWeightVectors(layer: NeuronLayer): { rows: Float64Array; dim: number } {
+  if (layer.gated) return gatedInputWeightVectors(layer.gated);
   const w = constantNumbers(layer.weight.value)!;
   const wRows = axisToRows(w, layer.weight.dims, layer.outAxis);
   const fanIn = wRows.length / layer.width;
@@ -30,6 +32,7 @@ export function inputWeightVectors(layer: NeuronLayer): { rows: Float64Array; di
  * zero. The same numbers as normalising inputWeightVectors' rows and rounding them to float32.
  */
 export function unitInputWeights(layer: NeuronLayer): { unit: Float32Array; norms: Float64Array; dim: number } {
+  if (layer.gated) return gatedUnitInputWeights(layer.gated);
   const tensor = layer.weight.value.constantTensor()!;
   const w = floatElements(tensor);
   const dims = layer.weight.dims;

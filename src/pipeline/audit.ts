@@ -1,6 +1,7 @@
 // audit: measure a model (measure-model.ts) and state the measures per layer and group.
 
 import type { ChannelGroup } from '../analysis/channel-groups.js';
+import type { AttentionAudit } from '../analysis/head-audit.js';
 import { measureCoverage, type Coverage } from '../analysis/coverage.js';
 import { findUnsupportedLayers, type UnsupportedLayer } from '../analysis/unsupported-layers.js';
 import type { AnalysisOptions, LayerCondensation } from '../analysis/measure-condensation.js';
@@ -31,6 +32,8 @@ export interface AuditResult {
   layers: LayerCondensation[];
   /** Layers whose channels are tied by residual Adds (dependency groups). */
   groups: ChannelGroup[];
+  /** Attention blocks and their per-head audit (empty for models without attention). */
+  attention: AttentionAudit[];
   /** Probe samples run for output statistics (0: data-free audit, weight measures only). */
   probeSamples: number;
   probeSource: string | undefined;
@@ -64,6 +67,7 @@ export function auditResult(m: Measurement): AuditResult {
     parameterCount: m.original.parameterCount(),
     layers: m.measured,
     groups: m.groups,
+    attention: m.attention,
     probeSamples: m.statisticsFiles?.samples ?? m.probes?.fit.count ?? 0,
     probeSource: m.statisticsFiles?.source ?? m.probes?.source,
     probeNotes: m.probes?.notes ?? [],

@@ -21,7 +21,7 @@ import { planMerges, type MergeOptions, type MergePlan } from '../rewrite/plan-m
 import { rankLayerRemovals, type RemovalCandidate } from '../rewrite/rank-removals.js';
 import { compareModels, referenceOutputs, type Fidelity, type ReferenceOutputs } from '../runtime/verify-rewrite.js';
 import type { SessionOptions } from '../runtime/model-session.js';
-import type { Measurement } from './measure-model.js';
+import { exactHeadPlans, type Measurement } from './measure-model.js';
 
 export interface BudgetOptions {
   /** Largest relative output error max|y' - y| / max|y| on the held-out probes. */
@@ -127,6 +127,8 @@ export async function searchBudget(measurement: Measurement, budget: BudgetOptio
   }
   // Groups merge exactly (their own candidates plug in here when group kinds rank removals).
   const groupPlans = planMerges([], options.merge, groups).groups;
+  // Duplicate heads merge exactly too, in every plan the search tries.
+  const headPlans = exactHeadPlans(measurement, options.merge?.exactTolerance);
   /** Multiply-add FLOPs per sample of a model's layers: 2 x weight elements x output positions. */
   const layerFlops = (m: Model): number => findLayers(m).reduce((s, l) => s + 2 * l.weight.dims.reduce((p, d) => p * d, 1) * (positionsOf.get(l.name) ?? 1), 0);
   const flopsBefore = layerFlops(model);
@@ -138,7 +140,7 @@ export async function searchBudget(measurement: Measurement, budget: BudgetOptio
   let verifications = 0;
   const cache = new Map<string, Promise<Evaluation>>();
   const planOf = (counts: number[]): MergePlan => {
-    const plan: MergePlan = { layers: [], groups: [...groupPlans] };
+    const plan: MergePlan = { layers: [], groups: [...groupPlans], ...(headPlans.length ? { heads: headPlans } : {}) };
     candidates.forEach((c, i) => plan.layers.push(...c.planFor(counts[i]!).layers));
     return plan;
   };
@@ -278,7 +280,7 @@ export async function searchBudget(measurement: Measurement, budget: BudgetOptio
   options.onProgress?.('searching the budget');
   // Nothing to remove at all: no run of an unchanged copy.
   const hasTarget = budget.targetParams !== undefined || budget.targetFlops !== undefined;
-  if (!hasTarget && sequence.length === 0 && planOf(zero).layers.every((lp) => lp.widthAfter === lp.width) && groupPlans.length === 0) {
+  if (!hasTarget && sequence.length === 0 && planOf(zero).layers.every((lp) => lp.widthAfter === lp.width) && groupPlans.length === 0 && headPlans.length === 0) {
     return {
       plan: { layers: [], groups: [] },
       model,

@@ -3,6 +3,7 @@
 import { findChannelGroups, type DependencyGroup } from '../analysis/channel-groups.js';
 import { measureCoverage, type Coverage } from '../analysis/coverage.js';
 import { findLayers, type NeuronLayer } from '../analysis/find-layers.js';
+import { findAttention, markAttentionLayers } from '../analysis/attention.js';
 import { findUnsupportedLayers, type UnsupportedLayer } from '../analysis/unsupported-layers.js';
 import { dataTypeName } from '../ir/data-type.js';
 import type { Model } from '../ir/model.js';
@@ -55,7 +56,10 @@ export function inspect(model: string | Model): InspectResult {
     const key = n.domain && n.domain !== 'ai.onnx' ? `${n.domain}.${n.opType}` : n.opType;
     counts.set(key, (counts.get(key) ?? 0) + 1);
   }
-  const layers = findLayers(foldedCopy(m));
+  const folded = foldedCopy(m);
+  const layers = findLayers(folded);
+  // As audit sees them: projections of recognised attention blocks merge as head blocks.
+  markAttentionLayers(findAttention(folded, layers));
   const groups = findChannelGroups(layers);
   const unsupportedLayers = findUnsupportedLayers(m);
   return {

@@ -3,6 +3,10 @@
 // statistics session (once), and measures condensation. audit, prune, check and series take what
 // they need from the Measurement it returns; nothing downstream loads, folds or finds again.
 
+import { findAttention, markAttentionLayers } from '../analysis/attention.js';
+import { auditHeads, type AttentionAudit } from '../analysis/head-audit.js';
+import { DEFAULT_EXACT_TOLERANCE } from '../rewrite/plan-merges.js';
+import { planHeadMerges, type HeadMergePlan } from '../rewrite/merge-heads.js';
 import { findChannelGroups, groupWatchLayers, type DependencyGroup } from '../analysis/channel-groups.js';
 import { checkFiniteWeights } from '../analysis/finite-weights.js';
 import { findLayers, type NeuronLayer } from '../analysis/find-layers.js';
@@ -65,6 +69,8 @@ export interface Measurement {
   model: Model;
   layers: NeuronLayer[];
   groups: DependencyGroup[];
+  /** Attention blocks with their per-head audit (weights only; exact relations at the default exact tolerance). */
+  attention: AttentionAudit[];
   /** Output moments per layer name (empty for a data-free measurement). */
   statistics: LayerStatistics;
   /** One per layer, in the order of `layers`. */
@@ -87,7 +93,11 @@ export async function measureModel(model: string | Model, options: MeasureOption
   foldBatchNorms(folded);
   const layers = findLayers(folded);
   checkFiniteWeights(layers, path);
+  // Projections feeding recognised attention merge as head blocks, not as single neurons.
+  const blocks = findAttention(folded, layers);
+  markAttentionLayers(blocks);
   const groups = findChannelGroups(layers);
+  const attention = blocks.map((b) => auditHeads(b, { similarityThreshold: analysis.similarityThreshold, exactTolerance: DEFAULT_EXACT_TOLERANCE }));
 
   const probeOptions: ProbeOptions | undefined = wantsProbes(options.probe)
     ? options.probe
@@ -119,5 +129,15 @@ export async function measureModel(model: string | Model, options: MeasureOption
           });
   }
   const measured = await measureLayers(layers, statistics, analysis, options.session, options.onStage);
-  return { path, original, model: folded, layers, groups, statistics, measured, probes, analysis, ...(statisticsFiles ? { statisticsFiles } : {}) };
+  return { path, original, model: folded, layers, groups, attention, statistics, measured, probes, analysis, ...(statisticsFiles ? { statisticsFiles } : {}) };
+}
+
+/**
+ * The exact head merges of a measurement's attention blocks at a tolerance: the measured audits
+ * when it is the default, audited again at another (--exact-tolerance). Both the exact and the
+ * budgeted prune take these as they are (heads are never budget candidates: a head merge is exact).
+ */
+export function exactHeadPlans(measurement: Pick<Measurement, 'attention' | 'analysis'>, exactTolerance: number = DEFAULT_EXACT_TOLERANCE): HeadMergePlan[] {
+  const audits = exactTolerance === DEFAULT_EXACT_TOLERANCE ? measurement.attention : measurement.attention.map((a) => auditHeads(a.block, { similarityThreshold: measurement.analysis.similarityThreshold, exactTolerance }));
+  return planHeadMerges(audits, exactTolerance);
 }

@@ -9,13 +9,14 @@ import type { Model } from '../ir/model.js';
 import { checkOutputPath, modelFiles, saveModel } from '../onnx/model-file.js';
 import { applyMergePlan } from '../rewrite/apply-merge-plan.js';
 import { planMerges, type MergeOptions, type MergePlan } from '../rewrite/plan-merges.js';
+import { headMergeNeurons } from '../rewrite/merge-heads.js';
 import { requantizeWeights } from '../rewrite/dequantize-weights.js';
 import { cleanUp } from '../rewrite/clean-up.js';
 import type { CollectProgress } from '../runtime/collect-statistics.js';
 import type { SessionOptions } from '../runtime/model-session.js';
 import type { ProbeOptions } from '../runtime/probe-data.js';
 import { cloneModel } from '../ir/clone-model.js';
-import { measureModel, type MeasureOptions, type Measurement } from './measure-model.js';
+import { exactHeadPlans, measureModel, type MeasureOptions, type Measurement } from './measure-model.js';
 import { compareModels, type Fidelity, type VerifyOptions } from '../runtime/verify-rewrite.js';
 import { BUDGET_HOLDOUT_SAMPLES, searchBudget, type BudgetOptions, type BudgetSearchResult } from './budget-search.js';
 
@@ -126,7 +127,9 @@ export async function pruneMeasured(measurement: Measurement, options: PruneOpti
   const holdout = probes.holdout;
   if (options.budget) return pruneWithinBudget(measurement, options, options.budget);
   const plan = planMerges(measured, options.merge, groups, { statistics, similarityThreshold: measurement.analysis.similarityThreshold });
-  if (plan.layers.length === 0 && plan.groups.length === 0) return nothingToMerge(measurement, plan, maxError);
+  const heads = exactHeadPlans(measurement, options.merge?.exactTolerance);
+  if (heads.length) plan.heads = heads;
+  if (plan.layers.length === 0 && plan.groups.length === 0 && heads.length === 0) return nothingToMerge(measurement, plan, maxError);
   const sessionOpts = { ...(options.session ? { session: options.session } : {}), ...(options.probe?.batchSize ? { batchSize: options.probe.batchSize } : {}) };
 
   // The measured model stays as measured (check reports it); each rewrite works on a copy, and the
@@ -149,6 +152,7 @@ export async function pruneMeasured(measurement: Measurement, options: PruneOpti
     const parts: [string, MergePlan][] = [
       ...plan.layers.map((lp): [string, MergePlan] => [lp.layer, { layers: [lp], groups: [] }]),
       ...plan.groups.map((gp): [string, MergePlan] => [`${gp.group} (${gp.members.join(', ')})`, { layers: [], groups: [gp] }]),
+      ...heads.map((hp): [string, MergePlan] => [`heads of ${hp.block}`, { layers: [], groups: [], heads: [hp] }]),
     ];
     for (const [name, part] of parts) {
       const alone = await compareModels(original, rewrite(part), input, holdout, sessionOpts);
@@ -167,7 +171,7 @@ export async function pruneMeasured(measurement: Measurement, options: PruneOpti
     saveModel(rewritten, options.output);
   }
   const widthBefore = measured.reduce((s, m) => s + m.width, 0);
-  const removed = plan.layers.reduce((s, lp) => s + lp.width - lp.widthAfter, 0) + plan.groups.reduce((s, gp) => s + gp.neuronsRemoved, 0);
+  const removed = plan.layers.reduce((s, lp) => s + lp.width - lp.widthAfter, 0) + plan.groups.reduce((s, gp) => s + gp.neuronsRemoved, 0) + headMergeNeurons(heads);
   void layers;
   return {
     input,
@@ -198,14 +202,14 @@ async function pruneWithinBudget(measurement: Measurement, options: PruneOptions
   const { model: rewritten, plan, fidelity, ...summary } = search;
   const maxError = budget.maxError ?? Infinity;
   const searchSummary = { ...summary, budget };
-  if (plan.layers.length === 0 && plan.groups.length === 0) return { ...nothingToMerge(measurement, plan, maxError), search: searchSummary };
+  if (plan.layers.length === 0 && plan.groups.length === 0 && !plan.heads?.length) return { ...nothingToMerge(measurement, plan, maxError), search: searchSummary };
   const writes = !options.dryRun && !budget.sweep;
   if (writes) {
     checkOutputPath(options.output, modelFiles(original, input), 'output');
     saveModel(rewritten, options.output);
   }
   const widthBefore = measured.reduce((s, m) => s + m.width, 0);
-  const removed = plan.layers.reduce((s, lp) => s + lp.width - lp.widthAfter, 0) + plan.groups.reduce((s, gp) => s + gp.neuronsRemoved, 0);
+  const removed = plan.layers.reduce((s, lp) => s + lp.width - lp.widthAfter, 0) + plan.groups.reduce((s, gp) => s + gp.neuronsRemoved, 0) + headMergeNeurons(plan.heads ?? []);
   return {
     input,
     output: writes ? options.output : null,

@@ -9,6 +9,7 @@ import type { ChannelGroup } from '../analysis/channel-groups.js';
 import type { AuditResult } from '../pipeline/audit.js';
 import { renderTable, wrapParagraph, type TableOptions } from './text-table.js';
 import { terminalText } from './escape-text.js';
+import { attentionLines, attentionReport, type AttentionReport } from './attention-report.js';
 
 export const REPORT_SCHEMA_VERSION = 1;
 
@@ -41,6 +42,8 @@ export interface GroupReport {
   width: number;
   mergeable: boolean;
   reason: string | null;
+  /** A normalisation mixes the group's channels (a transformer's residual stream): never exact, approximate at best. */
+  approximateOnly: boolean;
 }
 
 /** A weight-bearing op the tool names but cannot measure or rewrite, and why. */
@@ -76,6 +79,8 @@ export interface AuditReport {
   layers: LayerReport[];
   /** Channel groups: layers whose channels are tied by residual Adds and merge together. */
   groups: GroupReport[];
+  /** Attention blocks, per head (docs/json-schema.md); present only when the model has attention. */
+  attention?: AttentionReport[];
   notes: string[];
   /** Every layer's warnings, each prefixed with the layer name: figures the data cannot support. */
   warnings: string[];
@@ -133,6 +138,7 @@ export function groupReport(g: ChannelGroup): GroupReport {
     width: g.width,
     mergeable: g.mergeable,
     reason: g.blockers.length ? blockerMessages(g.blockers).join('; ') : null,
+    approximateOnly: g.blockers.some((b) => b.code === 'normalisation'),
   };
 }
 
@@ -164,6 +170,7 @@ export function auditReport(result: AuditResult): AuditReport {
     options: { similarityThreshold: result.similarityThreshold, staticThreshold: result.staticThreshold },
     layers: result.layers.map((l) => layerReport(l, result.groups)),
     groups: result.groups.map(groupReport),
+    ...(result.attention?.length ? { attention: result.attention.map(attentionReport) } : {}),
     notes,
     warnings: result.layers.flatMap((l) => outputWarnings(l).map((w) => `${l.layer.name}: ${w}`)),
     unsupportedLayers: result.unsupportedLayers.map(unsupportedLayerReport),
@@ -201,10 +208,11 @@ export function formatAuditTable(report: AuditReport, options: TableOptions = {}
   );
   const legend = 'w.eff / w.red: effective width and redundancy of the input weights (no data needed); out.eff / out.red: the same from output statistics over the probe samples (- without probes)' +
     (warned.size ? '; ! marks output figures the data cannot support (see warnings)' : '');
-  const groups = report.groups.map((g) => t(`${g.id}: channels of ${g.members.join(', ')} are tied by ${g.ties.join(', ')}; ${g.mergeable ? 'merged together where every member agrees' : `not mergeable: ${g.reason}`}`));
+  const groups = report.groups.map((g) => t(`${g.id}${g.approximateOnly ? ' (approximate only)' : ''}: channels of ${g.members.join(', ')} are tied by ${g.ties.join(', ')}; ${g.mergeable ? 'merged together where every member agrees' : `not mergeable: ${g.reason}`}`));
   return [
     head, '', table, '', legend,
     ...(groups.length ? ['', ...groups] : []),
+    ...(report.attention?.length ? ['', ...attentionLines(report.attention).map(t)] : []),
     ...unsupportedLayersText(report.unsupportedLayers ?? []),
     ...(report.coverage ? ['', t(describeCoverage(report.coverage))] : []),
     ...report.warnings.map((w) => `warning: ${t(w)}`),

@@ -7,6 +7,7 @@ import { auditReport, type LayerReport } from './audit-report.js';
 import { renderSvg, type Figure } from './figure.js';
 import { layerFigures } from './layer-figures.js';
 import { escapeXml } from './svg-canvas.js';
+import { attentionHtml } from './attention-report.js';
 
 const STYLE = `
 :root { color-scheme: light; }
@@ -104,6 +105,7 @@ export function renderHtmlReport(result: AuditResult): string {
 <header><h1>Condensation audit: ${esc(report.model.path)}</h1><p class="meta">${esc(meta)}</p></header>
 <section class="summary"><h2>Summary</h2>${warnings}${report.layers.length ? summaryTable(report.layers) : '<p>No weight-bearing layers.</p>'}${notes}</section>
 ${report.layers.map((l, i) => layerSection(result, i, l)).join('\n')}
+${attentionHtml(result.attention ?? [])}
 <footer>Made by onnx-condense (report schema ${report.schemaVersion}). Effective width: clusters among non-static neurons; redundancy: 1 − effective width / width.</footer>
 </body>
 </html>

@@ -37,7 +37,7 @@ export function formatInspect(r: ReturnType<typeof inspectReport>, options: Tabl
       r.layers.map((l) => [l.name, l.op, l.activation, String(l.width), l.mergeable ? 'yes' : l.coupledGroup ? `with group ${l.coupledGroup}` : `no: ${l.reason}`]),
       options,
     ),
-    ...(r.groups.length ? ['', ...r.groups.map((g) => t(`${g.id}: channels of ${g.members.join(', ')} are tied by ${g.ties.join(', ')}; ${g.mergeable ? 'merged together where every member agrees' : `not mergeable: ${g.reason}`}`))] : []),
+    ...(r.groups.length ? ['', ...r.groups.map((g) => t(`${g.id}${g.approximateOnly ? ' (approximate only)' : ''}: channels of ${g.members.join(', ')} are tied by ${g.ties.join(', ')}; ${g.mergeable ? 'merged together where every member agrees' : `not mergeable: ${g.reason}`}`))] : []),
     ...unsupportedLayersText(r.unsupportedLayers),
     '',
     t(describeCoverage(r.coverage)),

@@ -25,6 +25,12 @@ export interface PruneReport {
   nothingToMerge: boolean;
   /** A budgeted prune (--max-error, --target-*, --min-top1, --sweep): how the search decided. */
   budget?: BudgetReport;
+  /** Whole duplicate attention heads merged; present only for models with such heads. */
+  heads?: {
+    block: string; form: string; heads: number; headsAfter: number; headSize: number; projections: string[]; output: string; merges: { head: number; into: number }[];
+    /** Neuron merges inside the heads that stay (the same number in each); absent when none. */
+    withinHead?: { headSizeAfter: number; valueHeadSizeAfter: number; queryKeyMerges: number; valueOutputMerges: number; notApplied: string[] };
+  }[];
 }
 
 export interface BudgetReport {
@@ -87,6 +93,7 @@ export function pruneReport(r: PruneResult): PruneReport {
     groups: r.plan.groups.map((gp) => ({ name: gp.group, members: gp.members, width: gp.width, widthAfter: gp.widthAfter, merges: gp.merges, ...(gp.statics.length ? { statics: gp.statics.length } : {}), ...(gp.refit ? { refit: true } : {}) })),
     nothingToMerge: r.nothingToMerge,
     ...(r.search ? { budget: budgetReport(r)! } : {}),
+    ...(r.plan.heads?.length ? { heads: r.plan.heads.map((hp) => ({ block: hp.block, form: hp.form, heads: hp.heads, headsAfter: hp.headsAfter, headSize: hp.headSize, projections: hp.projections, output: hp.output, merges: hp.merges.map((m) => ({ head: m.head, into: m.into })), ...(hp.withinHead ? { withinHead: { headSizeAfter: hp.withinHead.headSizeAfter, valueHeadSizeAfter: hp.withinHead.valueHeadSizeAfter, queryKeyMerges: hp.withinHead.queryKey.length, valueOutputMerges: hp.withinHead.valueOutput.length, notApplied: hp.withinHead.notApplied } } : {}) })) } : {}),
   };
 }
 
@@ -116,6 +123,7 @@ export function formatPruneSummary(report: PruneReport, options: TableOptions = 
     `verified on ${f.samples} held-out samples (${terminalText(report.holdout)}): max abs error ${f.maxAbsError.toExponential(2)}, max rel error ${f.maxRelError.toExponential(2)} (limit ${f.maxError})` +
       (f.top1Agreement === null ? '' : `, top-1 agreement ${(100 * f.top1Agreement).toFixed(2)}%`),
   ];
+  const heads = report.heads ?? [];
   if (report.budget) {
     const b = report.budget;
     const fl = b.flops;
@@ -135,7 +143,7 @@ export function formatPruneSummary(report: PruneReport, options: TableOptions = 
     ));
     if (b.constantOnProbes) lines.push(`note: ${b.constantOnProbes} removed neuron${b.constantOnProbes === 1 ? ' was' : 's were'} constant on the fit probes only (not provably constant on every input); their mean went into the next bias`);
   } else if (report.layers.length === 0 && report.groups.length === 0) {
-    lines.push('no layer had neurons to merge');
+    if (heads.length === 0) lines.push('no layer had neurons to merge');
   } else {
     lines.push('', renderTable(
       [{ header: 'layer', elide: true }, { header: 'width', align: 'right' }, { header: 'after', align: 'right' }, { header: 'merged', align: 'right' }, { header: 'static', align: 'right' }, { header: 'mode' }],
@@ -145,6 +153,13 @@ export function formatPruneSummary(report: PruneReport, options: TableOptions = 
       ],
       options,
     ));
+  }
+  if (heads.length) lines.push('');
+  for (const h of heads) {
+    const dup = h.merges.length ? `heads ${h.heads} -> ${h.headsAfter}, exact: ${h.merges.map((m) => `head ${m.head} into ${m.into}`).join(', ')}` : `${h.heads} heads kept`;
+    const w = h.withinHead;
+    const inner = w ? `; within heads, exact: head size ${h.headSize} -> ${w.headSizeAfter} (${w.queryKeyMerges} Q/K merges), value head size -> ${w.valueHeadSizeAfter} (${w.valueOutputMerges} V/O merges)${w.notApplied.length ? `; left: ${w.notApplied.join('; ')}` : ''}` : '';
+    lines.push(terminalText(`attention ${h.block} (${h.form}; ${h.projections.join(', ')} -> ${h.output}): ${dup}${inner}`));
   }
   lines.push(...report.notes.map((n) => `note: ${n}`));
   // The first line (input -> output) stays whole, so the paths can be copied.

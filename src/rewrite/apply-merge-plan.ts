@@ -2,6 +2,7 @@
 // neurons' slices are cut from the producer's weights, bias and per-neuron activation constants.
 
 import type { Consumer, NeuronLayer } from '../analysis/find-layers.js';
+import { applyHeadMerges } from './merge-heads.js';
 import { channelwiseOps, consumerRules, flatteningViews, producerRules, ruleFor } from '../analysis/layer-rules.js';
 import type { Model } from '../ir/model.js';
 import { Tensor } from '../ir/tensor.js';
@@ -22,6 +23,12 @@ import type { GroupMergePlan, LayerMergePlan, MergePlan } from './plan-merges.js
  * `statistics` (per layer name) are needed for refit plans.
  */
 export function applyMergePlan(model: Model, layers: NeuronLayer[], plan: MergePlan, statistics?: ReadonlyMap<string, StreamingMoments>): void {
+  applyLayerAndGroupPlans(model, layers, plan, statistics);
+  // Head merges last, on layers found again: the layer and group merges may have cut the output projection.
+  if (plan.heads?.length) applyHeadMerges(model, findLayers(model), plan.heads);
+}
+
+function applyLayerAndGroupPlans(model: Model, layers: NeuronLayer[], plan: MergePlan, statistics?: ReadonlyMap<string, StreamingMoments>): void {
   const byName = new Map(layers.map((l) => [l.name, l]));
   for (const lp of plan.layers) {
     const layer = byName.get(lp.layer);
@@ -226,6 +233,13 @@ function applyLayerPlan(model: Model, layer: NeuronLayer, lp: LayerMergePlan, st
 
 /** Producer side of a merge: keep only the surviving neurons' weights, bias and activation constants. */
 function cutProducer(model: Model, layer: NeuronLayer, kept: number[]): void {
+  if (layer.gated) {
+    // A gated MLP's neuron is a (gate row, up row) pair: both projections lose it, and so does the product.
+    cutProducer(model, layer.gated.gate, kept);
+    cutProducer(model, layer.gated.up, kept);
+    for (const v of layer.gated.mul.outputs) updateNeuronDim(v, 1, layer.width, kept.length);
+    return;
+  }
   const g = model.graph;
   g.setConstant(layer.weight.value, keepAlongAxis(layer.weight.value, layer.outAxis, kept));
   if (layer.bias?.perNeuron) {

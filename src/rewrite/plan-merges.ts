@@ -6,6 +6,7 @@ import { OptionError } from '../errors.js';
 import type { LayerCondensation } from '../analysis/measure-condensation.js';
 import { inputWeightVectors } from '../analysis/input-weights.js';
 import { groupStatisticsKey, type ChannelGroup } from '../analysis/channel-groups.js';
+import type { HeadMergePlan } from './merge-heads.js';
 import type { StreamingMoments } from '../numeric/streaming-moments.js';
 import type { Value } from '../ir/value.js';
 import { groupRatios } from '../analysis/group-ratios.js';
@@ -46,6 +47,8 @@ export interface MergePlan {
   layers: LayerMergePlan[];
   /** Merges of channels tied across layers (residual streams); see analysis/channel-groups.ts. */
   groups: GroupMergePlan[];
+  /** Whole duplicate attention heads merged (merge-heads.ts); absent when no block has any. */
+  heads?: HeadMergePlan[];
 }
 
 export interface MergeOptions {

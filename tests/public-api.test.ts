@@ -32,7 +32,7 @@ const VALUES = [
   // Coverage and quantized layers named (issue 9b).
   'describeCoverage', 'findUnsupportedLayers', 'measureCoverage',
   // Compression within a budget (issue 11): prune --max-error / --target-* / --sweep.
-  'BUDGET_HOLDOUT_SAMPLES', 'DEFAULT_SWEEP', 'rankLayerRemovals', 'renderSweepHtml', 'searchBudget', 'sweepFigure',
+  'BUDGET_HOLDOUT_SAMPLES', 'DEFAULT_SWEEP', 'rankGroupRemovals', 'rankLayerRemovals', 'renderSweepHtml', 'searchBudget', 'sweepFigure',
 ];
 
 const TYPES = [

@@ -17,8 +17,8 @@ import { cloneModel } from '../ir/clone-model.js';
 import type { Model } from '../ir/model.js';
 import { applyMergePlan } from '../rewrite/apply-merge-plan.js';
 import { cleanUp } from '../rewrite/clean-up.js';
-import { planMerges, type MergeOptions, type MergePlan } from '../rewrite/plan-merges.js';
-import { rankLayerRemovals, type RemovalCandidate } from '../rewrite/rank-removals.js';
+import { planMerges, type GroupMergePlan, type MergeOptions, type MergePlan } from '../rewrite/plan-merges.js';
+import { rankGroupRemovals, rankLayerRemovals, type RemovalCandidate } from '../rewrite/rank-removals.js';
 import { compareModels, referenceOutputs, type Fidelity, type ReferenceOutputs } from '../runtime/verify-rewrite.js';
 import type { SessionOptions } from '../runtime/model-session.js';
 import { exactHeadPlans, type Measurement } from './measure-model.js';
@@ -125,8 +125,18 @@ export async function searchBudget(measurement: Measurement, budget: BudgetOptio
     });
     if (c) candidates.push(c);
   }
-  // Groups merge exactly (their own candidates plug in here when group kinds rank removals).
-  const groupPlans = planMerges([], options.merge, groups).groups;
+  // A mergeable group with statistics of every tensor its consumers read is a candidate (its
+  // channels go together, consumers refit); one without merges exactly in every plan.
+  const groupPlans: GroupMergePlan[] = [];
+  for (const g of groups) {
+    const c = rankGroupRemovals(g, {
+      statistics,
+      ...(options.merge?.exactTolerance !== undefined ? { exactTolerance: options.merge.exactTolerance } : {}),
+      positionsOf: (name) => positionsOf.get(name) ?? 1,
+    });
+    if (c) candidates.push(c);
+    else groupPlans.push(...planMerges([], options.merge, [g]).groups);
+  }
   // Duplicate heads merge exactly too, in every plan the search tries.
   const headPlans = exactHeadPlans(measurement, options.merge?.exactTolerance);
   /** Multiply-add FLOPs per sample of a model's layers: 2 x weight elements x output positions. */
@@ -141,7 +151,11 @@ export async function searchBudget(measurement: Measurement, budget: BudgetOptio
   const cache = new Map<string, Promise<Evaluation>>();
   const planOf = (counts: number[]): MergePlan => {
     const plan: MergePlan = { layers: [], groups: [...groupPlans], ...(headPlans.length ? { heads: headPlans } : {}) };
-    candidates.forEach((c, i) => plan.layers.push(...c.planFor(counts[i]!).layers));
+    candidates.forEach((c, i) => {
+      const part = c.planFor(counts[i]!);
+      plan.layers.push(...part.layers);
+      plan.groups.push(...part.groups);
+    });
     return plan;
   };
   const rewrite = (plan: MergePlan): Model => {
@@ -280,7 +294,7 @@ export async function searchBudget(measurement: Measurement, budget: BudgetOptio
   options.onProgress?.('searching the budget');
   // Nothing to remove at all: no run of an unchanged copy.
   const hasTarget = budget.targetParams !== undefined || budget.targetFlops !== undefined;
-  if (!hasTarget && sequence.length === 0 && planOf(zero).layers.every((lp) => lp.widthAfter === lp.width) && groupPlans.length === 0 && headPlans.length === 0) {
+  if (!hasTarget && sequence.length === 0 && planOf(zero).layers.every((lp) => lp.widthAfter === lp.width) && planOf(zero).groups.length === 0 && headPlans.length === 0) {
     return {
       plan: { layers: [], groups: [] },
       model,

@@ -51,7 +51,7 @@ const TYPES = [
   // Coverage and quantized layers named (issue 9b).
   'BlockerCount', 'Coverage', 'UnsupportedLayer',
   // Compression within a budget (issue 11).
-  'BudgetOptions', 'BudgetReport', 'BudgetSearchResult', 'CandidateSummary', 'RemovalCandidate', 'SweepPoint',
+  'BudgetOptions', 'BudgetReport', 'BudgetSearchResult', 'CandidateSummary', 'GroupRankContext', 'RemovalCandidate', 'SweepPoint',
 ].sort();
 
 /** Every name src/index.ts exports, types included. */

@@ -21,7 +21,7 @@ import { planMerges, type GroupMergePlan, type MergeOptions, type MergePlan } fr
 import { rankGroupRemovals, rankLayerRemovals, type RemovalCandidate } from '../rewrite/rank-removals.js';
 import { compareModels, referenceOutputs, type Fidelity, type ReferenceOutputs } from '../runtime/verify-rewrite.js';
 import type { SessionOptions } from '../runtime/model-session.js';
-import { exactHeadPlans, type Measurement } from './measure-model.js';
+import { exactHeadPlans, neuronCount, type Measurement } from './measure-model.js';
 
 export interface BudgetOptions {
   /** Largest relative output error max|y' - y| / max|y| on the held-out probes. */
@@ -304,7 +304,7 @@ export async function searchBudget(measurement: Measurement, budget: BudgetOptio
       candidates: candidates.map((c) => ({ name: c.name, kind: c.kind, width: c.width, widthAfter: c.width, removed: 0, sensitivity: 1, errorAlone: null, probes: [] })),
       verifications,
       constantOnProbes: 0,
-      ...(budget.sweep ? { curve: budget.sweep.map((b) => ({ budget: b, paramsRemoved: 0, flopsRemoved: 0, maxRelError: 0, top1Agreement: null, neuronsAfter: measured.reduce((s, m) => s + m.width, 0), widths: Object.fromEntries(candidates.map((c) => [c.name, c.width])) })) } : {}),
+      ...(budget.sweep ? { curve: budget.sweep.map((b) => ({ budget: b, paramsRemoved: 0, flopsRemoved: 0, maxRelError: 0, top1Agreement: null, neuronsAfter: neuronCount(measurement), widths: Object.fromEntries(candidates.map((c) => [c.name, c.width])) })) } : {}),
       decidedBy: 'nothing to remove',
     };
   }
@@ -325,7 +325,7 @@ export async function searchBudget(measurement: Measurement, budget: BudgetOptio
         flopsRemoved: flopsBefore - e.flops,
         maxRelError: e.fidelity.maxRelError,
         top1Agreement: e.fidelity.top1Agreement,
-        neuronsAfter: measured.reduce((s, m) => s + m.width, 0) - candidates.reduce((s, c, i) => s + c.exactRemoved + e.counts[i]!, 0),
+        neuronsAfter: neuronCount(measurement) - candidates.reduce((s, c, i) => s + c.exactRemoved + e.counts[i]!, 0),
         widths: Object.fromEntries(candidates.map((c, i) => [c.name, c.width - c.exactRemoved - e.counts[i]!])),
       });
     }

@@ -62,12 +62,19 @@ const OUTPUT_CODES: ReadonlySet<BlockerCode> = new Set(['graph-output', 'no-cons
 /**
  * A read-out as coverage counts it: no layer reads it, it is in no group, and nothing but being an
  * output holds it back: the classifier of readout-layer.ts, or a head whose activation (Sigmoid,
- * Tanh) is the graph output. A conv feeding a residual Add has no linear reader either, but the Add
+ * Tanh) is the graph output, or one whose Softmax is. A conv feeding a residual Add has no linear reader either, but the Add
  * blocks it, so it is no read-out.
  */
 function isReadout(layer: NeuronLayer, group: DependencyGroup | undefined): boolean {
   if (group || layer.subgraphOf || layer.consumers.length > 0) return false;
+  if (layer.blockers.length > 0 && layer.blockers.every(isOutputSoftmax)) return true;
   return layer.blockers.length > 0 && layer.blockers.every((b) => OUTPUT_CODES.has(b.code)) && (isReadoutLayer(layer) || layer.blockers.some((b) => b.code === 'graph-output'));
+}
+
+/** A classifier's Softmax/LogSoftmax whose result is a graph output (a CTC or class head): the read-out's own normalisation. */
+function isOutputSoftmax(b: Blocker): boolean {
+  if (OUTPUT_CODES.has(b.code)) return true;
+  return b.code === 'normaliser' && !!b.node && (b.node.opType === 'Softmax' || b.node.opType === 'LogSoftmax') && b.node.outputs.every((o) => o.isGraphOutput);
 }
 
 /**

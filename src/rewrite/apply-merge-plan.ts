@@ -10,6 +10,7 @@ import type { Value } from '../ir/value.js';
 import { axisToRows, rowsToAxis } from '../numeric/axis-slices.js';
 import { solveSymmetricPositive } from '../numeric/linear-solve.js';
 import { refitOnPivots } from '../numeric/pivoted-cholesky.js';
+import { integerValues } from '../analysis/shape-values.js';
 import { factorOn } from './refit-factors.js';
 import type { StreamingMoments } from '../numeric/streaming-moments.js';
 import { findChannelGroups, groupChannels, groupStatisticsKey, type ChannelGroup, type GroupMember } from '../analysis/channel-groups.js';
@@ -291,6 +292,10 @@ function rewritePath(model: Model, consumer: Consumer, width: number, axisFromEn
         if (shape && shape[shape.length - 1] === width * block) {
           shape[shape.length - 1] = widthAfter * block;
           writeInts(model, n, 1, 'shape', shape);
+        } else if (!shape && integerValues(n.inputs[1])?.[1] === width * block && n.getInt('allowzero', 0) === 0) {
+          // A computed [batch, C*H*W] (the batch from Shape): [0, kept*H*W] copies the batch dim
+          // and needs no computing; the shape subgraph left unread goes with cleanUp.
+          n.setInput(1, model.graph.addInitializer(model.graph.uniqueName(`${n.name || 'Reshape'}_shape`), Tensor.fromInt64([2], [0, widthAfter * block])));
         }
       }
       updateNeuronDim(out, 1, width * block, widthAfter * block);

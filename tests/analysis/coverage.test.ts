@@ -7,6 +7,7 @@ import * as os from 'node:os';
 import * as path from 'node:path';
 import { describe, expect, it } from 'vitest';
 import type { FixtureExpectations } from '../../fixtures/fixture-expectations.js';
+import { ExporterGraphBuilder } from '../../fixtures/exporter-graph-builder.js';
 import { FIXTURES_DIR } from '../../fixtures/make-fixtures.js';
 import { describeCoverage, measureCoverage } from '../../src/analysis/coverage.js';
 import { dequantizedTensor } from '../../src/analysis/dequantized-weight.js';
@@ -237,5 +238,20 @@ describe('coverage', () => {
     const gqa = inspect(path.join(FIXTURES_DIR, 'attention', 'gqa-planted.onnx')).coverage;
     expect(gqa.headNeurons).toBe(0);
     expect(gqa.blockers.find((b) => b.code === 'attention')).toMatchObject({ layers: 3, neurons: 32 });
+  });
+
+  it('counts a classifier whose Softmax is the graph output as a read-out, not as blocked by a normaliser', () => {
+    const b = new ExporterGraphBuilder('softmax-head');
+    const dense = (outWidth: number, inWidth: number) => ({ outWidth, inWidth, weights: Float64Array.from({ length: outWidth * inWidth }, (_, i) => Math.sin(i + 1)), bias: undefined });
+    const hidden = b.relu('relu', b.gemm('fc1', b.input('x', 4), dense(8, 4), 'initializer'), 'h');
+    const probs = b.op('Softmax', 'softmax', [b.gemm('fc2', hidden, dense(5, 8), 'initializer')], 'probs', [{ name: 'axis', type: 'int', value: 1n }]);
+    b.output(probs, 5);
+    const c = measureCoverage(findLayers(b.model()), []);
+    expect([c.readoutLayers, c.readoutNeurons, c.neurons, c.blockers]).toEqual([1, 5, 8, []]);
+    // A Softmax inside the graph (attention scores) still blocks: only the output's is the read-out's.
+    const inner = new ExporterGraphBuilder('softmax-inside');
+    const s = inner.op('Softmax', 'softmax', [inner.gemm('fc1', inner.input('x', 4), dense(8, 4), 'initializer')], 's', [{ name: 'axis', type: 'int', value: 1n }]);
+    inner.output(inner.gemm('fc2', s, dense(5, 8), 'initializer'), 5);
+    expect(measureCoverage(findLayers(inner.model()), []).blockers.map((x) => x.code)).toContain('normaliser');
   });
 });

@@ -40,11 +40,15 @@ function keepChannels(t: Tensor, axis: number, kept: readonly number[], scale: (
   return Tensor.fromNumbers(t.dataType, dims, rowsToAxis(out, kept.length, dims, axis));
 }
 
-/** Gives `node` its own constant at `inputIndex` (the old one may be shared through an Identity). */
+/**
+ * Gives `node` `tensor` at `inputIndex`: in place when the constant is read there only (its name
+ * stays), else as a constant of its own (torch shares one initializer among norms through Identity).
+ */
 function setOwnInput(model: Model, node: Node, inputIndex: number, tensor: Tensor): void {
   const g = model.graph;
   const old = node.inputs[inputIndex];
-  node.setInput(inputIndex, g.addInitializer(g.uniqueName(`${old?.name ?? node.name}_stream`), tensor));
+  if (old?.constantTensor() && old.useCount === 1 && !old.isGraphOutput && !old.isGraphInput) g.setConstant(old, tensor);
+  else node.setInput(inputIndex, g.addInitializer(g.uniqueName(`${old?.name ?? node.name}_stream`), tensor));
 }
 
 /**

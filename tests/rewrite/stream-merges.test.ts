@@ -1,0 +1,179 @@
+// The residual stream merges approximately, and only with --approximate: a stream channel planted
+// as a multiple of another in every writer of the exported LLaMA decoder goes from the embedding
+// table, every o_proj/down_proj, every RMSNorm gain and every reader, with the norms kept exact
+// by rescaling; a channel that is only nearly proportional fails a tight bound, and the failure
+// names the stream; exact prune leaves the stream as it is. The planted models are the committed
+// fixtures with their writers' weights edited in memory (deterministically) and saved to a
+// scratch folder.
+
+import * as fs from 'node:fs';
+import * as path from 'node:path';
+import { describe, expect, it } from 'vitest';
+import { findChannelGroups } from '../../src/analysis/channel-groups.js';
+import { findLayers } from '../../src/analysis/find-layers.js';
+import { isApproximatelyMergeable } from '../../src/analysis/residual-stream.js';
+import { prune, VerificationError, type PruneReport } from '../../src/index.js';
+import { DataType } from '../../src/ir/data-type.js';
+import type { Model } from '../../src/ir/model.js';
+import { Tensor } from '../../src/ir/tensor.js';
+import { loadModel, saveModel } from '../../src/onnx/model-file.js';
+import { ModelSession } from '../../src/runtime/model-session.js';
+import { fixturePath, runCliInProcess } from '../helpers/cli-runner.js';
+import { scratchFolder } from '../helpers/scratch-folder.js';
+
+const scratch = scratchFolder('stream-merges');
+const transformer = (file: string): string => fixturePath(path.join('transformers', file));
+const llamaProbe = { random: 64, shapes: { input_ids: [1, 8] } };
+const bertProbe = { random: 64, shapes: { input_ids: [1, 8], attention_mask: [1, 8] } };
+
+/** The stream's writers: embedding tables (Gather of a 2-D table) and the blocks' output projections. */
+function streamWriters(model: Model): { weight: Tensor; set: (t: Tensor) => void; bias?: { tensor: Tensor; set: (t: Tensor) => void } }[] {
+  const g = model.graph;
+  return g.nodes.flatMap((n) => {
+    const isTable = n.opType === 'Gather' && n.inputs[0]?.constantTensor()?.dims.length === 2;
+    const isProjection = n.opType === 'MatMul' && /\/(o_proj|down_proj|out_proj|fc2)\//.test(n.name);
+    if (!isTable && !isProjection) return [];
+    const v = isTable ? n.inputs[0]! : n.inputs[1]!;
+    const add = isProjection ? n.outputs[0]!.uses()[0]?.node : undefined;
+    const b = add?.opType === 'Add' ? add.inputs.find((x) => x?.constantTensor()?.dims.length === 1) : undefined;
+    return [{ weight: v.constantTensor()!, set: (t: Tensor) => g.setConstant(v, t), ...(b ? { bias: { tensor: b.constantTensor()!, set: (t: Tensor) => g.setConstant(b, t) } } : {}) }];
+  });
+}
+
+/**
+ * Writes `file` with stream channel j = t * channel r + noise * (a fixed pattern) in every writer,
+ * so x_j = t x_r on the whole stream when noise is 0.
+ */
+function plantStreamChannel(source: string, file: string, j: number, r: number, t: number, noise = 0): string {
+  const model = loadModel(source);
+  let writers = 0;
+  for (const w of streamWriters(model)) {
+    const d = w.weight.toFloat64();
+    const cols = w.weight.dims[1]!;
+    for (let i = 0; i < w.weight.dims[0]!; i++) d[i * cols + j] = t * d[i * cols + r]! + noise * Math.sin(1 + 7 * i);
+    w.set(Tensor.fromNumbers(w.weight.dataType, w.weight.dims, d));
+    if (w.bias) {
+      const b = w.bias.tensor.toFloat64();
+      b[j] = t * b[r]!;
+      w.bias.set(Tensor.fromNumbers(w.bias.tensor.dataType, w.bias.tensor.dims, b));
+    }
+    writers++;
+  }
+  expect(writers).toBeGreaterThanOrEqual(5);
+  saveModel(model, file);
+  return file;
+}
+
+function initializerDims(file: string, name: string): number[] {
+  const model = loadModel(file);
+  const v = model.graph.initializers.find((x) => x.name === name);
+  if (!v) throw new Error(`no initializer "${name}" in ${file}`);
+  return [...v.constantTensor()!.dims];
+}
+
+/** Dims of the constant read at `inputIndex` of the node named `node` (through an Identity). */
+function inputDims(file: string, node: string, inputIndex: number): number[] {
+  const model = loadModel(file);
+  const n = model.graph.nodes.find((x) => x.name === node);
+  if (!n) throw new Error(`no node "${node}" in ${file}`);
+  const v = n.inputs[inputIndex]!;
+  const t = v.constantTensor() ?? v.producer?.inputs[0]?.constantTensor();
+  return [...t!.dims];
+}
+
+describe('the residual stream as an approximate-only group', () => {
+  it('is approximately mergeable in the exported decoder (decomposed RMSNorm) and encoder (LayerNormalization)', () => {
+    for (const file of ['llama-tiny-planted.onnx', 'bert-tiny-planted.onnx']) {
+      const [stream] = findChannelGroups(findLayers(loadModel(transformer(file))));
+      expect(stream!.mergeable, file).toBe(false);
+      expect(stream!.approximateOnly, file).toBe(true);
+      expect(isApproximatelyMergeable(stream!), file).toBe(true);
+    }
+  });
+});
+
+describe('prune --approximate on a planted stream channel', () => {
+  it('removes channel 5 = 0.5 x channel 2 of the LLaMA stream everywhere, the RMSNorms kept exact, verified below 1e-5', async () => {
+    const dir = scratch.freshFolder();
+    const input = plantStreamChannel(transformer('llama-tiny-planted.onnx'), path.join(dir, 'llama-dup.onnx'), 5, 2, 0.5);
+    const output = path.join(dir, 'pruned.onnx');
+    const result = await prune(input, { output, probe: llamaProbe, merge: { approximate: true }, verify: { maxError: 1e-5 } });
+    const stream = result.plan.groups.find((g) => g.stream);
+    expect(stream).toMatchObject({ group: 'group1', width: 16, widthAfter: 15, refit: { dropped: [5] } });
+    expect(stream!.stream!.folds).toHaveLength(1);
+    expect(stream!.stream!.folds[0]).toMatchObject({ neuron: 5, into: 2 });
+    expect(stream!.stream!.folds[0]!.scale).toBeCloseTo(0.5, 4);
+    expect(stream!.stream!.rescaled).toBe(true);
+    expect(stream!.neuronsRemoved).toBe(4);
+    expect(result.fidelity.maxRelError).toBeLessThan(1e-5);
+    // Every writer, norm and reader lost the channel.
+    expect(initializerDims(output, 'embed.weight')).toEqual([32, 15]);
+    expect(inputDims(output, '/layers.0/attn/o_proj/MatMul', 1)[1]).toBe(15);
+    expect(inputDims(output, '/layers.1/mlp/down_proj/MatMul', 1)[1]).toBe(15);
+    for (const reader of ['/layers.0/attn/q_proj/MatMul', '/layers.1/mlp/gate_proj/MatMul', '/lm_head/MatMul']) expect(inputDims(output, reader, 1)[0], reader).toBe(15);
+    for (const norm of ['/layers.0/input_norm/Mul', '/layers.1/post_attention_norm/Mul', '/norm/Mul']) expect(inputDims(output, norm, 0), norm).toEqual([15]);
+    // The written model runs on its own and gives the original's logits.
+    const run = async (file: string): Promise<Float32Array> => {
+      const session = await ModelSession.create(fs.readFileSync(file), path.basename(file));
+      try {
+        const ids = BigInt64Array.from([3, 17, 5, 30, 0, 9, 11, 2], BigInt);
+        return (await session.run({ input_ids: { dataType: DataType.INT64, dims: [1, 8], data: ids } })).logits!.data as Float32Array;
+      } finally {
+        await session.release();
+      }
+    };
+    const [before, after] = [await run(input), await run(output)];
+    expect(after.length).toBe(before.length);
+    const scale = Math.max(...before.map(Math.abs));
+    expect(Math.max(...after.map((x, i) => Math.abs(x - before[i]!))) / scale).toBeLessThan(1e-5);
+    const report = JSON.parse((await runCliInProcess(['prune', input, '--approximate', '--max-error', '1e-5', '--random', '64', '--shape', 'input_ids=1x8', '--dry-run', '--json', '--quiet'])).stdout) as PruneReport;
+    expect(report.groups.find((g) => g.residualStream)).toMatchObject({ name: 'group1', widthAfter: 15, refit: true, residualStream: { rescaled: true, lowAmplitude: [] } });
+    const text = await runCliInProcess(['prune', input, '--approximate', '--max-error', '1e-5', '--random', '64', '--shape', 'input_ids=1x8', '--dry-run']);
+    expect(text.stdout).toMatch(/group1 \(residual str.*16 +15 +1 +0 +approximate, residual stream/);
+  });
+
+  it('cuts the fused LayerNormalization Scale and B of the BERT stream; the model runs and is verified (LayerNorm merges stay approximate)', async () => {
+    const dir = scratch.freshFolder();
+    const input = plantStreamChannel(transformer('bert-tiny-planted.onnx'), path.join(dir, 'bert-dup.onnx'), 5, 2, 0.5);
+    const output = path.join(dir, 'pruned.onnx');
+    // Post-norm LayerNorm centres each position, so the planted pair correlates at ~0.93, not 1.
+    const result = await prune(input, { output, probe: bertProbe, merge: { approximate: true }, analysis: { similarityThreshold: 0.9 }, verify: { maxError: 1 } });
+    const stream = result.plan.groups.find((g) => g.stream);
+    expect(stream).toMatchObject({ widthAfter: 15, refit: { dropped: [5] } });
+    expect(stream!.stream!.rescaled).toBe(false);
+    for (const norm of ['/embed_norm/LayerNormalization', '/layers.1/norm2/LayerNormalization']) {
+      expect(inputDims(output, norm, 1), norm).toEqual([15]);
+      expect(inputDims(output, norm, 2), norm).toEqual([15]);
+    }
+    expect(initializerDims(output, 'word.weight')).toEqual([32, 15]);
+    expect(initializerDims(output, 'position.weight')).toEqual([16, 15]);
+    expect(inputDims(output, '/layers.0/attn/in_proj/MatMul', 1)[0]).toBe(15);
+    expect(Number.isFinite(result.fidelity.maxRelError)).toBe(true);
+  });
+
+  it('a nearly proportional channel fails a tight --max-error: exit 3, the residual stream named at fault, nothing written', async () => {
+    const dir = scratch.freshFolder();
+    const input = plantStreamChannel(transformer('llama-tiny-planted.onnx'), path.join(dir, 'llama-near.onnx'), 5, 2, 0.5, 0.02);
+    const output = path.join(dir, 'pruned.onnx');
+    const run = await runCliInProcess(['prune', input, '--approximate', '--max-error', '1e-6', '--random', '64', '--shape', 'input_ids=1x8', '-o', output]);
+    expect(run.code).toBe(3);
+    expect(run.stderr).toMatch(/layers at fault: .*group1 \(residual stream: \/layers\.0\/attn\/o_proj\/MatMul/);
+    expect(fs.existsSync(output)).toBe(false);
+    const error = await prune(input, { output, probe: llamaProbe, merge: { approximate: true }, verify: { maxError: 1e-6 } }).catch((e: unknown) => e);
+    expect(error).toBeInstanceOf(VerificationError);
+    expect((error as VerificationError).layersAtFault).toContain('group1');
+    expect(fs.existsSync(output)).toBe(false);
+  });
+
+  it('exact prune leaves the stream alone: no group merge, every table, norm and projection keeps 16 channels', async () => {
+    const dir = scratch.freshFolder();
+    const input = plantStreamChannel(transformer('llama-tiny-planted.onnx'), path.join(dir, 'llama-dup.onnx'), 5, 2, 0.5);
+    const output = path.join(dir, 'pruned.onnx');
+    const result = await prune(input, { output, probe: llamaProbe });
+    expect(result.plan.groups).toEqual([]);
+    expect(initializerDims(output, 'embed.weight')).toEqual([32, 16]);
+    expect(inputDims(output, '/layers.0/attn/o_proj/MatMul', 1)[1]).toBe(16);
+    expect(inputDims(output, '/norm/Mul', 0)).toEqual([16]);
+    expect(inputDims(output, '/lm_head/MatMul', 1)[0]).toBe(16);
+  });
+});

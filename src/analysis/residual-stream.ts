@@ -10,6 +10,7 @@
 //   embed (Gather) -> x0 -> Add -> x1 -> Add -> x2 -> RMSNorm -> lm_head
 //                      \-> RMSNorm -> q/k/v ... o_proj -/  \-> RMSNorm -> gate*up ... down -/
 
+import { isFloatType } from '../ir/data-type.js';
 import type { Node } from '../ir/node.js';
 import type { Tensor } from '../ir/tensor.js';
 import type { Value } from '../ir/value.js';
@@ -427,6 +428,17 @@ export function streamParts(group: {
     const { norm, problem } = decomposedParts(match, group.width);
     if (problem) blockers.push(problem);
     if (norm) normalisations.push(norm);
+  }
+  // Any other op of the stream reading a float constant of more than one number (a per-channel
+  // scale) would keep the old width: the rewrite knows no such constant, so it refuses.
+  const known = new Set<Node>([...normalisations.flatMap((n) => n.nodes), ...embeddings.map((e) => e.node)]);
+  for (const node of group.couplingNodes) {
+    if (known.has(node)) continue;
+    const odd = node.inputs.find((v) => {
+      const t = constantThroughIdentity(v);
+      return !!t && isFloatType(t.dataType) && t.elementCount > 1;
+    });
+    if (odd) blockers.push(blocker('foreign-source', `${node.opType} "${node.label}" reads the constant "${odd.name}", which the stream rewrite does not cut`, node));
   }
   return { normalisations, embeddings, blockers };
 }

@@ -19,6 +19,7 @@ import { Tensor } from '../../src/ir/tensor.js';
 import { loadModel, saveModel } from '../../src/onnx/model-file.js';
 import { ModelSession } from '../../src/runtime/model-session.js';
 import { fixturePath, runCliInProcess } from '../helpers/cli-runner.js';
+import { GraphBuilder, ints } from '../helpers/graph-builder.js';
 import { scratchFolder } from '../helpers/scratch-folder.js';
 
 const scratch = scratchFolder('stream-merges');
@@ -79,6 +80,44 @@ function inputDims(file: string, node: string, inputIndex: number): number[] {
   const v = n.inputs[inputIndex]!;
   const t = v.constantTensor() ?? v.producer?.inputs[0]?.constantTensor();
   return [...t!.dims];
+}
+
+/**
+ * A pre-norm residual stream of width 8 with decomposed LayerNorms (mean, centre, variance, eps,
+ * gain Mul, bias Add): embed_proj writes it, fc1 -> Relu -> fc2 adds to it, head reads it.
+ * Stream channel 5 is 0.5 x channel 2 in both writers.
+ */
+function decomposedLayerNormStream(file: string): string {
+  const b = new GraphBuilder();
+  const x = b.input('x', DataType.FLOAT, ['batch', 4, 8]);
+  const weight = (name: string, rows: number, cols: number, seed: number, plant: boolean): ReturnType<GraphBuilder['initializer']> => {
+    const w = Float32Array.from({ length: rows * cols }, (_, i) => Math.sin(seed + 1.7 * i));
+    if (plant) for (let i = 0; i < rows; i++) w[i * cols + 5] = 0.5 * w[i * cols + 2]!;
+    return b.initializer(name, Tensor.fromFloat32([rows, cols], w));
+  };
+  const scalar = (name: string, v: number): ReturnType<GraphBuilder['initializer']> => b.initializer(name, Tensor.fromFloat32([], Float32Array.of(v)));
+  const layerNorm = (v: ReturnType<GraphBuilder['input']>, name: string): ReturnType<GraphBuilder['input']> => {
+    const mean = { axes: ints([-1]), keepdims: { type: 'int' as const, value: 1n } };
+    const [mu] = b.node('ReduceMean', [v], mean, { name: `${name}/mean` });
+    const [c] = b.node('Sub', [v, mu!], {}, { name: `${name}/centre` });
+    const [sq] = b.node('Pow', [c!, scalar(`${name}.two`, 2)], {}, { name: `${name}/square` });
+    const [variance] = b.node('ReduceMean', [sq!], mean, { name: `${name}/variance` });
+    const [ve] = b.node('Add', [variance!, scalar(`${name}.eps`, 1e-5)], {}, { name: `${name}/eps` });
+    const [sd] = b.node('Sqrt', [ve!], {}, { name: `${name}/sqrt` });
+    const [n] = b.node('Div', [c!, sd!], {}, { name: `${name}/div` });
+    const [g] = b.node('Mul', [n!, b.initializer(`${name}.weight`, Tensor.fromFloat32([8], Float32Array.from({ length: 8 }, (_, i) => 1 + 0.1 * i)))], {}, { name: `${name}/gain` });
+    const [y] = b.node('Add', [g!, b.initializer(`${name}.bias`, Tensor.fromFloat32([8], Float32Array.from({ length: 8 }, (_, i) => 0.05 * i)))], {}, { name: `${name}/bias` });
+    return y!;
+  };
+  const [s0] = b.node('MatMul', [x, weight('w_embed', 8, 8, 1, true)], {}, { name: 'embed_proj' });
+  const [h] = b.node('MatMul', [layerNorm(s0!, 'norm1'), weight('w1', 8, 12, 2, false)], {}, { name: 'fc1' });
+  const [r] = b.node('Relu', [h!], {}, { name: 'relu' });
+  const [f] = b.node('MatMul', [r!, weight('w2', 12, 8, 3, true)], {}, { name: 'fc2' });
+  const [s1] = b.node('Add', [s0!, f!], {}, { name: 'residual' });
+  const [out] = b.node('MatMul', [layerNorm(s1!, 'norm2'), weight('w_head', 8, 3, 4, false)], {}, { name: 'head' });
+  b.output(out!, DataType.FLOAT, ['batch', 4, 3]);
+  saveModel(b.build(13), file);
+  return file;
 }
 
 describe('the residual stream as an approximate-only group', () => {
@@ -149,6 +188,26 @@ describe('prune --approximate on a planted stream channel', () => {
     expect(initializerDims(output, 'position.weight')).toEqual([16, 15]);
     expect(inputDims(output, '/layers.0/attn/in_proj/MatMul', 1)[0]).toBe(15);
     expect(Number.isFinite(result.fidelity.maxRelError)).toBe(true);
+  });
+
+  it('cuts a decomposed LayerNorm stream: both writers, the gain and bias of each norm, and the readers lose channel 5', async () => {
+    const dir = scratch.freshFolder();
+    const input = decomposedLayerNormStream(path.join(dir, 'ln-stream.onnx'));
+    const [stream] = findChannelGroups(findLayers(loadModel(input)));
+    expect(stream!.approximateOnly).toBe(true);
+    const output = path.join(dir, 'pruned.onnx');
+    const result = await prune(input, { output, probe: { random: 256 }, merge: { approximate: true }, verify: { maxError: 1 } });
+    const plan = result.plan.groups.find((g) => g.stream);
+    expect(plan).toMatchObject({ members: ['embed_proj', 'fc2'], widthAfter: 7, refit: { dropped: [5] } });
+    expect(plan!.stream!.rescaled).toBe(false);
+    for (const name of ['norm1.weight', 'norm1.bias', 'norm2.weight', 'norm2.bias']) expect(initializerDims(output, name), name).toEqual([7]);
+    expect(initializerDims(output, 'w_embed')).toEqual([8, 7]);
+    expect(initializerDims(output, 'w2')[1]).toBe(7);
+    expect(initializerDims(output, 'w_head')).toEqual([7, 3]);
+    expect(initializerDims(output, 'w1')[0]).toBe(7);
+    // Verified, and approximate: with 8 channels, the norm's mean and variance over 7 move by ~15%.
+    expect(result.fidelity.maxRelError).toBeGreaterThan(1e-3);
+    expect(result.fidelity.maxRelError).toBeLessThan(0.3);
   });
 
   it('a nearly proportional channel fails a tight --max-error: exit 3, the residual stream named at fault, nothing written', async () => {

@@ -332,8 +332,11 @@ export interface StreamNormalisation {
   output: Value;
   /** The fused op alone, or every node of the decomposition. */
   nodes: Node[];
-  /** Per-channel constants, where they are read: gains scale the normalised channels, biases shift them. */
-  parameters: { node: Node; inputIndex: number; role: 'gain' | 'bias' }[];
+  /**
+   * Per-channel constants, where they are read: gains scale the normalised channels, biases shift
+   * them; an input bias (SkipLayerNormalization's) is added to the stream before normalising.
+   */
+  parameters: { node: Node; inputIndex: number; role: 'gain' | 'bias' | 'input-bias' }[];
   /** The epsilon added to the mean square (or variance): an attribute of the fused op, or a scalar input. */
   epsilon?: { node: Node; attribute: string } | { node: Node; inputIndex: number };
 }
@@ -389,7 +392,8 @@ function decomposedParts(match: NormalisationMatch, width: number): { norm?: Str
  * merge (prune --approximate) cannot be applied, if it cannot: every member must hold the stream's
  * channels on its last axis in order, and every normalisation must be one whose constants the
  * rewrite knows (decomposed with Mul/Add constants, LayerNormalization, RMSNormalization,
- * SimplifiedLayerNormalization). SkipLayerNormalization is found but not rewritten yet.
+ * SimplifiedLayerNormalization, com.microsoft SkipLayerNormalization and SkipSimplifiedLayerNormalization
+ * without bias).
  */
 export function streamParts(group: {
   width: number;
@@ -409,7 +413,16 @@ export function streamParts(group: {
   for (const node of group.couplingNodes) {
     const fused = fusedNorm(node);
     if (fused?.isSkip) {
-      blockers.push(blocker('normalisation', `${node.opType} "${node.label}": the stream rewrite does not cut its constants yet`, node));
+      // SkipLayerNormalization(input, skip, gamma, beta?, bias?); SkipSimplifiedLayerNormalization(input, skip, gamma, bias?).
+      const isRms = node.opType === 'SkipSimplifiedLayerNormalization';
+      if (isRms && node.inputs[3]) {
+        blockers.push(blocker('normalisation', `${node.opType} "${node.label}" has a bias input, which onnxruntime versions apply differently; the stream rewrite leaves it`, node));
+        continue;
+      }
+      const parameters: StreamNormalisation['parameters'] = [{ node, inputIndex: 2, role: 'gain' }];
+      if (!isRms && node.inputs[3]) parameters.push({ node, inputIndex: 3, role: 'bias' });
+      if (!isRms && node.inputs[4]) parameters.push({ node, inputIndex: 4, role: 'input-bias' });
+      normalisations.push({ kind: isRms ? 'rms' : 'layer', node, input: node.inputs[0]!, output: node.outputs[0]!, nodes: [node], parameters, epsilon: { node, attribute: 'epsilon' } });
     } else if (fused) {
       const parameters: StreamNormalisation['parameters'] = [{ node, inputIndex: 1, role: 'gain' }];
       if (node.opType === 'LayerNormalization' && node.inputs[2]) parameters.push({ node, inputIndex: 2, role: 'bias' });

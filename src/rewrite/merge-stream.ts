@@ -83,7 +83,9 @@ function rewriteNormalisation(model: Model, norm: StreamNormalisation, kept: rea
     const t = constantThroughIdentity(p.node.inputs[p.inputIndex])!;
     const rescale = s && p.role === 'gain' && !gainRescaled;
     if (rescale) gainRescaled = true;
-    setOwnInput(model, p.node, p.inputIndex, keepChannels(t, t.dims.length - 1, kept, rescale ? (c) => widen / s(c) : undefined));
+    // An input bias writes the stream, as the producers do: its kept channel r is s_r larger.
+    const scale = rescale ? (c: number) => widen / s(c) : s && p.role === 'input-bias' ? s : undefined;
+    setOwnInput(model, p.node, p.inputIndex, keepChannels(t, t.dims.length - 1, kept, scale));
   }
   if (!s || !norm.epsilon) return;
   const ratio = width / kept.length;

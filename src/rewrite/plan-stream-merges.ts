@@ -6,7 +6,7 @@
 //            \-> RMSNorm -> ... o_proj -/            every writer, norm and reader loses j
 //
 // Channel j goes when, on every tensor a reader takes from the stream (the normalisations'
-// outputs), it correlates with a kept channel r at the similarity threshold (then readers fold it
+// outputs), it correlates (either sign) with a kept channel r at the similarity threshold (then readers fold it
 // into r by least-squares refit), or when it is constant there (dead). For an RMSNorm stream the
 // fold can keep the normalisation itself unchanged: r is written sqrt(1 + t^2) times larger, so
 // the sum of squares stays, and eps and the gains absorb the width change (merge-stream.ts).
@@ -90,7 +90,8 @@ export function planStreamMerges(group: DependencyGroup, context: GroupPlanConte
     const r = kept.find((k) => read.every((m) => {
       const sjj = m.cov[j * width + j]!;
       const srr = m.cov[k * width + k]!;
-      return sjj === 0 || (srr > 0 && m.cov[j * width + k]! / Math.sqrt(sjj * srr) >= threshold);
+      // Either sign: x_j = t x_r with t < 0 folds as well (readers refit; RMSNorm rescales by sqrt(1 + t^2)).
+      return sjj === 0 || (srr > 0 && Math.abs(m.cov[j * width + k]!) / Math.sqrt(sjj * srr) >= threshold);
     }));
     if (r === undefined) kept.push(j);
     else folds.push({ neuron: j, into: r, scale: streamScale(read, width, j, r) });

@@ -19,7 +19,7 @@ import { Tensor } from '../../src/ir/tensor.js';
 import { loadModel, saveModel } from '../../src/onnx/model-file.js';
 import { ModelSession } from '../../src/runtime/model-session.js';
 import { fixturePath, runCliInProcess } from '../helpers/cli-runner.js';
-import { GraphBuilder, float, ints } from '../helpers/graph-builder.js';
+import { GraphBuilder, float, int, ints } from '../helpers/graph-builder.js';
 import { scratchFolder } from '../helpers/scratch-folder.js';
 
 const scratch = scratchFolder('stream-merges');
@@ -266,6 +266,32 @@ describe('prune --approximate on a planted stream channel', () => {
     for (const i of [2, 3, 4]) expect(inputDims(output, 'skip_norm', i)).toEqual([7]);
     expect(result.fidelity.maxRelError).toBeGreaterThan(1e-3);
     expect(result.fidelity.maxRelError).toBeLessThan(1);
+  });
+
+  it('RMSNormalization (opset 23): the planted channel goes with scale and epsilon rescaled, verified below 1e-5', async () => {
+    const dir = scratch.freshFolder();
+    const b = new GraphBuilder();
+    const x = b.input('x', DataType.FLOAT, ['batch', 4, 8]);
+    const planted = (name: string, cols: number, seed: number): ReturnType<GraphBuilder['initializer']> => {
+      const w = noise(seed, 8 * cols);
+      if (cols === 8) for (let i = 0; i < 8; i++) w[i * cols + 5] = -0.7 * w[i * cols + 2]!;
+      return b.initializer(name, Tensor.fromFloat32([8, cols], w));
+    };
+    const [a] = b.node('MatMul', [x, planted('wa', 8, 1)], {}, { name: 'fc_a' });
+    const [c] = b.node('MatMul', [x, planted('wc', 8, 2)], {}, { name: 'fc_c' });
+    const [s] = b.node('Add', [a!, c!], {}, { name: 'residual' });
+    const scale = b.initializer('scale', Tensor.fromFloat32([8], noise(5, 8).map((v) => 1 + v)));
+    const [y] = b.node('RMSNormalization', [s!, scale], { axis: int(-1), epsilon: float(1e-5) }, { name: 'rms' });
+    const [out] = b.node('MatMul', [y!, planted('w_head', 3, 4)], {}, { name: 'head' });
+    b.output(out!, DataType.FLOAT, ['batch', 4, 3]);
+    const input = path.join(dir, 'rms23.onnx');
+    saveModel(b.build(23), input);
+    const output = path.join(dir, 'pruned.onnx');
+    const result = await prune(input, { output, probe: { random: 64 }, merge: { approximate: true }, verify: { maxError: 1e-5 } });
+    expect(result.plan.groups.find((g) => g.stream)).toMatchObject({ widthAfter: 7, refit: { dropped: [5] }, stream: { rescaled: true } });
+    expect(result.plan.groups.find((g) => g.stream)!.stream!.folds[0]!.scale).toBeCloseTo(-0.7, 4);
+    expect(result.fidelity.maxRelError).toBeLessThan(1e-5);
+    expect(initializerDims(output, 'scale')).toEqual([7]);
   });
 
   it('a nearly proportional channel fails a tight --max-error: exit 3, the residual stream named at fault, nothing written', async () => {

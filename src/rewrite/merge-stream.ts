@@ -18,7 +18,7 @@ import type { GroupMergePlan } from './plan-merges.js';
 /** Default epsilon of the fused normalisations (LayerNormalization, RMSNormalization, SimplifiedLayerNormalization). */
 const FUSED_EPSILON = 1e-5;
 
-/** s_r per kept channel (1 unless the plan rescales). */
+/** s_r per kept channel that others fold into (absent: 1), for plans that rescale. */
 export function streamChannelScales(gp: GroupMergePlan): Map<number, number> {
   const scales = new Map<number, number>();
   if (!gp.stream?.rescaled) return scales;
@@ -63,6 +63,7 @@ export function rewriteStreamConstants(model: Model, group: DependencyGroup, gp:
   const parts = streamParts(group);
   if (parts.blockers.length) throw new Error(`merge plan names residual stream "${gp.group}", which the stream rewrite cannot handle: ${parts.blockers.map((b) => b.message).join('; ')}`);
   for (const e of parts.embeddings) setOwnInput(model, e.node, 0, keepChannels(constantThroughIdentity(e.table)!, 1, kept, s));
+  const rescaled = gp.stream?.rescaled ?? false;
   if (scales.size) {
     for (const p of group.producers) {
       const w = p.weight.value.constantTensor()!;
@@ -73,7 +74,7 @@ export function rewriteStreamConstants(model: Model, group: DependencyGroup, gp:
       }
     }
   }
-  for (const norm of parts.normalisations) rewriteNormalisation(model, norm, kept, width, scales.size ? s : undefined);
+  for (const norm of parts.normalisations) rewriteNormalisation(model, norm, kept, width, rescaled ? s : undefined);
 }
 
 function rewriteNormalisation(model: Model, norm: StreamNormalisation, kept: readonly number[], width: number, s: ((c: number) => number) | undefined): void {

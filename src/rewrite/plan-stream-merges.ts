@@ -31,8 +31,8 @@ export interface StreamMerge {
   lowAmplitude: number[];
   /**
    * Every normalisation is an RMSNorm and every reader sits after one: kept channel r is written
-   * sqrt(1 + sum t^2) larger and the norms' eps and gains absorb it, so a proportional channel
-   * folds with the normalisation unchanged.
+   * sqrt(1 + sum t^2) larger and the norms' eps and gains absorb it and the width change, so a
+   * proportional channel folds, and a zero one drops, with the normalisation unchanged.
    */
   rescaled: boolean;
 }
@@ -98,7 +98,7 @@ export function planStreamMerges(group: DependencyGroup, context: GroupPlanConte
   }
   if (folds.length === 0 && lowAmplitude.length === 0) return undefined;
   const dropped = [...folds.map((f) => f.neuron), ...lowAmplitude].sort((a, b) => a - b);
-  const rescaled = folds.length > 0 && parts.normalisations.length > 0 && parts.normalisations.every((n) => n.kind === 'rms' && n.parameters.some((p) => p.role === 'gain')) && read.every((m) => m.norm !== undefined);
+  const rescaled = parts.normalisations.length > 0 && parts.normalisations.every((n) => n.kind === 'rms' && n.parameters.some((p) => p.role === 'gain')) && read.every((m) => m.norm !== undefined);
   return {
     group: group.id,
     members: group.producers.map((p) => p.name),

@@ -202,6 +202,14 @@ describe('prune --approximate on a planted stream channel', () => {
     expect(text.stdout).toMatch(/group1 \(residual str.*16 +15 +1 +0 +approximate, residual stream/);
   });
 
+  it('drops a dead LLaMA stream channel (zero in every writer) as low-amplitude, the RMSNorms kept exact, verified below 1e-5', async () => {
+    const dir = scratch.freshFolder();
+    const input = plantStreamChannel(transformer('llama-tiny-planted.onnx'), path.join(dir, 'llama-dead.onnx'), 9, 0, 0);
+    const result = await prune(input, { output: path.join(dir, 'pruned.onnx'), probe: llamaProbe, merge: { approximate: true }, verify: { maxError: 1e-5 } });
+    expect(result.plan.groups.find((g) => g.stream)).toMatchObject({ widthAfter: 15, refit: { dropped: [9] }, stream: { folds: [], lowAmplitude: [9], rescaled: true } });
+    expect(result.fidelity.maxRelError).toBeLessThan(1e-5);
+  });
+
   it('cuts the fused LayerNormalization Scale and B of the BERT stream; the model runs and is verified (LayerNorm merges stay approximate)', async () => {
     const dir = scratch.freshFolder();
     const input = plantStreamChannel(transformer('bert-tiny-planted.onnx'), path.join(dir, 'bert-dup.onnx'), 5, 2, 0.5);

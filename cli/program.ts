@@ -430,8 +430,31 @@ export function inFlagNames(error: CondenseError): string {
   return message.replace(/\b(maxError|exactTolerance|similarityThreshold|staticThreshold|batchSize)\b/g, (name: string) => FLAG_FOR_OPTION[name] ?? name);
 }
 
+/** Options that take a list: commander reads every argument after them up to the next option. */
+const VARIADIC_OPTIONS = ['--probe', '--stats', '--input', '--batch-axis'];
+
+/**
+ * `condense audit --probe x.npy model.onnx`: the list option swallows the model, and commander
+ * would only say the model argument is missing. An .onnx file in such a list is that mistake.
+ */
+function modelInVariadicOption(args: readonly string[]): { option: string; model: string } | undefined {
+  for (let i = 0; i < args.length; i++) {
+    if (args[i] === '--') return undefined;
+    if (!VARIADIC_OPTIONS.includes(args[i]!)) continue;
+    for (let j = i + 1; j < args.length && !args[j]!.startsWith('-'); j++) {
+      if (args[j]!.toLowerCase().endsWith('.onnx')) return { option: args[i]!, model: args[j]! };
+    }
+  }
+  return undefined;
+}
+
 /** Runs the CLI on `args` (without node and script) and returns the exit code. */
 export async function runCli(args: string[], io: CliIO = defaultIO): Promise<number> {
+  const swallowed = modelInVariadicOption(args);
+  if (swallowed) {
+    io.stderr(`condense: ${swallowed.option} takes one or more files and read the model "${terminalText(swallowed.model)}" as one of them; put the model before ${swallowed.option}, or end the list with -- (run condense --help for usage)\n`);
+    return EXIT.usage;
+  }
   const program = buildProgram(io);
   try {
     await program.parseAsync(args, { from: 'user' });

@@ -56,7 +56,7 @@ export { auditPictures, type Picture } from './report/audit-pictures.js';
 export { parsePinnedValue, type InputFeedOptions, type PinnedValue } from './runtime/input-feeds.js';
 export { IMAGE_PRESETS, type ImagePreset, type ImageProbeOptions } from './runtime/image-probes.js';
 export { searchBudget, DEFAULT_SWEEP, BUDGET_HOLDOUT_SAMPLES, type BudgetOptions, type BudgetSearchResult, type SweepPoint, type CandidateSummary } from './pipeline/budget-search.js';
-export { rankLayerRemovals, type RemovalCandidate } from './rewrite/rank-removals.js';
+export { rankGroupRemovals, rankLayerRemovals, type RemovalCandidate, type GroupRankContext } from './rewrite/rank-removals.js';
 export { renderSweepHtml, sweepFigure } from './report/sweep-report.js';
 export type { BudgetReport } from './report/prune-report.js';
 // Attention heads (issue 10b): blocks found where exporters put them, audited per head, whole and within-head merges.

@@ -32,7 +32,7 @@ const VALUES = [
   // Coverage and quantized layers named (issue 9b).
   'describeCoverage', 'findUnsupportedLayers', 'measureCoverage',
   // Compression within a budget (issue 11): prune --max-error / --target-* / --sweep.
-  'BUDGET_HOLDOUT_SAMPLES', 'DEFAULT_SWEEP', 'rankLayerRemovals', 'renderSweepHtml', 'searchBudget', 'sweepFigure',
+  'BUDGET_HOLDOUT_SAMPLES', 'DEFAULT_SWEEP', 'rankGroupRemovals', 'rankLayerRemovals', 'renderSweepHtml', 'searchBudget', 'sweepFigure',
 ];
 
 const TYPES = [
@@ -51,7 +51,7 @@ const TYPES = [
   // Coverage and quantized layers named (issue 9b).
   'BlockerCount', 'Coverage', 'UnsupportedLayer',
   // Compression within a budget (issue 11).
-  'BudgetOptions', 'BudgetReport', 'BudgetSearchResult', 'CandidateSummary', 'RemovalCandidate', 'SweepPoint',
+  'BudgetOptions', 'BudgetReport', 'BudgetSearchResult', 'CandidateSummary', 'GroupRankContext', 'RemovalCandidate', 'SweepPoint',
 ].sort();
 
 /** Every name src/index.ts exports, types included. */

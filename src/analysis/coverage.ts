@@ -1,9 +1,11 @@
 // Coverage: how much of a model prune can act on. Every hidden neuron (an output channel or unit of
-// a layer that is not a read-out) is rewritable when its layer merges on its own or its dependency
-// group merges as a whole; otherwise the codes of what blocks it are counted, so a report can say
+// a layer that is not a read-out) is rewritable when its layer merges on its own, its dependency
+// group merges as a whole, or it projects the heads of an attention block whose heads merge
+// (merge-heads.ts: whole duplicate heads, within-head Q/K and V/O pairs); otherwise the codes of what blocks it are counted, so a report can say
 // at once "prune can rewrite 73% of this model; 20% is behind grouped convolutions". Reads layers
 // and groups only; runs nothing.
 
+import type { AttentionBlock } from './attention.js';
 import type { Blocker, BlockerCode } from './blocker.js';
 import type { DependencyGroup } from './channel-groups.js';
 import type { NeuronLayer } from './find-layers.js';
@@ -31,6 +33,9 @@ export interface Coverage {
   /** Rewritable neurons of layers whose dependency group merges, and how many such groups. */
   groupedNeurons: number;
   mergeableGroups: number;
+  /** Rewritable neurons of Q/K/V projections whose attention block merges heads, and how many blocks. */
+  headNeurons: number;
+  headBlocks: number;
   /** Read-out layers (linear, nothing reads them): their neurons are the model's outputs. */
   readoutLayers: number;
   readoutNeurons: number;
@@ -65,9 +70,24 @@ function isReadout(layer: NeuronLayer, group: DependencyGroup | undefined): bool
   return layer.blockers.length > 0 && layer.blockers.every((b) => OUTPUT_CODES.has(b.code)) && (isReadoutLayer(layer) || layer.blockers.some((b) => b.code === 'graph-output'));
 }
 
+/**
+ * The attention block whose heads merge that `layer` projects Q, K or V for, when that is all that
+ * holds the layer back: markAttentionLayers put the 'attention' blocker on it and nothing else, and
+ * its group (a packed projection's, cut by Split/Slice) is held back only by the block's own nodes.
+ */
+function headBlockOf(layer: NeuronLayer, group: DependencyGroup | undefined, attention: readonly AttentionBlock[]): AttentionBlock | undefined {
+  if (layer.blockers.length === 0 || layer.blockers.some((b) => b.code !== 'attention')) return undefined;
+  // planHeadMerges takes exactly these blocks: no blocker of their own, and an output projection to fold into.
+  const block = attention.find((b) => b.blockers.length === 0 && !!b.output && [b.q, b.k, b.v].some((p) => p.layer === layer));
+  if (!block || !group) return block;
+  const own = new Set([...block.nodes, ...[block.q, block.k, block.v].map((p) => p.cut)]);
+  const outside = group.blockers.filter((b) => b.code !== 'member' && b.code !== 'attention' && !(b.node && own.has(b.node)));
+  return outside.length || group.producers.length > 1 ? undefined : block;
+}
+
 /** The share of hidden neurons prune can rewrite, and the blocker codes behind the rest. */
-export function measureCoverage(layers: readonly NeuronLayer[], groups: readonly DependencyGroup[], unsupported: readonly UnsupportedLayer[] = []): Coverage {
-  const coverage: Coverage = { layers: 0, neurons: 0, rewritableLayers: 0, rewritableNeurons: 0, rewritableShare: 0, aloneNeurons: 0, groupedNeurons: 0, mergeableGroups: 0, readoutLayers: 0, readoutNeurons: 0, blockers: [] };
+export function measureCoverage(layers: readonly NeuronLayer[], groups: readonly DependencyGroup[], unsupported: readonly UnsupportedLayer[] = [], attention: readonly AttentionBlock[] = []): Coverage {
+  const coverage: Coverage = { layers: 0, neurons: 0, rewritableLayers: 0, rewritableNeurons: 0, rewritableShare: 0, aloneNeurons: 0, groupedNeurons: 0, mergeableGroups: 0, headNeurons: 0, headBlocks: 0, readoutLayers: 0, readoutNeurons: 0, blockers: [] };
   const counts = new Map<BlockerCode, BlockerCount>();
   const count = (codes: Iterable<BlockerCode>, width: number): void => {
     for (const code of codes) {
@@ -78,6 +98,7 @@ export function measureCoverage(layers: readonly NeuronLayer[], groups: readonly
     }
   };
   const mergingGroups = new Set<DependencyGroup>();
+  const mergingBlocks = new Set<AttentionBlock>();
   for (const layer of layers) {
     const group = groups.find((g) => g.producers.includes(layer));
     if (isReadout(layer, group)) {
@@ -94,6 +115,14 @@ export function measureCoverage(layers: readonly NeuronLayer[], groups: readonly
         coverage.groupedNeurons += layer.width;
         mergingGroups.add(group);
       } else coverage.aloneNeurons += layer.width;
+      continue;
+    }
+    const block = headBlockOf(layer, group, attention);
+    if (block) {
+      coverage.rewritableLayers++;
+      coverage.rewritableNeurons += layer.width;
+      coverage.headNeurons += layer.width;
+      mergingBlocks.add(block);
     } else count(blockingCodes(layer, group), layer.width);
   }
   for (const u of unsupported) {
@@ -102,6 +131,7 @@ export function measureCoverage(layers: readonly NeuronLayer[], groups: readonly
     count([u.blocker.code], u.width);
   }
   coverage.mergeableGroups = mergingGroups.size;
+  coverage.headBlocks = mergingBlocks.size;
   coverage.rewritableShare = coverage.neurons ? coverage.rewritableNeurons / coverage.neurons : 0;
   coverage.blockers = [...counts.values()].sort((a, b) => b.neurons - a.neurons || b.layers - a.layers || a.code.localeCompare(b.code));
   return coverage;
@@ -115,6 +145,7 @@ export function describeCoverage(c: Omit<Coverage, 'blockers'> & { blockers: rea
   const kinds = [
     ...(c.aloneNeurons ? [`${c.aloneNeurons.toLocaleString('en-US')} in layers merged alone`] : []),
     ...(c.groupedNeurons ? [`${c.groupedNeurons.toLocaleString('en-US')} in ${c.mergeableGroups} mergeable group${c.mergeableGroups === 1 ? '' : 's'}`] : []),
+    ...(c.headNeurons ? [`${c.headNeurons.toLocaleString('en-US')} in the Q/K/V projections of ${c.headBlocks} attention block${c.headBlocks === 1 ? '' : 's'} (whole heads and within-head pairs)`] : []),
   ];
   if (kinds.length) parts.push(kinds.join(', '));
   const blocked = c.blockers.map((b) => `${b.code} ${b.neurons.toLocaleString('en-US')} neurons (${b.layers} layer${b.layers === 1 ? '' : 's'})`);

@@ -75,6 +75,6 @@ export function auditResult(m: Measurement): AuditResult {
     staticThreshold: m.analysis.staticThreshold,
     ...(m.probes || m.statisticsFiles ? { positionSampling: m.statistics.positionSampling } : {}),
     unsupportedLayers,
-    coverage: measureCoverage(m.layers, m.groups, unsupportedLayers),
+    coverage: measureCoverage(m.layers, m.groups, unsupportedLayers, m.attention.map((a) => a.block)),
   };
 }

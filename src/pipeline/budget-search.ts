@@ -17,11 +17,11 @@ import { cloneModel } from '../ir/clone-model.js';
 import type { Model } from '../ir/model.js';
 import { applyMergePlan } from '../rewrite/apply-merge-plan.js';
 import { cleanUp } from '../rewrite/clean-up.js';
-import { planMerges, type MergeOptions, type MergePlan } from '../rewrite/plan-merges.js';
-import { rankLayerRemovals, type RemovalCandidate } from '../rewrite/rank-removals.js';
+import { planMerges, type GroupMergePlan, type MergeOptions, type MergePlan } from '../rewrite/plan-merges.js';
+import { rankGroupRemovals, rankLayerRemovals, type RemovalCandidate } from '../rewrite/rank-removals.js';
 import { compareModels, referenceOutputs, type Fidelity, type ReferenceOutputs } from '../runtime/verify-rewrite.js';
 import type { SessionOptions } from '../runtime/model-session.js';
-import { exactHeadPlans, type Measurement } from './measure-model.js';
+import { exactHeadPlans, neuronCount, type Measurement } from './measure-model.js';
 
 export interface BudgetOptions {
   /** Largest relative output error max|y' - y| / max|y| on the held-out probes. */
@@ -125,8 +125,18 @@ export async function searchBudget(measurement: Measurement, budget: BudgetOptio
     });
     if (c) candidates.push(c);
   }
-  // Groups merge exactly (their own candidates plug in here when group kinds rank removals).
-  const groupPlans = planMerges([], options.merge, groups).groups;
+  // A mergeable group with statistics of every tensor its consumers read is a candidate (its
+  // channels go together, consumers refit); one without merges exactly in every plan.
+  const groupPlans: GroupMergePlan[] = [];
+  for (const g of groups) {
+    const c = rankGroupRemovals(g, {
+      statistics,
+      ...(options.merge?.exactTolerance !== undefined ? { exactTolerance: options.merge.exactTolerance } : {}),
+      positionsOf: (name) => positionsOf.get(name) ?? 1,
+    });
+    if (c) candidates.push(c);
+    else groupPlans.push(...planMerges([], options.merge, [g]).groups);
+  }
   // Duplicate heads merge exactly too, in every plan the search tries.
   const headPlans = exactHeadPlans(measurement, options.merge?.exactTolerance);
   /** Multiply-add FLOPs per sample of a model's layers: 2 x weight elements x output positions. */
@@ -141,7 +151,11 @@ export async function searchBudget(measurement: Measurement, budget: BudgetOptio
   const cache = new Map<string, Promise<Evaluation>>();
   const planOf = (counts: number[]): MergePlan => {
     const plan: MergePlan = { layers: [], groups: [...groupPlans], ...(headPlans.length ? { heads: headPlans } : {}) };
-    candidates.forEach((c, i) => plan.layers.push(...c.planFor(counts[i]!).layers));
+    candidates.forEach((c, i) => {
+      const part = c.planFor(counts[i]!);
+      plan.layers.push(...part.layers);
+      plan.groups.push(...part.groups);
+    });
     return plan;
   };
   const rewrite = (plan: MergePlan): Model => {
@@ -280,7 +294,7 @@ export async function searchBudget(measurement: Measurement, budget: BudgetOptio
   options.onProgress?.('searching the budget');
   // Nothing to remove at all: no run of an unchanged copy.
   const hasTarget = budget.targetParams !== undefined || budget.targetFlops !== undefined;
-  if (!hasTarget && sequence.length === 0 && planOf(zero).layers.every((lp) => lp.widthAfter === lp.width) && groupPlans.length === 0 && headPlans.length === 0) {
+  if (!hasTarget && sequence.length === 0 && planOf(zero).layers.every((lp) => lp.widthAfter === lp.width) && planOf(zero).groups.length === 0 && headPlans.length === 0) {
     return {
       plan: { layers: [], groups: [] },
       model,
@@ -290,7 +304,7 @@ export async function searchBudget(measurement: Measurement, budget: BudgetOptio
       candidates: candidates.map((c) => ({ name: c.name, kind: c.kind, width: c.width, widthAfter: c.width, removed: 0, sensitivity: 1, errorAlone: null, probes: [] })),
       verifications,
       constantOnProbes: 0,
-      ...(budget.sweep ? { curve: budget.sweep.map((b) => ({ budget: b, paramsRemoved: 0, flopsRemoved: 0, maxRelError: 0, top1Agreement: null, neuronsAfter: measured.reduce((s, m) => s + m.width, 0), widths: Object.fromEntries(candidates.map((c) => [c.name, c.width])) })) } : {}),
+      ...(budget.sweep ? { curve: budget.sweep.map((b) => ({ budget: b, paramsRemoved: 0, flopsRemoved: 0, maxRelError: 0, top1Agreement: null, neuronsAfter: neuronCount(measurement), widths: Object.fromEntries(candidates.map((c) => [c.name, c.width])) })) } : {}),
       decidedBy: 'nothing to remove',
     };
   }
@@ -311,7 +325,7 @@ export async function searchBudget(measurement: Measurement, budget: BudgetOptio
         flopsRemoved: flopsBefore - e.flops,
         maxRelError: e.fidelity.maxRelError,
         top1Agreement: e.fidelity.top1Agreement,
-        neuronsAfter: measured.reduce((s, m) => s + m.width, 0) - candidates.reduce((s, c, i) => s + c.exactRemoved + e.counts[i]!, 0),
+        neuronsAfter: neuronCount(measurement) - candidates.reduce((s, c, i) => s + c.exactRemoved + e.counts[i]!, 0),
         widths: Object.fromEntries(candidates.map((c, i) => [c.name, c.width - c.exactRemoved - e.counts[i]!])),
       });
     }

@@ -28,6 +28,11 @@ export interface PruneRule {
   approximate: boolean;
   /** The exact-merge tolerance (`condense prune --exact-tolerance`); default DEFAULT_EXACT_TOLERANCE. */
   exactTolerance?: number;
+  /**
+   * Search the largest reduction within maxRelativeError (`condense prune --max-error`) instead of
+   * one all-or-nothing plan; default false.
+   */
+  budget?: boolean;
 }
 
 export interface CheckConfig {
@@ -84,7 +89,7 @@ function parsePrune(value: unknown, problems: string[]): PruneRule | undefined {
     problems.push(`"rules.prune": expected an object like { "maxParameterShare": 0.6, "maxRelativeError": 1e-4 }, got ${show(value)}`);
     return undefined;
   }
-  unknownKeys(value, ['maxParameterShare', 'maxRelativeError', 'approximate', 'exactTolerance'], 'rules.prune.', problems);
+  unknownKeys(value, ['maxParameterShare', 'maxRelativeError', 'approximate', 'exactTolerance', 'budget'], 'rules.prune.', problems);
   const share = value.maxParameterShare;
   const error = value.maxRelativeError ?? 1e-4;
   const approximate = value.approximate ?? false;
@@ -106,7 +111,16 @@ function parsePrune(value: unknown, problems: string[]): PruneRule | undefined {
     problems.push(`"rules.prune.approximate": expected true or false, got ${show(approximate)}`);
     ok = false;
   }
-  return ok ? { maxParameterShare: share as number, maxRelativeError: error as number, approximate: approximate as boolean, ...(tolerance !== undefined ? { exactTolerance: tolerance as number } : {}) } : undefined;
+  const budget = value.budget ?? false;
+  if (typeof budget !== 'boolean') {
+    problems.push(`"rules.prune.budget": expected true or false, got ${show(budget)}`);
+    ok = false;
+  }
+  if (budget === true && approximate === true) {
+    problems.push('"rules.prune.budget" and "rules.prune.approximate": expected one of them (a budget search already refits what it removes)');
+    ok = false;
+  }
+  return ok ? { maxParameterShare: share as number, maxRelativeError: error as number, approximate: approximate as boolean, ...(tolerance !== undefined ? { exactTolerance: tolerance as number } : {}), ...(budget ? { budget: true } : {}) } : undefined;
 }
 
 function parseProbe(value: unknown, problems: string[]): ProbeOptions | undefined {

@@ -145,7 +145,9 @@ export async function check(model: string, options: CheckOptions = {}): Promise<
     analysis,
     ...(options.session ? { session: options.session } : {}),
   };
-  const measurement = await measureModel(model, pruneRule ? measureOptionsForPrune(measureOptions) : measureOptions);
+  // A budgeted rule's search needs its larger held-out set (and default probes) from the start.
+  const ruleBudget = pruneRule?.budget ? { maxError: pruneRule.maxRelativeError } : undefined;
+  const measurement = await measureModel(model, pruneRule ? measureOptionsForPrune({ ...measureOptions, ...(ruleBudget ? { budget: ruleBudget } : {}) }) : measureOptions);
   const result = auditResult(measurement);
   const measures = result.layers.map(layerMeasures);
   const names = new Set(measures.map((l) => l.name));
@@ -192,6 +194,7 @@ export async function check(model: string, options: CheckOptions = {}): Promise<
         ...(probe ? { probe } : {}),
         merge: { approximate: pruneRule.approximate, ...(pruneRule.exactTolerance !== undefined ? { exactTolerance: pruneRule.exactTolerance } : {}) },
         verify: { maxError: pruneRule.maxRelativeError },
+        ...(ruleBudget ? { budget: ruleBudget } : {}),
         ...(options.session ? { session: options.session } : {}),
       });
       const share = pruned.params.before ? pruned.params.after / pruned.params.before : 1;

@@ -59,7 +59,8 @@ export function inspect(model: string | Model): InspectResult {
   const folded = foldedCopy(m);
   const layers = findLayers(folded);
   // As audit sees them: projections of recognised attention blocks merge as head blocks.
-  markAttentionLayers(findAttention(folded, layers));
+  const attention = findAttention(folded, layers);
+  markAttentionLayers(attention);
   const groups = findChannelGroups(layers);
   const unsupportedLayers = findUnsupportedLayers(m);
   return {
@@ -75,6 +76,6 @@ export function inspect(model: string | Model): InspectResult {
     layers,
     groups,
     unsupportedLayers,
-    coverage: measureCoverage(layers, groups, unsupportedLayers),
+    coverage: measureCoverage(layers, groups, unsupportedLayers, attention),
   };
 }

@@ -141,3 +141,14 @@ export function exactHeadPlans(measurement: Pick<Measurement, 'attention' | 'ana
   const audits = exactTolerance === DEFAULT_EXACT_TOLERANCE ? measurement.attention : measurement.attention.map((a) => auditHeads(a.block, { similarityThreshold: measurement.analysis.similarityThreshold, exactTolerance }));
   return planHeadMerges(audits, exactTolerance);
 }
+
+/**
+ * Neurons a prune report counts before any merge: every measured layer's, plus the rows of
+ * projections held inside fused attention ops (com.microsoft Attention's packed weight), which
+ * no layer stands for but head merges cut.
+ */
+export function neuronCount(measurement: Pick<Measurement, 'measured' | 'attention'>): number {
+  const fused = new Map<string, number>();
+  for (const { block } of measurement.attention) for (const part of [block.q, block.k, block.v]) if (!part.layer) fused.set(`${part.name}@${part.offset}`, part.width);
+  return measurement.measured.reduce((s, m) => s + m.width, 0) + [...fused.values()].reduce((s, w) => s + w, 0);
+}

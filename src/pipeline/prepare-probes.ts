@@ -61,14 +61,21 @@ export function prepareProbes(model: Model, options: ProbeOptions, holdout: Hold
   const seed = options.seed ?? 0;
   const shapes = options.shapes ?? {};
   const fit = randomProbes(model, count, { seed, ...feeds, shapes });
-  const source = `random Gaussian (seed ${seed})`;
+  const source = `${randomKind(fit)} (seed ${seed})`;
   const notes = fit.notes ?? [];
   if (!holdout) return { fit, holdout: undefined, source, notes };
   const unit = fit.fixedBatch ?? 1;
   const want = holdout.samples ?? Math.max(16, Math.ceil(count / 4), holdout.atLeast ?? 0);
   const held = Math.max(unit, Math.ceil(want / unit) * unit);
   const holdoutSeed = seed + HOLDOUT_SEED_OFFSET;
-  return { fit, holdout: randomProbes(model, held, { seed: holdoutSeed, ...feeds, shapes }), source, notes, holdoutSource: `random Gaussian (seed ${holdoutSeed}), drawn apart from the fitting samples` };
+  return { fit, holdout: randomProbes(model, held, { seed: holdoutSeed, ...feeds, shapes }), source, notes, holdoutSource: `${randomKind(fit)} (seed ${holdoutSeed}), drawn apart from the fitting samples` };
+}
+
+/** What random probes are for this model's inputs: Gaussian floats, token ids, or both. */
+function randomKind(fit: ProbeSet): string {
+  const drawn = fit.drawn;
+  if (!drawn?.tokenIds.length) return 'random Gaussian';
+  return drawn.gaussian.length ? 'random Gaussian floats and token ids' : 'random token ids';
 }
 
 /** Held-out random probes use the fitting seed plus this, so the two draws never share a stream start. */

@@ -16,7 +16,7 @@ import type { CollectProgress } from '../runtime/collect-statistics.js';
 import type { SessionOptions } from '../runtime/model-session.js';
 import type { ProbeOptions } from '../runtime/probe-data.js';
 import { cloneModel } from '../ir/clone-model.js';
-import { exactHeadPlans, measureModel, type MeasureOptions, type Measurement } from './measure-model.js';
+import { exactHeadPlans, measureModel, neuronCount, type MeasureOptions, type Measurement } from './measure-model.js';
 import { compareModels, type Fidelity, type VerifyOptions } from '../runtime/verify-rewrite.js';
 import { BUDGET_HOLDOUT_SAMPLES, searchBudget, type BudgetOptions, type BudgetSearchResult } from './budget-search.js';
 
@@ -170,7 +170,7 @@ export async function pruneMeasured(measurement: Measurement, options: PruneOpti
     checkOutputPath(options.output, modelFiles(original, input), 'output');
     saveModel(rewritten, options.output);
   }
-  const widthBefore = measured.reduce((s, m) => s + m.width, 0);
+  const widthBefore = neuronCount(measurement);
   const removed = plan.layers.reduce((s, lp) => s + lp.width - lp.widthAfter, 0) + plan.groups.reduce((s, gp) => s + gp.neuronsRemoved, 0) + headMergeNeurons(heads);
   void layers;
   return {
@@ -208,7 +208,7 @@ async function pruneWithinBudget(measurement: Measurement, options: PruneOptions
     checkOutputPath(options.output, modelFiles(original, input), 'output');
     saveModel(rewritten, options.output);
   }
-  const widthBefore = measured.reduce((s, m) => s + m.width, 0);
+  const widthBefore = neuronCount(measurement);
   const removed = plan.layers.reduce((s, lp) => s + lp.width - lp.widthAfter, 0) + plan.groups.reduce((s, gp) => s + gp.neuronsRemoved, 0) + headMergeNeurons(plan.heads ?? []);
   return {
     input,
@@ -240,7 +240,7 @@ function readLabels(file: string, probe: ProbeOptions | undefined, count: number
 function nothingToMerge(measurement: Measurement, plan: MergePlan, maxError: number): PruneResult {
   const { original, measured, probes, path: input } = measurement;
   const params = original.parameterCount();
-  const width = measured.reduce((s, m) => s + m.width, 0);
+  const width = neuronCount(measurement);
   return {
     input,
     output: null,

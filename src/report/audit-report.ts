@@ -65,6 +65,8 @@ export interface CoverageReport {
   aloneNeurons: number;
   groupedNeurons: number;
   mergeableGroups: number;
+  headNeurons: number;
+  headBlocks: number;
   readoutLayers: number;
   readoutNeurons: number;
   blockers: { code: string; layers: number; neurons: number }[];

@@ -13,7 +13,10 @@ import type { LayerCondensation } from '../analysis/measure-condensation.js';
 import { inputWeightVectors } from '../analysis/input-weights.js';
 import { greedyPivotedCholesky } from '../numeric/pivoted-cholesky.js';
 import { covarianceOf, rememberFactor } from './refit-factors.js';
-import { planLayerExact, type LayerMergePlan, type MergePlan, type StaticRemoval } from './plan-merges.js';
+import { planGroupMerges, planLayerExact, type GroupMergePlan, type LayerMergePlan, type MergePlan, type StaticRemoval } from './plan-merges.js';
+import { groupChannels, groupStatisticsKey, type DependencyGroup } from '../analysis/channel-groups.js';
+import type { Value } from '../ir/value.js';
+import type { StreamingMoments } from '../numeric/streaming-moments.js';
 
 /**
  * Something a budget search can shrink step by step: a layer or a dependency group. Group kinds
@@ -126,6 +129,93 @@ export function rankLayerRemovals(m: LayerCondensation, options: RankOptions = {
     const regressors = kept.filter((k) => pivotRank.has(k)).length;
     const plan: LayerMergePlan = { layer: layer.name, width, widthAfter: kept.length, merges: exact.merges, statics, refit: { kept, dropped, ordered: true, regressors } };
     return { layers: [plan], groups: [] };
+  };
+  return { ...base, steps, predictedEnergy, outputEnergy, planFor };
+}
+
+/** What ranking a dependency group's removals reads: its exact plan and the statistics of the tensors its consumers read. */
+export interface GroupRankContext {
+  /** Statistics of the group tensors consumers read (groupStatisticsKey). */
+  statistics: ReadonlyMap<string, StreamingMoments>;
+  exactTolerance?: number;
+  /** Output positions per sample of a layer or consumer node (its own resolution), by name. */
+  positionsOf?: (name: string) => number;
+}
+
+/**
+ * The removal candidate of a mergeable dependency group (coupled channels: residual stages,
+ * Concat, gates, depthwise chains): every member loses the same group channels, and every
+ * consumer is refit by least squares on the statistics of the member it reads (the group path of
+ * applyMergePlan). The order comes from a greedy pivoted Cholesky of the read tensors' covariances
+ * summed in group-channel space: a channel that the kept ones predict in every tensor read goes
+ * first. Undefined when a read tensor has no statistics (the group then merges exactly only).
+ */
+export function rankGroupRemovals(group: DependencyGroup, context: GroupRankContext): RemovalCandidate | undefined {
+  if (!group.mergeable || group.producers.length === 0) return undefined;
+  const width = group.width;
+  const exact = planGroupMerges(group, { ...(context.exactTolerance !== undefined ? { exactTolerance: context.exactTolerance } : {}) });
+  const exactGone = new Set(exact ? [...exact.merges.map((x) => x.neuron), ...exact.statics.map((s) => s.neuron)] : []);
+  // Group channels each tensor holds (a Concat input holds a slice), by local channel.
+  const channelsOf = (value: Value): number[] => {
+    const member = group.members.find((m) => m.value === value);
+    return member ? groupChannels(member, width) : [];
+  };
+  const read: { channels: number[]; stats: StreamingMoments }[] = [];
+  for (const value of new Set(group.consumers.map((c) => c.member))) {
+    const stats = context.statistics.get(groupStatisticsKey(group, value));
+    if (!stats || stats.count < 2) return undefined;
+    read.push({ channels: channelsOf(value), stats });
+  }
+  if (read.length === 0) return undefined;
+  // One covariance in group-channel space: what the refit of every consumer has to match.
+  const cov = new Float64Array(width * width);
+  for (const { channels, stats } of read) {
+    const local = covarianceOf(stats);
+    const n = channels.length;
+    for (let a = 0; a < n; a++) for (let b = 0; b < n; b++) cov[channels[a]! * width + channels[b]!]! += local[a * n + b]!;
+  }
+  const positions = (name: string): number => context.positionsOf?.(name) ?? 1;
+  let paramsPerStep = 0;
+  let flopsPerStep = 0;
+  for (const p of group.producers) {
+    const { dim } = inputWeightVectors(p);
+    const share = channelsOf(p.activation.output).length / width;
+    paramsPerStep += share * (dim + p.activation.perNeuron.length);
+    flopsPerStep += share * 2 * (p.bias ? dim - 1 : dim) * positions(p.name);
+  }
+  for (const c of group.consumers) {
+    const perChannel = c.viewDims.reduce((q, d) => q * d, 1) / Math.max(1, channelsOf(c.member).length);
+    paramsPerStep += perChannel;
+    flopsPerStep += 2 * perChannel * positions(c.node.label);
+  }
+  const exactPlan = (): MergePlan => ({ layers: [], groups: exact ? [exact] : [] });
+  const base = { name: group.id, kind: 'group', width, exactRemoved: exactGone.size, paramsPerStep, flopsPerStep };
+  const count = Math.min(...read.map((r) => r.stats.count));
+  const candidates = [...Array(width).keys()].filter((k) => !exactGone.has(k));
+  const weights = new Float64Array(width).fill(1);
+  const factor = greedyPivotedCholesky(cov, width, candidates, weights, 1e-12, Math.max(1, Math.floor(count / 2)));
+  const pivoted = new Set(factor.pivots);
+  const tail = candidates.filter((k) => !pivoted.has(k)).sort((a, b) => factor.residual[a]! - factor.residual[b]! || cov[a * width + a]! - cov[b * width + b]! || a - b);
+  const order = [...tail, ...[...factor.pivots].reverse()];
+  const steps = Math.max(0, order.length - 1);
+  const predictedEnergy = new Float64Array(steps + 1);
+  let tailEnergy = 0;
+  for (let r = 1; r <= steps; r++) {
+    if (r <= tail.length) predictedEnergy[r] = tailEnergy += factor.residual[tail[r - 1]!]!;
+    else predictedEnergy[r] = factor.weightedResidual[order.length - r]!;
+    predictedEnergy[r] = Math.max(predictedEnergy[r]!, predictedEnergy[r - 1]!);
+  }
+  let outputEnergy = 0;
+  for (let k = 0; k < width; k++) outputEnergy += Math.max(0, cov[k * width + k]!);
+  const planFor = (removedCount: number): MergePlan => {
+    if (removedCount <= 0) return exactPlan();
+    const removed = new Set(order.slice(0, Math.min(removedCount, steps)));
+    const dropped = [...exactGone, ...removed].sort((a, b) => a - b);
+    const gone = new Set(dropped);
+    const kept = [...Array(width).keys()].filter((k) => !gone.has(k));
+    const neuronsRemoved = group.producers.reduce((n, p) => n + channelsOf(p.activation.output).filter((g) => gone.has(g)).length, 0);
+    const plan: GroupMergePlan = { group: group.id, members: group.producers.map((p) => p.name), width, widthAfter: kept.length, merges: exact?.merges ?? [], statics: exact?.statics ?? [], refit: { kept, dropped }, neuronsRemoved };
+    return { layers: [], groups: [plan] };
   };
   return { ...base, steps, predictedEnergy, outputEnergy, planFor };
 }

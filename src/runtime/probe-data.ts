@@ -54,6 +54,8 @@ export interface ProbeSet {
   readonly inputs: Record<string, HostTensor>;
   /** How inputs that are not plain samples are fed (pinned, zero state, token ids), for reports. */
   notes?: string[];
+  /** Random probes: the inputs drawn as Gaussian floats and those drawn as token ids (embedding rows). */
+  drawn?: { gaussian: string[]; tokenIds: string[] };
 }
 
 /** A probe set of `count` samples whose ranges come from `read`. */
@@ -430,7 +432,8 @@ export function randomProbes(model: Model, count: number, options: { seed?: numb
     }
     return addPlanned(inputs, plan, n);
   });
-  return Object.assign(set, { notes: plan.notes });
+  const drawn = { gaussian: streams.filter((st) => st.kind === 'gaussian').map((st) => st.input.name), tokenIds: streams.filter((st) => st.fill?.kind === 'ids').map((st) => st.input.name) };
+  return Object.assign(set, { notes: plan.notes, drawn });
 }
 
 /**

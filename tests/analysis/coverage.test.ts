@@ -212,7 +212,7 @@ describe('coverage', () => {
     expect(formatAuditTable(auditReport(result), { width: 400 })).toContain(describeCoverage(result.coverage));
     const run = await runCliInProcess(['inspect', fixturePath('se-block.onnx'), '--json']);
     const json = JSON.parse(run.stdout) as { coverage: Record<string, unknown> };
-    expect(Object.keys(json.coverage).sort()).toEqual(['aloneNeurons', 'blockers', 'groupedNeurons', 'layers', 'mergeableGroups', 'neurons', 'readoutLayers', 'readoutNeurons', 'rewritableLayers', 'rewritableNeurons', 'rewritableShare']);
+    expect(Object.keys(json.coverage).sort()).toEqual(['aloneNeurons', 'blockers', 'groupedNeurons', 'headBlocks', 'headNeurons', 'layers', 'mergeableGroups', 'neurons', 'readoutLayers', 'readoutNeurons', 'rewritableLayers', 'rewritableNeurons', 'rewritableShare']);
     expect(json.coverage).toMatchObject({ neurons: 56, readoutNeurons: 10 });
   });
 
@@ -222,5 +222,20 @@ describe('coverage', () => {
     expect([c.layers, c.neurons, c.rewritableNeurons]).toEqual([3, 34, 0]);
     expect(c.blockers[0]).toEqual({ code: 'quantized', layers: 2, neurons: 18 });
     expect(describeCoverage(c)).toContain('blocked by quantized 18 neurons (2 layers)');
+  });
+
+  it('counts the Q/K/V projections of attention blocks whose heads merge, packed ones too, and not grouped-query ones', () => {
+    const llama = inspect(path.join(FIXTURES_DIR, 'transformers', 'llama-tiny-planted.onnx')).coverage;
+    // Two blocks of three 16-wide projections; SwiGLU (2 x 32) merges alone; the stream's writers stay blocked.
+    expect([llama.headNeurons, llama.headBlocks, llama.aloneNeurons, llama.rewritableNeurons, llama.neurons]).toEqual([96, 2, 64, 160, 224]);
+    expect(llama.blockers.map((b) => b.code)).not.toContain('attention');
+    expect(describeCoverage(llama)).toContain('96 in the Q/K/V projections of 2 attention blocks');
+    // One packed 48-wide QKV projection cut by Split: its group is held back only by the block's own Reshapes.
+    const packed = inspect(path.join(FIXTURES_DIR, 'attention', 'packed-planted.onnx')).coverage;
+    expect([packed.headNeurons, packed.headBlocks]).toEqual([48, 1]);
+    // Grouped-query heads are audited, not merged: their projections stay blocked by 'attention'.
+    const gqa = inspect(path.join(FIXTURES_DIR, 'attention', 'gqa-planted.onnx')).coverage;
+    expect(gqa.headNeurons).toBe(0);
+    expect(gqa.blockers.find((b) => b.code === 'attention')).toMatchObject({ layers: 3, neurons: 32 });
   });
 });

@@ -93,6 +93,16 @@ describe('bad model files exit 2 and name the file', () => {
 });
 
 describe('bad probe data exits 2 and names the input', () => {
+  it('says the model was read as a probe file when it follows --probe, and that -- ends the list', async () => {
+    const run = await runCliInProcess(['audit', '--probe', fixturePath('mnist-probe.npy'), fixturePath('mnist-mlp.onnx')]);
+    expect(run.code).toBe(EXIT.usage);
+    expect(run.stderr).toMatch(/^condense: --probe takes one or more files and read the model ".*mnist-mlp\.onnx" as one of them; put the model before --probe, or end the list with -- /);
+    expect(run.stderr.trim().split('\n')).toHaveLength(1);
+    const ended = await runCliInProcess(['audit', '--json', '--quiet', '--probe', fixturePath('mnist-probe.npy'), '--', fixturePath('mnist-mlp.onnx')]);
+    expect(ended.code).toBe(0);
+    expect(JSON.parse(ended.stdout).probe.samples).toBeGreaterThan(0);
+  });
+
   it('reports a model input that an .npz with the wrong key does not cover', async () => {
     const folder = freshFolder();
     const probe = path.join(folder, 'probe.npz');

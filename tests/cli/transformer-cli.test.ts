@@ -46,6 +46,8 @@ describe('condense on the exported transformers', () => {
       ['/layers.1/fc1/MatMul', 30, ['copy', 'copy']],
     ]);
     expect(report.fidelity.maxRelError).toBeLessThan(1e-5);
+    // The probes were token ids (and a mask of ones), not Gaussian floats, and the report says so.
+    expect([report.probe, report.holdout]).toEqual(['random token ids (seed 0)', 'random token ids (seed 1000003), drawn apart from the fitting samples']);
     const session = await ModelSession.create(fs.readFileSync(out), 'bert');
     try {
       const ids = BigInt64Array.from([5, 9, 13, 2, 30, 1, 0, 0], BigInt);

@@ -95,3 +95,25 @@ describe('prune within an error budget', () => {
     }, 120_000);
   }
 });
+
+describe('dependency groups under a budget', () => {
+  it('narrows coupled residual groups of the ResNet fixture beyond their exact merges, consumers refit, and the cut holds on fresh samples', async () => {
+    const input = fixturePath('resnet-downsample.onnx');
+    const shapes = { input: [1, 3, 16, 16] };
+    const exact = await prune(input, { output: path.join(scratch.freshFolder(), 'exact.onnx'), probe: { random: 64, seed: 0, shapes } });
+    const output = path.join(scratch.freshFolder(), 'pruned.onnx');
+    const result = await prune(input, { output, probe: { random: 64, seed: 0, shapes }, budget: { maxError: 1e-2 } });
+    expect(result.fidelity.maxRelError).toBeLessThanOrEqual(1e-2);
+    // Groups are candidates of the search, not only exact merges: at least one loses more channels than the exact plan takes from it.
+    const groupCandidates = result.search!.candidates.filter((c) => c.kind === 'group');
+    expect(groupCandidates.length).toBe(exact.plan.groups.length);
+    const exactWidth = new Map(exact.plan.groups.map((g) => [g.group, g.widthAfter]));
+    const refitGroups = result.plan.groups.filter((g) => g.refit);
+    expect(refitGroups.length).toBeGreaterThan(0);
+    for (const g of refitGroups) expect(g.widthAfter).toBeLessThan(exactWidth.get(g.group)!);
+    expect(result.params.after).toBeLessThan(exact.params.after);
+    expect(loadModel(output).parameterCount()).toBe(result.params.after);
+    const fresh = await compareModels(input, output, 'resnet-downsample.onnx', randomProbes(loadModel(input), 128, { seed: 777, shapes }));
+    expect(fresh.maxRelError).toBeLessThanOrEqual(2e-2);
+  }, 120_000);
+});

@@ -151,6 +151,21 @@ describe('rules', () => {
     expect(fail.passed).toBe(false);
     expect(fail.outcomes[0]!.message).toMatch(/^prunes to 67\.2% of the parameters \(341 -> 229\), above the limit 50%/);
   });
+
+  it('gates a budgeted prune rule on the largest reduction within its error, where the all-or-nothing rule fails', async () => {
+    // two-layer-standard-init: no exact merges, and --approximate misses every small budget; a search within 5e-2 cuts it.
+    const rule = { maxParameterShare: 0.9, maxRelativeError: 5e-2 };
+    const plain = await check(STANDARD_INIT, { config: parseCheckConfig({ rules: { prune: rule } }, 'c.json'), probe: { random: 256, seed: 0 } });
+    expect(plain.outcomes[0]).toMatchObject({ rule: 'prune', status: 'fail' });
+    const searched = await check(STANDARD_INIT, { config: parseCheckConfig({ rules: { prune: { ...rule, budget: true } } }, 'c.json'), probe: { random: 256, seed: 0 } });
+    expect(searched.outcomes[0]).toMatchObject({ rule: 'prune', status: 'pass' });
+    expect(searched.outcomes[0]!.actual).toBeLessThan(0.9);
+    expect(searched.outcomes[0]!.message).toMatch(/max relative error (\S+) \(limit 0\.05\)/);
+    const reached = Number(/max relative error (\S+) \(limit/.exec(searched.outcomes[0]!.message)![1]);
+    expect(reached).toBeLessThanOrEqual(5e-2);
+    expect(() => parseCheckConfig({ rules: { prune: { ...rule, budget: 'yes' } } }, 'c.json')).toThrow(/"rules\.prune\.budget": expected true or false, got "yes"/);
+    expect(() => parseCheckConfig({ rules: { prune: { ...rule, budget: true, approximate: true } } }, 'c.json')).toThrow(/expected one of them/);
+  }, 60_000);
 });
 
 describe('baseline', () => {

@@ -1,7 +1,8 @@
 // The rebuilt middle floor (one measurement path, the op table, structured blockers, dependency
 // groups) must not change what the commands report on any fixture: each report made before
 // issue 8 (reports-before/, made by make-report-snapshots.ts on that code) is contained in
-// today's report for the same command line; fields may be added, none changed or dropped.
+// today's report for the same command line; fields may be added, none changed or dropped, except
+// the changes listed in INTENDED, each with its reason.
 
 import * as fs from 'node:fs';
 import * as path from 'node:path';
@@ -24,6 +25,22 @@ function differences(before: unknown, after: unknown, at = '$'): string[] {
   return Object.is(before, after) ? [] : [`${at}: ${JSON.stringify(before)} before, ${JSON.stringify(after)} now`];
 }
 
+/**
+ * Values that changed on purpose since the snapshots: [case name pattern, before, now, why]. A
+ * string field equal to `before` in a matching case's stored report is read as `now`.
+ */
+const INTENDED: [RegExp, string, string, string][] = [
+  [/tokens-tiny/, 'random Gaussian (seed 0)', 'random token ids (seed 0)', 'random probes of a token model are token ids, not Gaussian floats'],
+  [/tokens-tiny/, 'random Gaussian (seed 1000003), drawn apart from the fitting samples', 'random token ids (seed 1000003), drawn apart from the fitting samples', 'the same for the held-out draw'],
+];
+
+function withIntended(name: string, value: unknown): unknown {
+  if (typeof value === 'string') return INTENDED.find(([re, before]) => re.test(name) && before === value)?.[2] ?? value;
+  if (Array.isArray(value)) return value.map((v) => withIntended(name, v));
+  if (value && typeof value === 'object') return Object.fromEntries(Object.entries(value).map(([k, v]) => [k, withIntended(name, v)]));
+  return value;
+}
+
 describe('reports on every fixture', () => {
   const cases = reportCases(writeCheckConfig());
 
@@ -44,7 +61,7 @@ describe('reports on every fixture', () => {
       const stored = JSON.parse(fs.readFileSync(path.join(before, `${c.name}.json`), 'utf8')) as { args: string[] };
       const { args: _args, ...expected } = stored;
       const now = await runReportCase(c);
-      expect(differences(expected, now)).toEqual([]);
+      expect(differences(withIntended(c.name, expected), now)).toEqual([]);
     }, 60_000);
   }
 });

@@ -88,6 +88,9 @@ describe('prune merges whole duplicate heads', () => {
       expect(result.fidelity.maxRelError).toBeLessThan(1e-5);
       expect(result.plan.heads?.map((h) => [h.heads, h.headsAfter])).toEqual(c.headsBefore.map((h, i) => [h, c.headsAfter[i]]));
       expect(fs.existsSync(output)).toBe(true);
+      // Neuron counts hold every projection row, those inside a fused op's packed weight too, and never go below zero.
+      expect(result.neurons.after).toBeGreaterThan(0);
+      expect(result.neurons.before - result.neurons.after).toBeGreaterThanOrEqual(c.headsBefore.reduce((s, h, i) => s + (h - c.headsAfter[i]!) * 12, 0));
 
       // The written model, found again: fewer heads of the same size, and it still runs.
       const rewritten = loadModel(output);

@@ -48,10 +48,13 @@ export function normalisationGains(norm: StreamNormalisation, width: number): Fl
   return gains;
 }
 
+/** A tensor readers take from the stream, with its moments read entry by entry (no m x m copies: a stream has one per norm). */
 interface ReadTensor {
   value: Value;
-  cov: Float64Array;
-  second: Float64Array;
+  /** Population covariance of channels i and j. */
+  cov(i: number, j: number): number;
+  /** Uncentred second moment E[y_i y_j]. */
+  second(i: number, j: number): number;
   norm: StreamNormalisation | undefined;
   gains: Float64Array | undefined;
 }
@@ -73,10 +76,12 @@ export function planStreamMerges(group: DependencyGroup, context: GroupPlanConte
     const s = statistics.get(groupStatisticsKey(group, value));
     if (!s || s.count < 2 || s.mean.length !== width) return undefined;
     const norm = normOf.get(value);
-    read.push({ value, cov: s.covariance(), second: s.secondMoment(), norm, gains: norm ? normalisationGains(norm, width) : undefined });
+    const cov = (i: number, j: number): number => s.scatter[i * width + j]! / s.count;
+    read.push({ value, cov, second: (i, j) => cov(i, j) + s.mean[i]! * s.mean[j]!, norm, gains: norm ? normalisationGains(norm, width) : undefined });
   }
   if (read.length === 0) return undefined;
-  const variance = (g: number): number => Math.max(0, ...read.map((m) => m.cov[g * width + g]!));
+  const variances = Float64Array.from({ length: width }, (_, g) => Math.max(0, ...read.map((m) => m.cov(g, g))));
+  const variance = (g: number): number => variances[g]!;
   const maxVariance = Math.max(...[...Array(width).keys()].map(variance));
   const kept: number[] = [];
   const folds: StreamFold[] = [];
@@ -88,13 +93,13 @@ export function planStreamMerges(group: DependencyGroup, context: GroupPlanConte
       continue;
     }
     const r = kept.find((k) => read.every((m) => {
-      const sjj = m.cov[j * width + j]!;
-      const srr = m.cov[k * width + k]!;
+      const sjj = m.cov(j, j);
+      const srr = m.cov(k, k);
       // Either sign: x_j = t x_r with t < 0 folds as well (readers refit; RMSNorm rescales by sqrt(1 + t^2)).
-      return sjj === 0 || (srr > 0 && Math.abs(m.cov[j * width + k]!) / Math.sqrt(sjj * srr) >= threshold);
+      return sjj === 0 || (srr > 0 && Math.abs(m.cov(j, k)) / Math.sqrt(sjj * srr) >= threshold);
     }));
     if (r === undefined) kept.push(j);
-    else folds.push({ neuron: j, into: r, scale: streamScale(read, width, j, r) });
+    else folds.push({ neuron: j, into: r, scale: streamScale(read, j, r) });
   }
   if (folds.length === 0 && lowAmplitude.length === 0) return undefined;
   const dropped = [...folds.map((f) => f.neuron), ...lowAmplitude].sort((a, b) => a - b);
@@ -117,13 +122,13 @@ export function planStreamMerges(group: DependencyGroup, context: GroupPlanConte
  * t in x_j ~ t x_r, from the uncentred moments of the read tensors (weighted by E[y_r^2]). After
  * an RMSNorm y_c = g_c x_c / rms(x), so t = (E[y_j y_r] / E[y_r^2]) g_r / g_j.
  */
-function streamScale(read: ReadTensor[], width: number, j: number, r: number): number {
+function streamScale(read: ReadTensor[], j: number, r: number): number {
   let sum = 0;
   let weight = 0;
   for (const m of read) {
-    const srr = m.second[r * width + r]!;
+    const srr = m.second(r, r);
     if (!(srr > 0)) continue;
-    let t = m.second[j * width + r]! / srr;
+    let t = m.second(j, r) / srr;
     if (m.norm?.kind === 'rms' && m.gains) {
       if (m.gains[j] === 0) continue;
       t *= m.gains[r]! / m.gains[j]!;

@@ -182,6 +182,9 @@ describe('prune --approximate on a planted stream channel', () => {
     expect(inputDims(output, '/layers.1/mlp/down_proj/MatMul', 1)[1]).toBe(15);
     for (const reader of ['/layers.0/attn/q_proj/MatMul', '/layers.1/mlp/gate_proj/MatMul', '/lm_head/MatMul']) expect(inputDims(output, reader, 1)[0], reader).toBe(15);
     for (const norm of ['/layers.0/input_norm/Mul', '/layers.1/post_attention_norm/Mul', '/norm/Mul']) expect(inputDims(output, norm, 0), norm).toEqual([15]);
+    // The attention Reshape before o_proj names H*d (3 heads of 4 after the head merge), not the stream's width.
+    const reshape = loadModel(output).graph.nodes.find((n) => n.name === '/layers.0/attn/Reshape_3')!;
+    expect(Array.from(reshape.inputs[1]!.constantTensor()!.toFloat64()).at(-1)).toBe(12);
     // The written model runs on its own and gives the original's logits.
     const run = async (file: string): Promise<Float32Array> => {
       const session = await ModelSession.create(fs.readFileSync(file), path.basename(file));

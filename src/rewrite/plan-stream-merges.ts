@@ -101,7 +101,8 @@ export function planStreamMerges(group: DependencyGroup, context: GroupPlanConte
     if (r === undefined) kept.push(j);
     else folds.push({ neuron: j, into: r, scale: streamScale(read, j, r) });
   }
-  if (folds.length === 0 && lowAmplitude.length === 0) return undefined;
+  // A stream constant on every probe (kept empty) says more about the probes than the model.
+  if ((folds.length === 0 && lowAmplitude.length === 0) || kept.length === 0) return undefined;
   const dropped = [...folds.map((f) => f.neuron), ...lowAmplitude].sort((a, b) => a - b);
   const rescaled = parts.normalisations.length > 0 && parts.normalisations.every((n) => n.kind === 'rms' && n.parameters.some((p) => p.role === 'gain')) && read.every((m) => m.norm !== undefined);
   return {

@@ -16,6 +16,8 @@ import type { StreamingMoments } from '../numeric/streaming-moments.js';
 import { findChannelGroups, groupChannels, groupStatisticsKey, type ChannelGroup, type GroupMember } from '../analysis/channel-groups.js';
 import { coupleAt, rankOf, type ChannelLink } from '../analysis/coupling-rules.js';
 import { findLayers } from '../analysis/find-layers.js';
+import { streamParts } from '../analysis/residual-stream.js';
+import { rewriteStreamConstants } from './merge-stream.js';
 import type { Node } from '../ir/node.js';
 import type { GroupMergePlan, LayerMergePlan, MergePlan } from './plan-merges.js';
 
@@ -41,7 +43,7 @@ function applyLayerAndGroupPlans(model: Model, layers: NeuronLayer[], plan: Merg
   // group's producers (a stage's expand conv reads the residual stream), and their weights changed.
   for (const gp of plan.groups) {
     const group = findChannelGroups(findLayers(model)).find((g) => g.id === gp.group);
-    if (!group || !group.mergeable) throw new Error(`merge plan names channel group "${gp.group}", which the model does not have as a mergeable group`);
+    if (!group || !(group.mergeable || (gp.stream && group.approximateOnly))) throw new Error(`merge plan names channel group "${gp.group}", which the model does not have as a mergeable group`);
     applyGroupPlan(model, group, gp, statistics);
   }
 }
@@ -62,6 +64,8 @@ function applyGroupPlan(model: Model, group: ChannelGroup, gp: GroupMergePlan, s
   const keptOfMember = (m: GroupMember): number[] => groupChannels(m, group.width).flatMap((g, c) => (removed.has(g) ? [] : [c]));
   // Read how each coupling node links channels before any weight or count changes.
   const couplings = group.couplingNodes.map((node) => ({ node, links: nodeLinks(node, memberOf) }));
+  // A residual stream: embedding tables and normalisations lose the channels too (merge-stream.ts).
+  if (gp.stream) rewriteStreamConstants(model, group, gp);
   for (const consumer of group.consumers) {
     const m = memberOf.get(consumer.member)!;
     const width = m.width ?? group.width;
@@ -98,6 +102,11 @@ function applyGroupPlan(model: Model, group: ChannelGroup, gp: GroupMergePlan, s
       const dims = m.value.constantTensor()!.dims;
       model.graph.setConstant(m.value, keepAlongAxis(m.value, dims.length - m.axisFromEnd, kept));
     } else updateNeuronDim(m.value, m.axisFromEnd, m.width ?? group.width, kept.length);
+  }
+  if (gp.stream) {
+    // Values inside a decomposed normalisation (x^2, x / rms) carry the channels too.
+    const widthAfter = gp.refit!.kept.length;
+    for (const n of streamParts(group).normalisations) for (const node of n.nodes) for (const v of node.outputs) updateNeuronDim(v, 1, group.width, widthAfter);
   }
 }
 

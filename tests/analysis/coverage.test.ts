@@ -213,7 +213,7 @@ describe('coverage', () => {
     expect(formatAuditTable(auditReport(result), { width: 400 })).toContain(describeCoverage(result.coverage));
     const run = await runCliInProcess(['inspect', fixturePath('se-block.onnx'), '--json']);
     const json = JSON.parse(run.stdout) as { coverage: Record<string, unknown> };
-    expect(Object.keys(json.coverage).sort()).toEqual(['aloneNeurons', 'blockers', 'groupedNeurons', 'headBlocks', 'headNeurons', 'layers', 'mergeableGroups', 'neurons', 'readoutLayers', 'readoutNeurons', 'rewritableLayers', 'rewritableNeurons', 'rewritableShare']);
+    expect(Object.keys(json.coverage).sort()).toEqual(['aloneNeurons', 'approximateGroupNeurons', 'approximateGroups', 'blockers', 'groupedNeurons', 'headBlocks', 'headNeurons', 'layers', 'mergeableGroups', 'neurons', 'readoutLayers', 'readoutNeurons', 'rewritableLayers', 'rewritableNeurons', 'rewritableShare']);
     expect(json.coverage).toMatchObject({ neurons: 56, readoutNeurons: 10 });
   });
 
@@ -227,8 +227,10 @@ describe('coverage', () => {
 
   it('counts the Q/K/V projections of attention blocks whose heads merge, packed ones too, and not grouped-query ones', () => {
     const llama = inspect(path.join(FIXTURES_DIR, 'transformers', 'llama-tiny-planted.onnx')).coverage;
-    // Two blocks of three 16-wide projections; SwiGLU (2 x 32) merges alone; the stream's writers stay blocked.
-    expect([llama.headNeurons, llama.headBlocks, llama.aloneNeurons, llama.rewritableNeurons, llama.neurons]).toEqual([96, 2, 64, 160, 224]);
+    // Two blocks of three 16-wide projections; SwiGLU (2 x 32) merges alone; the stream's four
+    // writers (o_proj, down_proj) merge approximately only, as one group.
+    expect([llama.headNeurons, llama.headBlocks, llama.aloneNeurons, llama.approximateGroupNeurons, llama.approximateGroups, llama.rewritableNeurons, llama.neurons]).toEqual([96, 2, 64, 64, 1, 224, 224]);
+    expect(describeCoverage(llama)).toContain('64 in 1 approximate-only group (residual stream, --approximate)');
     expect(llama.blockers.map((b) => b.code)).not.toContain('attention');
     expect(describeCoverage(llama)).toContain('96 in the Q/K/V projections of 2 attention blocks');
     // One packed 48-wide QKV projection cut by Split: its group is held back only by the block's own Reshapes.

@@ -3,13 +3,13 @@
 // statistics session (once), and measures condensation. audit, prune, check and series take what
 // they need from the Measurement it returns; nothing downstream loads, folds or finds again.
 
-import { findAttention, markAttentionLayers } from '../analysis/attention.js';
 import { auditHeads, type AttentionAudit } from '../analysis/head-audit.js';
 import { DEFAULT_EXACT_TOLERANCE } from '../rewrite/plan-merges.js';
 import { planHeadMerges, type HeadMergePlan } from '../rewrite/merge-heads.js';
-import { findChannelGroups, groupWatchLayers, type DependencyGroup } from '../analysis/channel-groups.js';
+import type { DependencyGroup } from '../analysis/channel-groups.js';
 import { checkFiniteWeights } from '../analysis/finite-weights.js';
-import { findLayers, type NeuronLayer } from '../analysis/find-layers.js';
+import type { NeuronLayer } from '../analysis/find-layers.js';
+import { findWatchedLayers } from './watched-layers.js';
 import { resolveAnalysisOptions, type AnalysisOptions, type LayerCondensation } from '../analysis/measure-condensation.js';
 import { cloneModel } from '../ir/clone-model.js';
 import type { Model } from '../ir/model.js';
@@ -91,12 +91,9 @@ export async function measureModel(model: string | Model, options: MeasureOption
   const folded = cloneModel(original);
   dequantizeConstantWeights(folded);
   foldBatchNorms(folded);
-  const layers = findLayers(folded);
-  checkFiniteWeights(layers, path);
   // Projections feeding recognised attention merge as head blocks, not as single neurons.
-  const blocks = findAttention(folded, layers);
-  markAttentionLayers(blocks);
-  const groups = findChannelGroups(layers);
+  const { layers, attention: blocks, groups, watched } = findWatchedLayers(folded);
+  checkFiniteWeights(layers, path);
   const attention = blocks.map((b) => auditHeads(b, { similarityThreshold: analysis.similarityThreshold, exactTolerance: DEFAULT_EXACT_TOLERANCE }));
 
   const probeOptions: ProbeOptions | undefined = wantsProbes(options.probe)
@@ -109,7 +106,7 @@ export async function measureModel(model: string | Model, options: MeasureOption
   let statisticsFiles: Measurement['statisticsFiles'];
   if (options.statistics?.length) {
     if (wantsProbes(options.probe) && !options.holdout) throw new OptionError('--stats', "cannot be combined with --probe or --random: the statistics files already hold the probes' moments");
-    const shards = readStatisticsShards(options.statistics, original, layers);
+    const shards = readStatisticsShards(options.statistics, original, layers, watched);
     statistics = shards.statistics;
     statisticsFiles = { samples: shards.samples, source: `${shards.files.length} statistics file${shards.files.length === 1 ? '' : 's'} (${shards.files.join(', ')})`, mergeSeconds: shards.seconds };
     // Held-out probes still verify a rewrite.
@@ -122,7 +119,7 @@ export async function measureModel(model: string | Model, options: MeasureOption
     statistics =
       (options.workers ?? 1) > 1 && typeof model === 'string'
         ? await collectInWorkers(model, probeOptions, options.holdout, probes.fit.count, options.workers!, options.session)
-        : await collectLayerStatistics(folded, path, [...layers, ...groupWatchLayers(groups)], probes.fit, {
+        : await collectLayerStatistics(folded, path, watched, probes.fit, {
             ...(options.session ? { session: options.session } : {}),
             ...(probeOptions.batchSize ? { batchSize: probeOptions.batchSize } : {}),
             ...(options.onProgress ? { onProgress: options.onProgress } : {}),

@@ -7,7 +7,6 @@ import { createRequire } from 'node:module';
 import * as os from 'node:os';
 import { pathToFileURL } from 'node:url';
 import { Worker } from 'node:worker_threads';
-import { findLayers } from '../analysis/find-layers.js';
 import { CondenseError, type CondenseErrorCode, OptionError } from '../errors.js';
 import { StreamingMoments } from '../numeric/streaming-moments.js';
 import { loadModel } from '../onnx/model-file.js';
@@ -19,6 +18,7 @@ import { sliceProbes, type ProbeOptions } from '../runtime/probe-data.js';
 import { cloneModel } from '../ir/clone-model.js';
 import { collectLayerStatistics, type LayerStatistics } from './collect-layer-statistics.js';
 import { prepareProbes } from './prepare-probes.js';
+import { findWatchedLayers } from './watched-layers.js';
 
 /** What one worker is asked to do. */
 export interface WorkerTask {
@@ -47,9 +47,10 @@ export async function collectRange(task: WorkerTask): Promise<RangeResult> {
   const model = cloneModel(loadModel(task.model));
   dequantizeConstantWeights(model);
   foldBatchNorms(model);
-  const layers = findLayers(model);
+  // The same layers and group tensors as a run in one process, so the merged moments match it.
+  const { watched } = findWatchedLayers(model);
   const fit = prepareProbes(model, task.probe, task.holdout).fit;
-  const statistics = await collectLayerStatistics(model, task.model, layers, sliceProbes(fit, task.from, task.to), {
+  const statistics = await collectLayerStatistics(model, task.model, watched, sliceProbes(fit, task.from, task.to), {
     session: task.session,
     ...(task.probe.batchSize ? { batchSize: task.probe.batchSize } : {}),
   });

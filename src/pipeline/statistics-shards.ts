@@ -7,7 +7,7 @@
 import { createHash } from 'node:crypto';
 import * as fs from 'node:fs';
 import * as path from 'node:path';
-import { findLayers, type NeuronLayer } from '../analysis/find-layers.js';
+import type { NeuronLayer } from '../analysis/find-layers.js';
 import { FileNotFoundError, OptionError, StatisticsFileError } from '../errors.js';
 import type { Model } from '../ir/model.js';
 import { encodeModel } from '../onnx/encode-model.js';
@@ -22,6 +22,7 @@ import { cloneModel } from '../ir/clone-model.js';
 import { collectLayerStatistics, type LayerStatistics } from './collect-layer-statistics.js';
 import { prepareProbes, wantsProbes } from './prepare-probes.js';
 import { collectInWorkers } from './parallel-collect.js';
+import { findWatchedLayers } from './watched-layers.js';
 
 /** sha256 (hex) of a model's graph and weights: its encoding, with every tensor over 1 KiB hashed from an external-data chunk. */
 export function modelFingerprint(model: Model): string {
@@ -53,12 +54,12 @@ export async function collectShard(input: string | Model, options: CollectOption
   const model = cloneModel(original);
   dequantizeConstantWeights(model);
   foldBatchNorms(model);
-  const layers = findLayers(model);
+  const { watched } = findWatchedLayers(model);
   const probes = prepareProbes(model, options.probe, undefined);
   const statistics =
     (options.workers ?? 1) > 1 && typeof input === 'string'
       ? await collectInWorkers(input, options.probe, undefined, probes.fit.count, options.workers!, options.session)
-      : await collectLayerStatistics(model, subject, layers, probes.fit, {
+      : await collectLayerStatistics(model, subject, watched, probes.fit, {
           ...(options.session ? { session: options.session } : {}),
           ...(options.probe.batchSize ? { batchSize: options.probe.batchSize } : {}),
           ...(options.onProgress ? { onProgress: options.onProgress } : {}),
@@ -119,11 +120,15 @@ export interface MergedShards {
  * BatchNorm-folded copy). Refuses a file from another model, other layers or other settings,
  * naming it and the first file.
  */
-export function readStatisticsShards(patterns: string[], original: Model, layers: NeuronLayer[]): MergedShards {
+export function readStatisticsShards(patterns: string[], original: Model, layers: NeuronLayer[], watched: NeuronLayer[] = layers): MergedShards {
   const started = performance.now();
   const files = expandStatisticsPaths(patterns);
   const fingerprint = modelFingerprint(original);
-  const expectedLayers = layers.filter((l) => !l.subgraphOf && l.width > 0).map((l) => `${l.name}:${l.width}`).join(',');
+  const listOf = (ls: NeuronLayer[]): string => ls.filter((l) => !l.subgraphOf && l.width > 0).map((l) => `${l.name}:${l.width}`).join(',');
+  const expectedLayers = listOf(watched);
+  // Files written before group tensors were collected hold the layers only: still this model's
+  // statistics (group merges then stay exact), as long as every shard holds the same list.
+  const layersOnly = listOf(layers);
   let first: { file: string; header: StatisticsHeader } | undefined;
   let merged: LayerStatistics | undefined;
   let samples = 0;
@@ -137,7 +142,10 @@ export function readStatisticsShards(patterns: string[], original: Model, layers
     const { header, moments } = decodeStatisticsFile(bytes, file);
     if (header.model !== fingerprint) throw new StatisticsFileError(file, `was collected on another model (sha256 ${header.model.slice(0, 12)}..., this model is ${fingerprint.slice(0, 12)}...); expected statistics of this model`);
     const shardLayers = header.layers.map((l) => `${l.name}:${l.width}`).join(',');
-    if (shardLayers !== expectedLayers) throw new StatisticsFileError(file, `holds layers ${shardLayers || '(none)'}; this model's are ${expectedLayers || '(none)'}`);
+    if (shardLayers !== expectedLayers && shardLayers !== layersOnly) throw new StatisticsFileError(file, `holds layers ${shardLayers || '(none)'}; this model's are ${expectedLayers || '(none)'}`);
+    if (first && shardLayers !== first.header.layers.map((l) => `${l.name}:${l.width}`).join(',')) {
+      throw new StatisticsFileError(file, `holds other tensors than ${first.file} (${shardLayers}); expected shards collected by one version of condense`);
+    }
     if (first) {
       const settings = (h: StatisticsHeader): string => JSON.stringify({ settings: h.settings, strides: h.layers.map((l) => l.positionStride) });
       if (settings(header) !== settings(first.header)) throw new StatisticsFileError(file, `was collected with other settings than ${first.file} (${settings(header)} against ${settings(first.header)}); expected one setting for every shard`);

@@ -5,7 +5,6 @@ import * as fs from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { findLayers } from '../../src/analysis/find-layers.js';
 import { DataType } from '../../src/ir/data-type.js';
 import type { Model } from '../../src/ir/model.js';
 import type { Value } from '../../src/ir/value.js';
@@ -15,6 +14,7 @@ import { loadModel, saveModel } from '../../src/onnx/model-file.js';
 import { GraphBuilder, ints } from '../helpers/graph-builder.js';
 import { collectLayerStatistics } from '../../src/pipeline/collect-layer-statistics.js';
 import { readStatisticsShards } from '../../src/pipeline/statistics-shards.js';
+import { findWatchedLayers } from '../../src/pipeline/watched-layers.js';
 import { decodeStatisticsFile, encodeStatisticsFile } from '../../src/runtime/statistics-file.js';
 import { foldBatchNorms } from '../../src/rewrite/fold-batch-norms.js';
 import { decodeNpy, encodeNpy } from '../../src/runtime/npy.js';
@@ -134,9 +134,11 @@ describe.each(cases)('four shards of $name merged with --stats', (c) => {
     const original = loadModel(model);
     const folded = loadModel(model);
     foldBatchNorms(folded);
-    const layers = findLayers(folded);
-    const direct = await collectLayerStatistics(folded, model, layers, loadProbeFiles(folded, [all]));
-    const fromShards = readStatisticsShards([pattern], original, layers);
+    // Layers and the group tensors consumers read (approximate group merges refit on those).
+    const { layers, watched } = findWatchedLayers(folded);
+    const direct = await collectLayerStatistics(folded, model, watched, loadProbeFiles(folded, [all]));
+    const fromShards = readStatisticsShards([pattern], original, layers, watched);
+    expect(fromShards.statistics.size).toBe(watched.length);
     expect(fromShards.files).toHaveLength(4);
     expect([...fromShards.statistics.positionStrides.values()].some((s) => s > 1)).toBe(strided);
     expect(fromShards.samples).toBe(shape[0]);
@@ -229,6 +231,18 @@ describe('statistics files that do not belong together', () => {
     const report = JSON.parse(r.stdout) as { neurons: { before: number; after: number } };
     expect(report.neurons.after).toBeLessThan(report.neurons.before);
     expect(fs.existsSync(output)).toBe(true);
+  });
+
+  it('carry the group tensors, so a budgeted prune from shards cuts coupled groups as one run over the probes does', async () => {
+    const model = fixturePath('resnet-planted.onnx');
+    const probe = randomProbes(loadModel(model), 128, { seed: 5, shapes: { input: [1, 3, 16, 16] } });
+    const { shards } = writeShards('groups', [128, 3, 16, 16], probe.inputs.input!.data as Float32Array);
+    const pattern = await collectAll(model, 'groups', shards);
+    const r = await runCliInProcess(['prune', model, '--stats', pattern, '--random', '256', '--shape', 'input=1x3x16x16', '--max-error', '5e-2', '--dry-run', '--json']);
+    expect(r.stderr).toBe('');
+    expect(r.code).toBe(0);
+    const report = JSON.parse(r.stdout) as { budget: { layers: { kind: string; name: string }[] } };
+    expect(report.budget.layers.filter((l) => l.kind === 'group').length).toBeGreaterThan(0);
   });
 });
 

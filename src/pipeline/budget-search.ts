@@ -17,6 +17,7 @@ import { cloneModel } from '../ir/clone-model.js';
 import type { Model } from '../ir/model.js';
 import { applyMergePlan } from '../rewrite/apply-merge-plan.js';
 import { cleanUp } from '../rewrite/clean-up.js';
+import { requantizeWeights } from '../rewrite/dequantize-weights.js';
 import { planMerges, type GroupMergePlan, type MergeOptions, type MergePlan } from '../rewrite/plan-merges.js';
 import { rankGroupRemovals, rankLayerRemovals, type RemovalCandidate } from '../rewrite/rank-removals.js';
 import { compareModels, referenceOutputs, type Fidelity, type ReferenceOutputs } from '../runtime/verify-rewrite.js';
@@ -162,6 +163,8 @@ export async function searchBudget(measurement: Measurement, budget: BudgetOptio
     const copy = cloneModel(model);
     applyMergePlan(copy, findLayers(copy), plan, statistics);
     cleanUp(copy);
+    // As the exact path: QDQ weights no plan rewrote go back to their int8 form.
+    requantizeWeights(copy);
     return copy;
   };
   const evaluate = (counts: number[]): Promise<Evaluation> => {

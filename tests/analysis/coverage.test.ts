@@ -21,6 +21,7 @@ import { Tensor } from '../../src/ir/tensor.js';
 import { loadModel, saveModel } from '../../src/onnx/model-file.js';
 import { audit } from '../../src/pipeline/audit.js';
 import { inspect } from '../../src/pipeline/inspect.js';
+import { prune } from '../../src/pipeline/prune.js';
 import { auditReport, formatAuditTable } from '../../src/report/audit-report.js';
 import { formatInspect, inspectReport } from '../../src/report/inspect-report.js';
 import { dequantizeConstantWeights, requantizeWeights } from '../../src/rewrite/dequantize-weights.js';
@@ -99,6 +100,25 @@ describe('dequantized weights', () => {
     const int8 = (m: Model) => m.graph.initializers.filter((v) => v.initializer!.dataType === DataType.INT8).map((v) => [v.name, Array.from(v.initializer!.toFloat64())]);
     expect(int8(after)).toEqual(int8(before));
     expect(fs.statSync(out).size).toBeLessThanOrEqual(fs.statSync(fixturePath('qdq-cnn.onnx')).size);
+    fs.rmSync(dir, { recursive: true, force: true });
+  });
+
+  it('keeps the int8 storage of quantized layers when a budgeted prune cuts the float ones around them', async () => {
+    const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'condense-qdq-budget-'));
+    // conv2 stored as float (its DequantizeLinear evaluated), conv1 still int8.
+    const model = loadModel(fixturePath('qdq-cnn.onnx'));
+    const dq = model.graph.nodes.find((n) => n.name === 'conv2.weight_DequantizeLinear')!;
+    const conv2 = model.graph.nodes.find((n) => n.name === 'conv2')!;
+    conv2.setInput(1, model.graph.addInitializer('conv2.weight', dequantizedTensor(dq)!.tensor));
+    model.graph.removeNodes([dq]);
+    const input = path.join(dir, 'mixed.onnx');
+    saveModel(model, input);
+    const output = path.join(dir, 'pruned.onnx');
+    const result = await prune(input, { output, probe: { random: 256, seed: 0 }, budget: { maxError: 5e-2 } });
+    expect(result.plan.layers.map((l) => l.layer)).toEqual(['conv2']);
+    const written = loadModel(output);
+    expect(written.graph.nodes.filter((n) => n.opType === 'DequantizeLinear').map((n) => n.name)).toContain('conv1.weight_DequantizeLinear');
+    expect(written.graph.initializers.find((v) => v.name === 'conv1.weight_quantized')?.initializer?.dataType).toBe(DataType.INT8);
     fs.rmSync(dir, { recursive: true, force: true });
   });
 

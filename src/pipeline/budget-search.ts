@@ -13,11 +13,8 @@
 
 import { VerificationError } from '../errors.js';
 import { findLayers } from '../analysis/find-layers.js';
-import { cloneModel } from '../ir/clone-model.js';
 import type { Model } from '../ir/model.js';
-import { applyMergePlan } from '../rewrite/apply-merge-plan.js';
-import { cleanUp } from '../rewrite/clean-up.js';
-import { requantizeWeights } from '../rewrite/dequantize-weights.js';
+import { rewrittenCopy } from '../rewrite/apply-merge-plan.js';
 import { planMerges, type GroupMergePlan, type MergeOptions, type MergePlan } from '../rewrite/plan-merges.js';
 import { rankGroupRemovals, rankLayerRemovals, type RemovalCandidate } from '../rewrite/rank-removals.js';
 import { compareModels, referenceOutputs, type Fidelity, type ReferenceOutputs } from '../runtime/verify-rewrite.js';
@@ -159,14 +156,7 @@ export async function searchBudget(measurement: Measurement, budget: BudgetOptio
     });
     return plan;
   };
-  const rewrite = (plan: MergePlan): Model => {
-    const copy = cloneModel(model);
-    applyMergePlan(copy, findLayers(copy), plan, statistics);
-    cleanUp(copy);
-    // As the exact path: QDQ weights no plan rewrote go back to their int8 form.
-    requantizeWeights(copy);
-    return copy;
-  };
+  const rewrite = (plan: MergePlan): Model => rewrittenCopy(model, plan, statistics);
   const evaluate = (counts: number[]): Promise<Evaluation> => {
     const key = counts.join(',');
     let hit = cache.get(key);

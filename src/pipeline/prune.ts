@@ -1,21 +1,18 @@
 // prune: audit, plan merges, apply them to a copy, verify the copy against the original on
 // held-out probes, and only then write it (atomically, never over the input).
 
-import { findLayers, type NeuronLayer } from '../analysis/find-layers.js';
+import type { NeuronLayer } from '../analysis/find-layers.js';
 import type { AnalysisOptions, LayerCondensation } from '../analysis/measure-condensation.js';
 import { OptionError, ProbeDataError, VerificationError } from '../errors.js';
 import { openNpyFile } from '../runtime/npy-file.js';
 import type { Model } from '../ir/model.js';
 import { checkOutputPath, modelFiles, saveModel } from '../onnx/model-file.js';
-import { applyMergePlan } from '../rewrite/apply-merge-plan.js';
+import { rewrittenCopy } from '../rewrite/apply-merge-plan.js';
 import { planMerges, type MergeOptions, type MergePlan } from '../rewrite/plan-merges.js';
 import { headMergeNeurons } from '../rewrite/merge-heads.js';
-import { requantizeWeights } from '../rewrite/dequantize-weights.js';
-import { cleanUp } from '../rewrite/clean-up.js';
 import type { CollectProgress } from '../runtime/collect-statistics.js';
 import type { SessionOptions } from '../runtime/model-session.js';
 import type { ProbeOptions } from '../runtime/probe-data.js';
-import { cloneModel } from '../ir/clone-model.js';
 import { exactHeadPlans, measureModel, neuronCount, type MeasureOptions, type Measurement } from './measure-model.js';
 import { compareModels, type Fidelity, type VerifyOptions } from '../runtime/verify-rewrite.js';
 import { BUDGET_HOLDOUT_SAMPLES, searchBudget, type BudgetOptions, type BudgetSearchResult } from './budget-search.js';
@@ -134,14 +131,7 @@ export async function pruneMeasured(measurement: Measurement, options: PruneOpti
 
   // The measured model stays as measured (check reports it); each rewrite works on a copy, and the
   // plan, which names layers and groups, is applied to the copy's own layers.
-  const rewrite = (subset: MergePlan): Model => {
-    const copy = cloneModel(model);
-    applyMergePlan(copy, findLayers(copy), subset, statistics);
-    cleanUp(copy);
-    // QDQ weights were measured dequantized; none was rewritten, so each goes back to its int8 form.
-    requantizeWeights(copy);
-    return copy;
-  };
+  const rewrite = (subset: MergePlan): Model => rewrittenCopy(model, subset, statistics);
   options.onProgress?.('verifying');
   const rewritten = rewrite(plan);
   // Models, not bytes: one past protobuf's 2 GB limit is staged through a file with external data.

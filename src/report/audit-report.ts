@@ -56,23 +56,8 @@ export interface UnsupportedLayerReport {
 }
 
 /** The coverage as the JSON reports carry it (docs/json-schema.md). */
-export interface CoverageReport {
-  layers: number;
-  neurons: number;
-  rewritableLayers: number;
-  rewritableNeurons: number;
-  rewritableShare: number;
-  aloneNeurons: number;
-  groupedNeurons: number;
-  mergeableGroups: number;
-  headNeurons: number;
-  headBlocks: number;
-  approximateGroupNeurons: number;
-  approximateGroups: number;
-  readoutLayers: number;
-  readoutNeurons: number;
-  blockers: { code: string; layers: number; neurons: number }[];
-}
+/** Coverage as the JSON reports hold it: the share rounded to 4 decimals, blocker codes as strings. */
+export type CoverageReport = Omit<Coverage, 'blockers'> & { blockers: { code: string; layers: number; neurons: number }[] };
 
 export interface AuditReport {
   schemaVersion: number;

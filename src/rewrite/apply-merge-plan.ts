@@ -5,6 +5,9 @@ import type { Consumer, NeuronLayer } from '../analysis/find-layers.js';
 import { applyHeadMerges } from './merge-heads.js';
 import { channelwiseOps, consumerRules, flatteningViews, producerRules, ruleFor } from '../analysis/layer-rules.js';
 import type { Model } from '../ir/model.js';
+import { cloneModel } from '../ir/clone-model.js';
+import { cleanUp } from './clean-up.js';
+import { requantizeWeights } from './dequantize-weights.js';
 import { Tensor } from '../ir/tensor.js';
 import type { Value } from '../ir/value.js';
 import { axisToRows, rowsToAxis } from '../numeric/axis-slices.js';
@@ -20,6 +23,19 @@ import { streamParts } from '../analysis/residual-stream.js';
 import { rewriteStreamConstants } from './merge-stream.js';
 import type { Node } from '../ir/node.js';
 import type { GroupMergePlan, LayerMergePlan, MergePlan } from './plan-merges.js';
+
+/**
+ * The rewritten copy of a measured model: the plan applied to a clone (the measured model stays
+ * as measured, for check and for the next try of a budget search), dead nodes removed, and QDQ
+ * weights that no merge touched put back in their int8 form.
+ */
+export function rewrittenCopy(model: Model, plan: MergePlan, statistics?: ReadonlyMap<string, StreamingMoments>): Model {
+  const copy = cloneModel(model);
+  applyMergePlan(copy, findLayers(copy), plan, statistics);
+  cleanUp(copy);
+  requantizeWeights(copy);
+  return copy;
+}
 
 /**
  * Applies `plan` to `model` in place. `layers` must be found on this same model (findLayers);

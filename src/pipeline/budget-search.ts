@@ -16,7 +16,7 @@ import { findLayers } from '../analysis/find-layers.js';
 import type { Model } from '../ir/model.js';
 import { rewrittenCopy } from '../rewrite/apply-merge-plan.js';
 import { planMerges, type GroupMergePlan, type MergeOptions, type MergePlan } from '../rewrite/plan-merges.js';
-import { rankGroupRemovals, rankLayerRemovals, type RemovalCandidate } from '../rewrite/rank-removals.js';
+import { rankGroupRemovals, rankLayerRemovals, rankStreamRemovals, type RemovalCandidate } from '../rewrite/rank-removals.js';
 import { compareModels, referenceOutputs, type Fidelity, type ReferenceOutputs } from '../runtime/verify-rewrite.js';
 import type { SessionOptions } from '../runtime/model-session.js';
 import { exactHeadPlans, neuronCount, type Measurement } from './measure-model.js';
@@ -127,11 +127,14 @@ export async function searchBudget(measurement: Measurement, budget: BudgetOptio
   // channels go together, consumers refit); one without merges exactly in every plan.
   const groupPlans: GroupMergePlan[] = [];
   for (const g of groups) {
-    const c = rankGroupRemovals(g, {
+    const context = {
       statistics,
       ...(options.merge?.exactTolerance !== undefined ? { exactTolerance: options.merge.exactTolerance } : {}),
-      positionsOf: (name) => positionsOf.get(name) ?? 1,
-    });
+      positionsOf: (name: string) => positionsOf.get(name) ?? 1,
+      similarityThreshold: measurement.analysis.similarityThreshold,
+    };
+    // A residual stream merges approximately only: under a budget it is a candidate like the rest.
+    const c = g.approximateOnly ? rankStreamRemovals(g, context) : rankGroupRemovals(g, context);
     if (c) candidates.push(c);
     else groupPlans.push(...planMerges([], options.merge, [g]).groups);
   }

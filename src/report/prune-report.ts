@@ -138,12 +138,12 @@ export function formatPruneSummary(report: PruneReport, options: TableOptions = 
       (b.accuracy ? `, accuracy ${(100 * b.accuracy.original).toFixed(2)}% -> ${(100 * b.accuracy.rewritten).toFixed(2)}%` : '');
     lines.push(`budget: ${budgetText(b)}; decided by ${b.decidedBy}, ${b.verifications} verification runs`);
     const groupMembers = new Map(report.groups.map((g) => [g.name, g.members.join(', ')]));
-    const candidateNames = new Set(b.layers.filter((l) => l.kind === 'group').map((l) => l.name));
+    const candidateNames = new Set(b.layers.filter((l) => l.kind !== 'layer').map((l) => l.name));
     lines.push('', renderTable(
       [{ header: 'layer', elide: true }, { header: 'width', align: 'right' }, { header: 'after', align: 'right' }, { header: 'refit-removed', align: 'right' }, { header: 'sensitivity', align: 'right' }, { header: 'error alone', align: 'right' }],
       [
         // Layers and groups the plan narrows; the rest (measured, uncut) are in the JSON.
-        ...b.layers.filter((l) => l.widthAfter < l.width).map((l) => [l.kind === 'group' ? `${l.name} (${groupMembers.get(l.name) ?? ''})` : l.name, String(l.width), String(l.widthAfter), String(l.removedApproximately), l.sensitivity.toPrecision(3), l.errorAlone === null ? '-' : l.errorAlone.toExponential(2)]),
+        ...b.layers.filter((l) => l.widthAfter < l.width).map((l) => [l.kind !== 'layer' ? `${l.name} (${l.kind === 'residual stream' ? 'residual stream: ' : ''}${groupMembers.get(l.name) ?? ''})` : l.name, String(l.width), String(l.widthAfter), String(l.removedApproximately), l.sensitivity.toPrecision(3), l.errorAlone === null ? '-' : l.errorAlone.toExponential(2)]),
         // Groups without statistics for a refit merge exactly only.
         ...report.groups.filter((g) => !candidateNames.has(g.name)).map((g) => [`${g.name} (${g.members.join(', ')})`, String(g.width), String(g.widthAfter), '0 (exact, coupled)', '-', '-']),
       ],

@@ -49,8 +49,10 @@ export function normalisationGains(norm: StreamNormalisation, width: number): Fl
 }
 
 /** A tensor readers take from the stream, with its moments read entry by entry (no m x m copies: a stream has one per norm). */
-interface ReadTensor {
+export interface ReadTensor {
   value: Value;
+  /** Samples (positions) its moments were taken on. */
+  count: number;
   /** Population covariance of channels i and j. */
   cov(i: number, j: number): number;
   /** Uncentred second moment E[y_i y_j]. */
@@ -60,51 +62,62 @@ interface ReadTensor {
 }
 
 /**
- * Plans the approximate merge of a residual stream from the statistics of the tensors its readers
- * take (groupStatisticsKey); undefined when the group is not a stream, a read tensor has no
- * statistics, or nothing goes. Pure: reads weights and statistics, changes nothing.
+ * The tensors a stream's readers take (the normalisations' outputs), with their statistics;
+ * undefined when one has none (the stream then cannot be planned).
  */
-export function planStreamMerges(group: DependencyGroup, context: GroupPlanContext): GroupMergePlan | undefined {
-  const { statistics } = context;
-  if (!group.approximateOnly || !statistics) return undefined;
-  const threshold = context.similarityThreshold ?? 0.95;
+export function streamReadTensors(group: DependencyGroup, statistics: GroupPlanContext['statistics']): ReadTensor[] | undefined {
+  if (!statistics) return undefined;
   const width = group.width;
-  const parts = streamParts(group);
-  const normOf = new Map(parts.normalisations.map((n) => [n.output, n]));
+  const normOf = new Map(streamParts(group).normalisations.map((n) => [n.output, n]));
   const read: ReadTensor[] = [];
   for (const value of new Set(group.consumers.map((c) => c.member))) {
     const s = statistics.get(groupStatisticsKey(group, value));
     if (!s || s.count < 2 || s.mean.length !== width) return undefined;
     const norm = normOf.get(value);
     const cov = (i: number, j: number): number => s.scatter[i * width + j]! / s.count;
-    read.push({ value, cov, second: (i, j) => cov(i, j) + s.mean[i]! * s.mean[j]!, norm, gains: norm ? normalisationGains(norm, width) : undefined });
+    read.push({ value, count: s.count, cov, second: (i, j) => cov(i, j) + s.mean[i]! * s.mean[j]!, norm, gains: norm ? normalisationGains(norm, width) : undefined });
   }
-  if (read.length === 0) return undefined;
-  const variances = Float64Array.from({ length: width }, (_, g) => Math.max(0, ...read.map((m) => m.cov(g, g))));
-  const variance = (g: number): number => variances[g]!;
-  const maxVariance = Math.max(...[...Array(width).keys()].map(variance));
-  const kept: number[] = [];
+  return read.length ? read : undefined;
+}
+
+/** Largest variance of each stream channel over the read tensors. */
+export function streamVariances(read: readonly ReadTensor[], width: number): Float64Array {
+  return Float64Array.from({ length: width }, (_, g) => Math.max(0, ...read.map((m) => m.cov(g, g))));
+}
+
+/** True when channel j correlates (either sign) with r at `threshold` on every read tensor. */
+function correlatesEverywhere(read: readonly ReadTensor[], j: number, r: number, threshold: number): boolean {
+  return read.every((m) => {
+    const sjj = m.cov(j, j);
+    const srr = m.cov(r, r);
+    return sjj === 0 || (srr > 0 && Math.abs(m.cov(j, r)) / Math.sqrt(sjj * srr) >= threshold);
+  });
+}
+
+/**
+ * The stream plan that keeps `kept` and drops the rest: a dropped channel that correlates with a
+ * kept one at `threshold` everywhere is a fold (its scale feeds the RMSNorm rescaling), one of no
+ * variance is dead, and any other is simply dropped (readers refit on the kept channels).
+ */
+export function streamPlan(group: DependencyGroup, read: readonly ReadTensor[], kept: readonly number[], threshold: number): GroupMergePlan {
+  const width = group.width;
+  const variances = streamVariances(read, width);
+  const maxVariance = Math.max(...variances);
+  const keep = new Set(kept);
   const folds: StreamFold[] = [];
   const lowAmplitude: number[] = [];
-  const order = [...Array(width).keys()].sort((a, b) => variance(b) - variance(a) || a - b);
-  for (const j of order) {
-    if (variance(j) <= 1e-12 * maxVariance) {
+  const dropped = [...Array(width).keys()].filter((g) => !keep.has(g));
+  for (const j of dropped) {
+    if (variances[j]! <= 1e-12 * maxVariance) {
       lowAmplitude.push(j);
       continue;
     }
-    const r = kept.find((k) => read.every((m) => {
-      const sjj = m.cov(j, j);
-      const srr = m.cov(k, k);
-      // Either sign: x_j = t x_r with t < 0 folds as well (readers refit; RMSNorm rescales by sqrt(1 + t^2)).
-      return sjj === 0 || (srr > 0 && Math.abs(m.cov(j, k)) / Math.sqrt(sjj * srr) >= threshold);
-    }));
-    if (r === undefined) kept.push(j);
-    else folds.push({ neuron: j, into: r, scale: streamScale(read, j, r) });
+    const r = kept.find((k) => correlatesEverywhere(read, j, k, threshold));
+    if (r !== undefined) folds.push({ neuron: j, into: r, scale: streamScale(read, j, r) });
   }
-  // A stream constant on every probe (kept empty) says more about the probes than the model.
-  if ((folds.length === 0 && lowAmplitude.length === 0) || kept.length === 0) return undefined;
-  const dropped = [...folds.map((f) => f.neuron), ...lowAmplitude].sort((a, b) => a - b);
-  const rescaled = parts.normalisations.length > 0 && parts.normalisations.every((n) => n.kind === 'rms' && n.parameters.some((p) => p.role === 'gain')) && read.every((m) => m.norm !== undefined);
+  const parts = streamParts(group);
+  // Exact only when every dropped channel is a fold or dead: then the sum of squares the norm divides by is kept.
+  const rescaled = folds.length + lowAmplitude.length === dropped.length && parts.normalisations.length > 0 && parts.normalisations.every((n) => n.kind === 'rms' && n.parameters.some((p) => p.role === 'gain')) && read.every((m) => m.norm !== undefined);
   return {
     group: group.id,
     members: group.producers.map((p) => p.name),
@@ -112,18 +125,43 @@ export function planStreamMerges(group: DependencyGroup, context: GroupPlanConte
     widthAfter: kept.length,
     merges: [],
     statics: [],
-    refit: { kept: kept.sort((a, b) => a - b), dropped },
-    stream: { folds: folds.sort((a, b) => a.neuron - b.neuron), lowAmplitude: lowAmplitude.sort((a, b) => a - b), rescaled },
+    refit: { kept: [...kept].sort((a, b) => a - b), dropped },
+    stream: { folds, lowAmplitude, rescaled },
     // Every producer writes every stream channel.
     neuronsRemoved: group.producers.length * dropped.length,
   };
 }
 
 /**
+ * Plans the approximate merge of a residual stream from the statistics of the tensors its readers
+ * take (groupStatisticsKey); undefined when the group is not a stream, a read tensor has no
+ * statistics, or nothing goes. Pure: reads weights and statistics, changes nothing.
+ */
+export function planStreamMerges(group: DependencyGroup, context: GroupPlanContext): GroupMergePlan | undefined {
+  if (!group.approximateOnly) return undefined;
+  const read = streamReadTensors(group, context.statistics);
+  if (!read) return undefined;
+  const threshold = context.similarityThreshold ?? 0.95;
+  const width = group.width;
+  const variances = streamVariances(read, width);
+  const maxVariance = Math.max(...variances);
+  const kept: number[] = [];
+  let gone = 0;
+  const order = [...Array(width).keys()].sort((a, b) => variances[b]! - variances[a]! || a - b);
+  for (const j of order) {
+    if (variances[j]! <= 1e-12 * maxVariance || kept.some((k) => correlatesEverywhere(read, j, k, threshold))) gone++;
+    else kept.push(j);
+  }
+  // A stream constant on every probe (kept empty) says more about the probes than the model.
+  if (gone === 0 || kept.length === 0) return undefined;
+  return streamPlan(group, read, kept, threshold);
+}
+
+/**
  * t in x_j ~ t x_r, from the uncentred moments of the read tensors (weighted by E[y_r^2]). After
  * an RMSNorm y_c = g_c x_c / rms(x), so t = (E[y_j y_r] / E[y_r^2]) g_r / g_j.
  */
-function streamScale(read: ReadTensor[], j: number, r: number): number {
+function streamScale(read: readonly ReadTensor[], j: number, r: number): number {
   let sum = 0;
   let weight = 0;
   for (const m of read) {

@@ -16,6 +16,8 @@ import { covarianceOf, rememberFactor } from './refit-factors.js';
 import { planGroupMerges, planLayerExact, type GroupMergePlan, type LayerMergePlan, type MergePlan, type StaticRemoval } from './plan-merges.js';
 import { groupChannels, groupStatisticsKey, type DependencyGroup } from '../analysis/channel-groups.js';
 import type { Value } from '../ir/value.js';
+import { streamParts } from '../analysis/residual-stream.js';
+import { streamPlan, streamReadTensors, streamVariances } from './plan-stream-merges.js';
 import type { StreamingMoments } from '../numeric/streaming-moments.js';
 
 /**
@@ -218,4 +220,62 @@ export function rankGroupRemovals(group: DependencyGroup, context: GroupRankCont
     return { layers: [], groups: [plan] };
   };
   return { ...base, steps, predictedEnergy, outputEnergy, planFor };
+}
+
+/**
+ * The removal candidate of a residual stream (an approximateOnly group, merged by prune
+ * --approximate only): its channels go from every embedding table, writer, normalisation and
+ * reader at once, readers refit on the kept channels. The order comes from a greedy pivoted
+ * Cholesky of the read tensors' (the normalisations' outputs) covariances summed; nothing is
+ * free (a normalisation mixes channels), so exactRemoved is 0. Undefined without statistics.
+ */
+export function rankStreamRemovals(group: DependencyGroup, context: GroupRankContext & { similarityThreshold?: number }): RemovalCandidate | undefined {
+  if (!group.approximateOnly) return undefined;
+  const read = streamReadTensors(group, context.statistics);
+  if (!read) return undefined;
+  const width = group.width;
+  const cov = new Float64Array(width * width);
+  for (const m of read) for (let i = 0; i < width; i++) for (let j = 0; j < width; j++) cov[i * width + j]! += m.cov(i, j);
+  const positions = (name: string): number => context.positionsOf?.(name) ?? 1;
+  let paramsPerStep = 0;
+  let flopsPerStep = 0;
+  for (const p of group.producers) {
+    const { dim } = inputWeightVectors(p);
+    paramsPerStep += dim;
+    flopsPerStep += 2 * (p.bias ? dim - 1 : dim) * positions(p.name);
+  }
+  for (const c of group.consumers) {
+    const perChannel = c.viewDims.reduce((q, d) => q * d, 1) / width;
+    paramsPerStep += perChannel;
+    flopsPerStep += 2 * perChannel * positions(c.node.label);
+  }
+  const parts = streamParts(group);
+  for (const e of parts.embeddings) paramsPerStep += (e.table.constantTensor()?.elementCount ?? 0) / width;
+  paramsPerStep += parts.normalisations.reduce((n, norm) => n + norm.parameters.length, 0);
+  const count = Math.min(...read.map((m) => m.count));
+  const all = [...Array(width).keys()];
+  const factor = greedyPivotedCholesky(cov, width, all, new Float64Array(width).fill(1), 1e-12, Math.max(1, Math.floor(count / 2)));
+  const pivoted = new Set(factor.pivots);
+  const tail = all.filter((k) => !pivoted.has(k)).sort((a, b) => factor.residual[a]! - factor.residual[b]! || cov[a * width + a]! - cov[b * width + b]! || a - b);
+  const order = [...tail, ...[...factor.pivots].reverse()];
+  const steps = Math.max(0, order.length - 1);
+  const predictedEnergy = new Float64Array(steps + 1);
+  let tailEnergy = 0;
+  for (let r = 1; r <= steps; r++) {
+    if (r <= tail.length) predictedEnergy[r] = tailEnergy += factor.residual[tail[r - 1]!]!;
+    else predictedEnergy[r] = factor.weightedResidual[order.length - r]!;
+    predictedEnergy[r] = Math.max(predictedEnergy[r]!, predictedEnergy[r - 1]!);
+  }
+  let outputEnergy = 0;
+  for (let k = 0; k < width; k++) outputEnergy += Math.max(0, cov[k * width + k]!);
+  const threshold = context.similarityThreshold ?? 0.95;
+  const planFor = (removedCount: number): MergePlan => {
+    if (removedCount <= 0) return { layers: [], groups: [] };
+    const removed = new Set(order.slice(0, Math.min(removedCount, steps)));
+    // Kept in variance order, so a fold names the strongest partner first (as planStreamMerges does).
+    const variances = streamVariances(read, width);
+    const kept = all.filter((k) => !removed.has(k)).sort((a, b) => variances[b]! - variances[a]! || a - b);
+    return { layers: [], groups: [streamPlan(group, read, kept, threshold)] };
+  };
+  return { name: group.id, kind: 'residual stream', width, exactRemoved: 0, paramsPerStep, flopsPerStep, steps, predictedEnergy, outputEnergy, planFor };
 }

@@ -205,6 +205,18 @@ describe('prune --approximate on a planted stream channel', () => {
     expect(text.stdout).toMatch(/group1 \(residual str.*16 +15 +1 +0 +approximate, residual stream/);
   });
 
+  it('is a candidate of a budgeted prune: the planted channel goes under --max-error 1e-3, with no --approximate', async () => {
+    const dir = scratch.freshFolder();
+    const input = plantStreamChannel(transformer('llama-tiny-planted.onnx'), path.join(dir, 'llama-dup.onnx'), 5, 2, 0.5);
+    const result = await prune(input, { output: path.join(dir, 'pruned.onnx'), probe: { random: 256, seed: 0, shapes: { input_ids: [1, 8] } }, budget: { maxError: 1e-3 } });
+    expect(result.search!.candidates.find((c) => c.kind === 'residual stream')).toMatchObject({ name: 'group1', width: 16 });
+    const stream = result.plan.groups.find((g) => g.stream);
+    expect(stream).toMatchObject({ widthAfter: 15, refit: { dropped: [5] } });
+    expect(stream!.stream!.folds.map((f) => [f.neuron, f.into])).toEqual([[5, 2]]);
+    expect(result.fidelity.maxRelError).toBeLessThanOrEqual(1e-3);
+    expect(initializerDims(path.join(dir, 'pruned.onnx'), 'embed.weight')).toEqual([32, 15]);
+  });
+
   it('drops a dead LLaMA stream channel (zero in every writer) as low-amplitude, the RMSNorms kept exact, verified below 1e-5', async () => {
     const dir = scratch.freshFolder();
     const input = plantStreamChannel(transformer('llama-tiny-planted.onnx'), path.join(dir, 'llama-dead.onnx'), 9, 0, 0);

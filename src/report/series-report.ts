@@ -48,6 +48,9 @@ export function formatTwoLayer(t: TwoLayerEstimate): string {
     `; observed RD of ${t.layer} at the last checkpoint = ${fmt(t.observedRelativeDistance)} (${t.observed})`;
 }
 
+/** Layers up to which the series table has a column group per layer. */
+const WIDE_TABLE_LAYERS = 2;
+
 export function formatSeriesTable(report: SeriesReport, options: TableOptions = {}): string {
   const layers = shownLayers(report);
   const columns = [
@@ -60,10 +63,23 @@ export function formatSeriesTable(report: SeriesReport, options: TableOptions = 
     ...layers.flatMap((l) => [`${l.effectiveWidth[t]}/${l.width}`, String(l.static[t]), fmt(l.relativeDistance[t] ?? null)]),
     fmt(report.relativeDistance[t] ?? null),
   ]);
+  // Three columns a layer: past two layers the wide table outgrows any terminal, so it turns to
+  // one row per layer and checkpoint (the JSON holds the same numbers either way).
+  const long = layers.length > WIDE_TABLE_LAYERS;
+  const table = long
+    ? renderTable(
+        [{ header: 'layer', elide: true }, { header: '#', align: 'right' }, { header: 'checkpoint', elide: true }, { header: 'eff.w', align: 'right' }, { header: 'static', align: 'right' }, { header: 'RD', align: 'right' }],
+        [
+          ...layers.flatMap((l) => report.checkpoints.map((c, t) => [l.name, String(t), c.path, `${l.effectiveWidth[t]}/${l.width}`, String(l.static[t]), fmt(l.relativeDistance[t] ?? null)])),
+          ...report.checkpoints.map((c, t) => ['(all layers)', String(t), c.path, '', '', fmt(report.relativeDistance[t] ?? null)]),
+        ],
+        options,
+      )
+    : renderTable(columns, rows, options);
   const lines = [
     `${report.checkpoints.length} checkpoints; effective width at similarity threshold ${report.options.similarityThreshold}; RD = |theta_w(t) - theta_w(0)| / |theta_w(0)| of the input weights`,
     '',
-    renderTable(columns, rows, options),
+    table,
   ];
   if (report.twoLayer) lines.push('', formatTwoLayer(report.twoLayer));
   lines.push(...report.notes.map((n) => `note: ${n}`));

@@ -74,10 +74,12 @@ export function integerValues(v: Value | null | undefined, depth = 0): number[] 
       });
     }
     case 'Slice': {
+      // Opset < 10 holds starts/ends/axes as attributes.
       const data = arg(0);
-      const starts = arg(1);
-      const ends = arg(2);
-      if (!data || !starts || !ends || starts.length !== 1) return undefined;
+      const starts = n.inputs[1] ? arg(1) : n.getInts('starts');
+      const ends = n.inputs[2] ? arg(2) : n.getInts('ends');
+      const axes = n.inputs[3] ? arg(3) : n.getInts('axes');
+      if (!data || !starts || !ends || starts.length !== 1 || (axes && (axes.length !== 1 || axes[0] !== 0))) return undefined;
       const clamp = (i: number): number => Math.max(0, Math.min(data.length, i < 0 ? i + data.length : i));
       return data.slice(clamp(starts[0]!), clamp(ends[0]!));
     }

@@ -223,10 +223,11 @@ function intsOf(node: Node, attribute: string, index: number): number[] | undefi
  * Squeeze(axes [0]) of Slice(axis 0, one step) or of Split(axis 0, sizes of 1).
  */
 function leadingPart(node: Node): { part: number; cut: Node; nodes: Node[]; parts?: number } | undefined {
+  // `nodes`: the cut behind `node` (Slice/Split behind a Squeeze), not `node` itself.
   if (node.is('Gather')) {
     const index = node.inputs[1]?.constantTensor();
     if (!index || index.dims.length !== 0 || node.getInt('axis', 0) !== 0) return undefined;
-    return { part: Number(index.toFloat64()[0]), cut: node, nodes: [node] };
+    return { part: Number(index.toFloat64()[0]), cut: node, nodes: [] };
   }
   if (!node.is('Squeeze')) return undefined;
   const axes = intsOf(node, 'axes', 1);
@@ -240,13 +241,13 @@ function leadingPart(node: Node): { part: number; cut: Node; nodes: Node[]; part
     const steps = cut.inputs[4] ? integerValues(cut.inputs[4]) : [1];
     if (!starts || !ends || !steps || starts.length !== 1 || sliceAxes[0] !== 0 || steps[0] !== 1) return undefined;
     if (!(starts[0]! >= 0) || ends[0] !== starts[0]! + 1) return undefined;
-    return { part: starts[0]!, cut, nodes: [node, cut] };
+    return { part: starts[0]!, cut, nodes: [cut] };
   }
   if (cut.is('Split')) {
     if (cut.getInt('axis', 0) !== 0) return undefined;
     const sizes = intsOf(cut, 'split', 1);
     if (sizes && sizes.some((x) => x !== 1)) return undefined;
-    return { part: cut.outputs.indexOf(node.inputs[0]!), cut, nodes: [node, cut], parts: cut.outputs.length };
+    return { part: cut.outputs.indexOf(node.inputs[0]!), cut, nodes: [cut], parts: cut.outputs.length };
   }
   return undefined;
 }

@@ -222,8 +222,9 @@ function intsOf(node: Node, attribute: string, index: number): number[] | undefi
  * Which part of the leading axis a cut takes as one slice: Gather(axis 0, scalar index), or
  * Squeeze(axes [0]) of Slice(axis 0, one step) or of Split(axis 0, sizes of 1).
  */
-function leadingPart(node: Node): { part: number; cut: Node; nodes: Node[]; parts?: number } | undefined {
-  // `nodes`: the cut behind `node` (Slice/Split behind a Squeeze), not `node` itself.
+function leadingPart(node: Node): { part: number; cut: Node; nodes: Node[]; parts?: number; end?: number } | undefined {
+  // `nodes`: the cut behind `node` (Slice/Split behind a Squeeze), not `node` itself; `end`: a
+  // Slice's end, which may run past the last part (qkv[2:]).
   if (node.is('Gather')) {
     const index = node.inputs[1]?.constantTensor();
     if (!index || index.dims.length !== 0 || node.getInt('axis', 0) !== 0) return undefined;
@@ -240,8 +241,8 @@ function leadingPart(node: Node): { part: number; cut: Node; nodes: Node[]; part
     const sliceAxes = intsOf(cut, 'axes', 3) ?? [0];
     const steps = cut.inputs[4] ? integerValues(cut.inputs[4]) : [1];
     if (!starts || !ends || !steps || starts.length !== 1 || sliceAxes[0] !== 0 || steps[0] !== 1) return undefined;
-    if (!(starts[0]! >= 0) || ends[0] !== starts[0]! + 1) return undefined;
-    return { part: starts[0]!, cut, nodes: [cut] };
+    if (!(starts[0]! >= 0) || !(ends[0]! > starts[0]!)) return undefined;
+    return { part: starts[0]!, cut, nodes: [cut], end: ends[0]! };
   }
   if (cut.is('Split')) {
     if (cut.getInt('axis', 0) !== 0) return undefined;
@@ -281,7 +282,7 @@ function packedFirstPart(node: Node, byOutput: Map<Value, NeuronLayer>):
   if (!(heads > 0) && headSize > 0) heads = layer.width / (parts * headSize);
   if (!Number.isInteger(heads) || !Number.isInteger(headSize) || heads <= 0 || headSize <= 0 || parts * heads * headSize !== layer.width) return undefined;
   const part = taken.part < 0 ? taken.part + parts : taken.part;
-  if (!(part >= 0 && part < parts)) return undefined;
+  if (!(part >= 0 && part < parts) || (taken.end !== undefined && Math.min(taken.end, parts) !== part + 1)) return undefined;
   return {
     layer,
     offset: part * heads * headSize,

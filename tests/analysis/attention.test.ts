@@ -8,7 +8,7 @@ import { findLayers } from '../../src/analysis/find-layers.js';
 import { auditHeads } from '../../src/analysis/head-audit.js';
 import { loadModel } from '../../src/onnx/model-file.js';
 import { fixturePath } from '../helpers/cli-runner.js';
-import { GraphBuilder, int, type AttributeSpec } from '../helpers/graph-builder.js';
+import { GraphBuilder, int, ints, type AttributeSpec } from '../helpers/graph-builder.js';
 import { DataType } from '../../src/ir/data-type.js';
 import { Tensor } from '../../src/ir/tensor.js';
 import type { Value } from '../../src/ir/value.js';
@@ -110,6 +110,28 @@ describe('findAttention', () => {
     expect(b!.q.path.map((n) => n.opType)).toEqual(['Mul', 'Squeeze', 'Slice', 'Transpose', 'Reshape']);
     expect(b!.merge?.node.opType).toBe('Reshape');
     expect(b!.blockers).toEqual([]);
+  });
+
+  it('takes each part of a reshape-first packed projection however it is cut: Gather(0), Slice [1:2] + Squeeze, Slice [2:end] + Squeeze', () => {
+    const b = new GraphBuilder();
+    const x = b.input('x', DataType.FLOAT, ['batch', 6, 16]);
+    const rng = new SeededRandom(9);
+    const i64 = (name: string, values: (number | bigint)[], dims = [values.length]): Value => b.initializer(name, Tensor.fromInt64(dims, values));
+    const [qkv] = b.node('MatMul', [x, b.initializer('qkv.weight', Tensor.fromNumbers(DataType.FLOAT, [16, 48], rng.gaussians(16 * 48)))], {}, { name: 'qkv' });
+    const [parts] = b.node('Transpose', [b.node('Reshape', [qkv!, i64('qkv_shape', [0, 0, 3, 4, 4])])[0]!], { perm: ints([2, 0, 3, 1, 4]) });
+    const [q] = b.node('Gather', [parts!, i64('zero', [0], [])], { axis: int(0) });
+    const part = (start: number, end: number | bigint): Value => b.node('Squeeze', [b.node('Slice', [parts!, i64(`s${start}`, [start]), i64(`e${start}`, [end]), i64(`a${start}`, [0])])[0]!, i64(`sq${start}`, [0])])[0]!;
+    const [k, v] = [part(1, 2), part(2, 9223372036854775807n)];
+    const [scores] = b.node('MatMul', [q!, b.node('Transpose', [k!], { perm: ints([0, 1, 3, 2]) })[0]!]);
+    const [context] = b.node('MatMul', [b.node('Softmax', [scores!], { axis: int(-1) })[0]!, v!]);
+    const [joined] = b.node('Reshape', [b.node('Transpose', [context!], { perm: ints([0, 2, 1, 3]) })[0]!, i64('join_shape', [0, 0, 16])]);
+    const [y] = b.node('MatMul', [joined!, b.initializer('o.weight', Tensor.fromNumbers(DataType.FLOAT, [16, 16], rng.gaussians(256)))], {}, { name: 'o_proj' });
+    b.output(y!, DataType.FLOAT, ['batch', 6, 16]);
+    const model = b.build(13);
+    const [block] = findAttention(model, findLayers(model));
+    expect(block).toMatchObject({ form: 'packed-reshape-first', heads: 4, headSize: 4, blockers: [] });
+    expect([block!.q.offset, block!.k.offset, block!.v.offset]).toEqual([0, 16, 32]);
+    expect(block!.v.path.map((n) => n.opType)).toEqual(['Squeeze', 'Slice', 'Transpose', 'Reshape']);
   });
 
   it('finds no attention in a model without any', () => {

@@ -20,6 +20,7 @@ import { blocker, uniqueBlockers, type Blocker } from './blocker.js';
 import { channelCount, coupleAt, couplingRules, startsGroup, IDENTITY, type ChannelLink, type Coupling, type CouplingRule, type GroupMember, type IndexMap } from './coupling-rules.js';
 import { isFeatureMapAxis, traceConsumers, type Consumer, type NeuronLayer } from './find-layers.js';
 import { producerRules, ruleFor } from './layer-rules.js';
+import { isApproximatelyMergeable } from './residual-stream.js';
 
 export type { CouplingRule, GroupMember, IndexMap } from './coupling-rules.js';
 
@@ -64,6 +65,12 @@ export interface DependencyGroup {
   /** Group channels that are constant zeros in every member (padding only): static channels. */
   staticChannels: number[];
   mergeable: boolean;
+  /**
+   * Not mergeable exactly, but a residual stream that prune --approximate merges (normalisations mix
+   * its channels, embedding tables write them; rewrite/merge-stream.ts): residual-stream.ts
+   * isApproximatelyMergeable. False for every exactly mergeable group.
+   */
+  approximateOnly: boolean;
   /** Why the group cannot be merged (empty when it can). */
   blockers: Blocker[];
 }
@@ -125,7 +132,7 @@ function buildGroup(
 ): DependencyGroup {
   const group: DependencyGroup = {
     id, width: 0, producers: [], consumers: [], ties: [], members: [], values: new Set(), couplingNodes: [],
-    diagonalInputs: new Map(), relations: [], zeroChannels: new Map(), staticChannels: [], mergeable: true, blockers: [],
+    diagonalInputs: new Map(), relations: [], zeroChannels: new Map(), staticChannels: [], mergeable: true, approximateOnly: false, blockers: [],
   };
   const memberOf = new Map<Value, GroupMember>();
   const links: ChannelLink[] = [];
@@ -230,6 +237,7 @@ function buildGroup(
   }
   group.blockers = uniqueBlockers(group.blockers);
   group.mergeable = group.blockers.length === 0;
+  group.approximateOnly = isApproximatelyMergeable(group);
   return group;
 }
 
@@ -327,12 +335,13 @@ export function groupWatchLayers(groups: readonly DependencyGroup[]): NeuronLaye
   const watches: NeuronLayer[] = [];
   for (const g of groups) {
     const anchor = g.producers[0];
-    if (!g.mergeable || !anchor) continue;
+    if (!(g.mergeable || g.approximateOnly) || !anchor) continue;
     for (const value of new Set(g.consumers.map((c) => c.member))) {
       const m = g.members.find((x) => x.value === value);
       if (!m?.width) continue;
       // The collector reads the rank from the shape, else from the weights: skip a tensor whose rank neither gives.
-      if (!value.shape && m.rank !== anchor.weight.dims.length) continue;
+      // A stream member holds its channels on the last axis: read as [positions, channels] whatever its rank.
+      if (!value.shape && m.rank !== anchor.weight.dims.length && !(g.approximateOnly && m.axisFromEnd === 1)) continue;
       watches.push({ ...anchor, name: groupStatisticsKey(g, value), width: m.width, neuronAxisFromEnd: m.axisFromEnd, activation: { ...anchor.activation, output: value } });
     }
   }

@@ -36,6 +36,9 @@ export interface Coverage {
   /** Rewritable neurons of Q/K/V projections whose attention block merges heads, and how many blocks. */
   headNeurons: number;
   headBlocks: number;
+  /** Rewritable neurons of groups that merge only approximately (a transformer's residual stream, with --approximate). */
+  approximateGroupNeurons: number;
+  approximateGroups: number;
   /** Read-out layers (linear, nothing reads them): their neurons are the model's outputs. */
   readoutLayers: number;
   readoutNeurons: number;
@@ -62,12 +65,19 @@ const OUTPUT_CODES: ReadonlySet<BlockerCode> = new Set(['graph-output', 'no-cons
 /**
  * A read-out as coverage counts it: no layer reads it, it is in no group, and nothing but being an
  * output holds it back: the classifier of readout-layer.ts, or a head whose activation (Sigmoid,
- * Tanh) is the graph output. A conv feeding a residual Add has no linear reader either, but the Add
+ * Tanh) is the graph output, or one whose Softmax is. A conv feeding a residual Add has no linear reader either, but the Add
  * blocks it, so it is no read-out.
  */
 function isReadout(layer: NeuronLayer, group: DependencyGroup | undefined): boolean {
   if (group || layer.subgraphOf || layer.consumers.length > 0) return false;
+  if (layer.blockers.length > 0 && layer.blockers.every(isOutputSoftmax)) return true;
   return layer.blockers.length > 0 && layer.blockers.every((b) => OUTPUT_CODES.has(b.code)) && (isReadoutLayer(layer) || layer.blockers.some((b) => b.code === 'graph-output'));
+}
+
+/** A classifier's Softmax/LogSoftmax whose result is a graph output (a CTC or class head): the read-out's own normalisation. */
+function isOutputSoftmax(b: Blocker): boolean {
+  if (OUTPUT_CODES.has(b.code)) return true;
+  return b.code === 'normaliser' && !!b.node && (b.node.opType === 'Softmax' || b.node.opType === 'LogSoftmax') && b.node.outputs.every((o) => o.isGraphOutput);
 }
 
 /**
@@ -87,7 +97,7 @@ function headBlockOf(layer: NeuronLayer, group: DependencyGroup | undefined, att
 
 /** The share of hidden neurons prune can rewrite, and the blocker codes behind the rest. */
 export function measureCoverage(layers: readonly NeuronLayer[], groups: readonly DependencyGroup[], unsupported: readonly UnsupportedLayer[] = [], attention: readonly AttentionBlock[] = []): Coverage {
-  const coverage: Coverage = { layers: 0, neurons: 0, rewritableLayers: 0, rewritableNeurons: 0, rewritableShare: 0, aloneNeurons: 0, groupedNeurons: 0, mergeableGroups: 0, headNeurons: 0, headBlocks: 0, readoutLayers: 0, readoutNeurons: 0, blockers: [] };
+  const coverage: Coverage = { layers: 0, neurons: 0, rewritableLayers: 0, rewritableNeurons: 0, rewritableShare: 0, aloneNeurons: 0, groupedNeurons: 0, mergeableGroups: 0, headNeurons: 0, headBlocks: 0, approximateGroupNeurons: 0, approximateGroups: 0, readoutLayers: 0, readoutNeurons: 0, blockers: [] };
   const counts = new Map<BlockerCode, BlockerCount>();
   const count = (codes: Iterable<BlockerCode>, width: number): void => {
     for (const code of codes) {
@@ -99,6 +109,7 @@ export function measureCoverage(layers: readonly NeuronLayer[], groups: readonly
   };
   const mergingGroups = new Set<DependencyGroup>();
   const mergingBlocks = new Set<AttentionBlock>();
+  const approximateGroups = new Set<DependencyGroup>();
   for (const layer of layers) {
     const group = groups.find((g) => g.producers.includes(layer));
     if (isReadout(layer, group)) {
@@ -117,6 +128,14 @@ export function measureCoverage(layers: readonly NeuronLayer[], groups: readonly
       } else coverage.aloneNeurons += layer.width;
       continue;
     }
+    if (group?.approximateOnly && layer.blockers.every((b) => !b.node || group.ties.includes(b.node) || b.code === 'member')) {
+      // Merged with --approximate only: channels refit through the normalisations, verified.
+      coverage.rewritableLayers++;
+      coverage.rewritableNeurons += layer.width;
+      coverage.approximateGroupNeurons += layer.width;
+      approximateGroups.add(group);
+      continue;
+    }
     const block = headBlockOf(layer, group, attention);
     if (block) {
       coverage.rewritableLayers++;
@@ -132,6 +151,7 @@ export function measureCoverage(layers: readonly NeuronLayer[], groups: readonly
   }
   coverage.mergeableGroups = mergingGroups.size;
   coverage.headBlocks = mergingBlocks.size;
+  coverage.approximateGroups = approximateGroups.size;
   coverage.rewritableShare = coverage.neurons ? coverage.rewritableNeurons / coverage.neurons : 0;
   coverage.blockers = [...counts.values()].sort((a, b) => b.neurons - a.neurons || b.layers - a.layers || a.code.localeCompare(b.code));
   return coverage;
@@ -145,6 +165,7 @@ export function describeCoverage(c: Omit<Coverage, 'blockers'> & { blockers: rea
   const kinds = [
     ...(c.aloneNeurons ? [`${c.aloneNeurons.toLocaleString('en-US')} in layers merged alone`] : []),
     ...(c.groupedNeurons ? [`${c.groupedNeurons.toLocaleString('en-US')} in ${c.mergeableGroups} mergeable group${c.mergeableGroups === 1 ? '' : 's'}`] : []),
+    ...(c.approximateGroupNeurons ? [`${c.approximateGroupNeurons.toLocaleString('en-US')} in ${c.approximateGroups} approximate-only group${c.approximateGroups === 1 ? '' : 's'} (residual stream, --approximate)`] : []),
     ...(c.headNeurons ? [`${c.headNeurons.toLocaleString('en-US')} in the Q/K/V projections of ${c.headBlocks} attention block${c.headBlocks === 1 ? '' : 's'} (whole heads and within-head pairs)`] : []),
   ];
   if (kinds.length) parts.push(kinds.join(', '));

@@ -8,7 +8,7 @@ import type { Node } from '../ir/node.js';
 import { isFloatType } from '../ir/data-type.js';
 import type { Value } from '../ir/value.js';
 import { blocker, uniqueBlockers, type Blocker } from './blocker.js';
-import { channelwiseOps, consumerBlocker, consumerRules, consumerView, flatteningViews, producerRules, ruleFor, type ChannelAxis } from './layer-rules.js';
+import { channelwiseOps, consumerBlocker, consumerRules, consumerView, flatteningViews, producerRules, ruleFor, shapeSkipsChannels, type ChannelAxis } from './layer-rules.js';
 import { traceActivation, type Activation } from './trace-activation.js';
 import { combineGatedMlps, type GatedMlp } from './gated-mlp.js';
 import { quantizedWeightBlocker } from './dequantized-weight.js';
@@ -230,6 +230,8 @@ export function traceConsumers(h: Value, activationNodes: Set<Node>, width: numb
     for (const use of v.uses()) {
       const n = use.node;
       if (activationNodes.has(n)) continue;
+      // Reads the batch or spatial size only: the same after channels go.
+      if (!flattened && shapeSkipsChannels(n, here)) continue;
       const channelwise = flattened ? undefined : ruleFor(channelwiseOps, n);
       if (channelwise && use.inputIndex === 0 && (featureMap || channelwise.isLayoutFree)) {
         const problem = channelwise.check?.(n, here);

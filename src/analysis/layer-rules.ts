@@ -7,7 +7,9 @@
 // handled by a fallback.
 
 import type { Node } from '../ir/node.js';
+import type { Value } from '../ir/value.js';
 import { blocker, type Blocker, type BlockerCode } from './blocker.js';
+import { integerValues, rankOf } from './shape-values.js';
 
 /** How a rewrite gives a consumer a bias it does not have yet. */
 export type BiasInsertion =
@@ -346,8 +348,9 @@ export const homogeneousElementwiseOps: ReadonlySet<string> = new Set(['Relu', '
  */
 export const flatteningViews: Record<string, { accepts: (n: Node) => boolean; onlyFeatureMaps: boolean }> = {
   Flatten: { accepts: (n) => n.getInt('axis', 1) === 1, onlyFeatureMaps: false },
-  // A Reshape to [batch, features] (shape constant of two entries, the first 0, -1 or fixed).
-  Reshape: { accepts: (n) => n.inputs[1]?.constantTensor()?.elementCount === 2, onlyFeatureMaps: true },
+  // A Reshape to [batch, features]: a shape constant of two entries (the first 0, -1 or fixed), or
+  // one computed as torch's x.view(x.size(0), -1) writes it (Shape -> Gather -> Concat with -1).
+  Reshape: { accepts: (n) => n.inputs[1]?.constantTensor()?.elementCount === 2 || isComputedFlatten(n.inputs[1]), onlyFeatureMaps: true },
 };
 
 /** Ops that read a layer but are not linear with constant weights: why each blocks a merge. */
@@ -374,4 +377,54 @@ export function consumerBlocker(node: Node): Blocker {
   return known
     ? blocker(known.code, `feeds ${known.what} ("${node.label}")`, node)
     : blocker('nonlinear-consumer', `consumer "${node.label}" (${node.opType}) is not a linear layer with constant weights`, node);
+}
+
+/**
+ * A computed Reshape shape [batch, -1] or [batch, features]: the batch read from the input's shape
+ * (torch's x.view(x.size(0), -1); Paddle2ONNX writes the feature count as a constant beside it).
+ */
+function isComputedFlatten(shape: Value | null | undefined): boolean {
+  if (!shape || shape.constantTensor()) return false;
+  const values = integerValues(shape);
+  return values?.length === 2 && values[0] !== -1 && (values[1] === -1 || (Number.isInteger(values[1]) && values[1]! > 0));
+}
+
+/**
+ * A Shape node reading a layer's output only for dims other than the channels (the batch size for
+ * a flatten, the spatial size for a resize): its result is the same after channels are removed, so
+ * it is no consumer of theirs. Every use must pick constant indices (Gather on axis 0, or the
+ * Shape's own start/end) that miss the channel axis; with the rank unknown only index 0 (the batch)
+ * counts as missing it.
+ */
+export function shapeSkipsChannels(shape: Node, at: ChannelAxis): boolean {
+  if (!shape.is('Shape')) return false;
+  const rank = at.rank ?? rankOf(shape.inputs[0]);
+  const channel = rank === undefined ? undefined : rank - at.axisFromEnd;
+  const misses = (dim: number): boolean => (channel === undefined ? dim === 0 : (dim < 0 ? dim + rank! : dim) !== channel);
+  const start = shape.getInt('start', 0);
+  const end = shape.attributes.has('end') ? shape.getInt('end', 0) : undefined;
+  if (rank !== undefined) {
+    const s = start < 0 ? start + rank : start;
+    const e = end === undefined ? rank : end < 0 ? end + rank : end;
+    if (channel !== undefined && (channel < s || channel >= e)) return true;
+  }
+  if (start !== 0 || end !== undefined) return false;
+  // Follow the shape through Casts to the ops that pick dims from it: Gathers of constant indices,
+  // Slices of a constant range (attributes before opset 10, inputs after).
+  const picksOthers = (v: Value): boolean => !v.isGraphOutput && v.uses().every(({ node, inputIndex }) => {
+    if (inputIndex !== 0) return false;
+    if (node.is('Cast')) return picksOthers(node.outputs[0]!);
+    if (node.is('Gather') && node.getInt('axis', 0) === 0) {
+      const indices = node.inputs[1]?.constantTensor();
+      return !!indices && [...indices.toFloat64()].every(misses);
+    }
+    if (node.is('Slice')) {
+      const from = node.inputs.length > 1 ? node.inputs[1]?.constantTensor()?.toFloat64()[0] : node.getInts('starts')?.[0];
+      const to = node.inputs.length > 2 ? node.inputs[2]?.constantTensor()?.toFloat64()[0] : node.getInts('ends')?.[0];
+      if (from === undefined || to === undefined || from < 0 || to < 0 || to - from > 8) return false;
+      return Array.from({ length: Math.max(0, to - from) }, (_, i) => from + i).every(misses);
+    }
+    return false;
+  });
+  return picksOthers(shape.outputs[0]!);
 }

@@ -10,7 +10,9 @@
 //   embed (Gather) -> x0 -> Add -> x1 -> Add -> x2 -> RMSNorm -> lm_head
 //                      \-> RMSNorm -> q/k/v ... o_proj -/  \-> RMSNorm -> gate*up ... down -/
 
+import { isFloatType } from '../ir/data-type.js';
 import type { Node } from '../ir/node.js';
+import type { Tensor } from '../ir/tensor.js';
 import type { Value } from '../ir/value.js';
 import { blocker, type Blocker } from './blocker.js';
 import type { CouplingContext } from './coupling-rules.js';
@@ -317,3 +319,152 @@ export const normalisationRules: readonly StreamRule[] = [skipNormalisation, nor
 export const streamReadRules: readonly StreamRule[] = [embedding, positionSelect, shapeRead];
 /** The residual-stream rules, in the order the group search tries them. */
 export const residualStreamRules: readonly StreamRule[] = [...normalisationRules, ...streamReadRules];
+
+/**
+ * One normalisation of a residual stream as the stream rewrite (rewrite/merge-stream.ts) sees it:
+ * y_c = gain_c * n_c + bias_c, with n = x / rms(x) ('rms') or (x - mean(x)) / std(x) ('layer').
+ */
+export interface StreamNormalisation {
+  kind: 'rms' | 'layer';
+  /** The node users know it by (the fused op, or the last node of the decomposition). */
+  node: Node;
+  input: Value;
+  output: Value;
+  /** The fused op alone, or every node of the decomposition. */
+  nodes: Node[];
+  /**
+   * Per-channel constants, where they are read: gains scale the normalised channels, biases shift
+   * them; an input bias (SkipLayerNormalization's) is added to the stream before normalising.
+   */
+  parameters: { node: Node; inputIndex: number; role: 'gain' | 'bias' | 'input-bias' }[];
+  /** The epsilon added to the mean square (or variance): an attribute of the fused op, or a scalar input. */
+  epsilon?: { node: Node; attribute: string } | { node: Node; inputIndex: number };
+}
+
+/** An embedding table whose columns write the stream's channels. */
+export interface StreamEmbedding {
+  node: Node;
+  table: Value;
+}
+
+/** What an approximate merge of a residual stream must rewrite besides producers and consumers. */
+export interface StreamParts {
+  normalisations: StreamNormalisation[];
+  embeddings: StreamEmbedding[];
+  /** Why the stream rewrite cannot handle the group (empty when it can). */
+  blockers: Blocker[];
+}
+
+/** The constant `v` holds, looking through the Identity torch writes for a deduplicated initializer. */
+export function constantThroughIdentity(v: Value | null | undefined): Tensor | undefined {
+  if (!v) return undefined;
+  const t = v.constantTensor();
+  if (t) return t;
+  const p = v.producer;
+  return p && p.opType === 'Identity' ? p.inputs[0]?.constantTensor() : undefined;
+}
+
+/** A decomposed normalisation's per-channel constants and epsilon; a blocker when one is read by an op the rewrite does not know. */
+function decomposedParts(match: NormalisationMatch, width: number): { norm?: StreamNormalisation; problem?: Blocker } {
+  const parameters: StreamNormalisation['parameters'] = [];
+  let epsilon: StreamNormalisation['epsilon'];
+  const inRegion = new Set(match.nodes);
+  for (const node of match.nodes) {
+    node.inputs.forEach((v, inputIndex) => {
+      const t = constantThroughIdentity(v);
+      if (!t || !v || v === match.input) return;
+      if (t.elementCount === width && t.dims[t.dims.length - 1] === width) {
+        parameters.push({ node, inputIndex, role: node.opType === 'Add' ? 'bias' : 'gain' });
+        return;
+      }
+      const other = node.inputs[1 - inputIndex];
+      if (node.opType === 'Add' && t.elementCount === 1 && other?.producer?.opType === 'ReduceMean' && inRegion.has(other.producer)) epsilon = { node, inputIndex };
+    });
+  }
+  const odd = parameters.find((p) => p.node.opType !== 'Mul' && p.node.opType !== 'Add');
+  if (odd) return { problem: blocker('normalisation', `normalisation "${match.node.label}" reads a per-channel constant in ${odd.node.opType} "${odd.node.label}", which the stream rewrite does not cut`, odd.node) };
+  const centred = match.nodes.some((n) => n.opType === 'ReduceMean' && n.inputs[0] === match.input);
+  return { norm: { kind: centred ? 'layer' : 'rms', node: match.node, input: match.input, output: match.output, nodes: match.nodes, parameters, ...(epsilon ? { epsilon } : {}) } };
+}
+
+/**
+ * The normalisations and embedding tables of a residual-stream group, and why its approximate
+ * merge (prune --approximate) cannot be applied, if it cannot: every member must hold the stream's
+ * channels on its last axis in order, and every normalisation must be one whose constants the
+ * rewrite knows (decomposed with Mul/Add constants, LayerNormalization, RMSNormalization,
+ * SimplifiedLayerNormalization, com.microsoft SkipLayerNormalization and SkipSimplifiedLayerNormalization
+ * without bias).
+ */
+export function streamParts(group: {
+  width: number;
+  members: readonly { value: Value; axisFromEnd: number; indexMap: { kind: string }; width?: number }[];
+  values: ReadonlySet<Value>;
+  couplingNodes: readonly Node[];
+}): StreamParts {
+  const blockers: Blocker[] = [];
+  for (const m of group.members) {
+    if (m.axisFromEnd !== 1 || (m.indexMap.kind !== 'identity' && !(m.indexMap.kind === 'offset' && m.width === group.width))) {
+      blockers.push(blocker('index-map', `"${m.value.name}" does not hold the stream's channels in order on its last axis`, m.value.producer ?? undefined));
+    }
+  }
+  const coupling = new Set(group.couplingNodes);
+  const normalisations: StreamNormalisation[] = [];
+  const embeddings: StreamEmbedding[] = [];
+  for (const node of group.couplingNodes) {
+    const fused = fusedNorm(node);
+    if (fused?.isSkip) {
+      // SkipLayerNormalization(input, skip, gamma, beta?, bias?); SkipSimplifiedLayerNormalization(input, skip, gamma, bias?).
+      const isRms = node.opType === 'SkipSimplifiedLayerNormalization';
+      if (isRms && node.inputs[3]) {
+        blockers.push(blocker('normalisation', `${node.opType} "${node.label}" has a bias input, which onnxruntime versions apply differently; the stream rewrite leaves it`, node));
+        continue;
+      }
+      const parameters: StreamNormalisation['parameters'] = [{ node, inputIndex: 2, role: 'gain' }];
+      if (!isRms && node.inputs[3]) parameters.push({ node, inputIndex: 3, role: 'bias' });
+      if (!isRms && node.inputs[4]) parameters.push({ node, inputIndex: 4, role: 'input-bias' });
+      normalisations.push({ kind: isRms ? 'rms' : 'layer', node, input: node.inputs[0]!, output: node.outputs[0]!, nodes: [node], parameters, epsilon: { node, attribute: 'epsilon' } });
+    } else if (fused) {
+      const parameters: StreamNormalisation['parameters'] = [{ node, inputIndex: 1, role: 'gain' }];
+      if (node.opType === 'LayerNormalization' && node.inputs[2]) parameters.push({ node, inputIndex: 2, role: 'bias' });
+      normalisations.push({ kind: node.opType === 'LayerNormalization' ? 'layer' : 'rms', node, input: node.inputs[0]!, output: node.outputs[0]!, nodes: [node], parameters, epsilon: { node, attribute: 'epsilon' } });
+    } else if (isStandard(node) && node.opType === 'Gather' && constantThroughIdentity(node.inputs[0])?.dims.length === 2 && group.values.has(node.outputs[0]!)) {
+      embeddings.push({ node, table: node.inputs[0]! });
+    }
+  }
+  const seen = new Set<Value>();
+  for (const m of group.members) {
+    const v = m.value;
+    if (v.constantTensor() || !v.uses().some((u) => coupling.has(u.node) && isStandard(u.node) && NORM_OPS.has(u.node.opType))) continue;
+    const match = matchDecomposedNormalisation(v, 1);
+    if (!match || !group.values.has(match.output) || seen.has(match.output)) continue;
+    seen.add(match.output);
+    const { norm, problem } = decomposedParts(match, group.width);
+    if (problem) blockers.push(problem);
+    if (norm) normalisations.push(norm);
+  }
+  // Any other op of the stream reading a float constant of more than one number (a per-channel
+  // scale) would keep the old width: the rewrite knows no such constant, so it refuses.
+  const known = new Set<Node>([...normalisations.flatMap((n) => n.nodes), ...embeddings.map((e) => e.node)]);
+  for (const node of group.couplingNodes) {
+    if (known.has(node)) continue;
+    const odd = node.inputs.find((v) => {
+      const t = constantThroughIdentity(v);
+      return !!t && isFloatType(t.dataType) && t.elementCount > 1;
+    });
+    if (odd) blockers.push(blocker('foreign-source', `${node.opType} "${node.label}" reads the constant "${odd.name}", which the stream rewrite does not cut`, node));
+  }
+  return { normalisations, embeddings, blockers };
+}
+
+/** Blocker codes an approximate stream merge works around: the normalisations and embedding tables it rewrites. */
+const STREAM_BLOCKERS = new Set(['normalisation', 'embedding']);
+
+/**
+ * True when a group that no exact merge may touch is a residual stream that prune --approximate can
+ * merge (rewrite/merge-stream.ts): its only blockers are normalisations and embedding tables, and
+ * streamParts finds nothing it cannot rewrite. DependencyGroup.approximateOnly holds the answer.
+ */
+export function isApproximatelyMergeable(group: Parameters<typeof streamParts>[0] & { blockers: readonly Blocker[]; producers: readonly unknown[] }): boolean {
+  if (group.producers.length === 0 || group.blockers.length === 0 || !group.blockers.every((b) => STREAM_BLOCKERS.has(b.code))) return false;
+  return streamParts(group).blockers.length === 0;
+}

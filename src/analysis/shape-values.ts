@@ -40,9 +40,15 @@ export function integerValues(v: Value | null | undefined, depth = 0): number[] 
       return dims.slice(start, end);
     }
     case 'Gather': {
-      const data = arg(0);
       const index = arg(1);
-      if (!data || !index || n.getInt('axis', 0) !== 0) return undefined;
+      if (!index || n.getInt('axis', 0) !== 0) return undefined;
+      const data = arg(0);
+      // Dims picked from the Shape of a tensor of unknown rank (non-negative indices need no rank).
+      const shape = shapeBehindCasts(n.inputs[0]);
+      if (!data && shape?.is('Shape') && isStandard(shape) && shape.getInt('start', 0) === 0 && index.every((i) => i >= 0)) {
+        return index.map((i) => dimOf(shape.inputs[0]!, i, depth + 1) ?? NaN);
+      }
+      if (!data) return undefined;
       return index.map((i) => data[i < 0 ? i + data.length : i] ?? NaN);
     }
     case 'Unsqueeze':
@@ -74,18 +80,31 @@ export function integerValues(v: Value | null | undefined, depth = 0): number[] 
       });
     }
     case 'Slice': {
-      // Opset < 10 holds starts/ends/axes as attributes.
-      const data = arg(0);
-      const starts = n.inputs[1] ? arg(1) : n.getInts('starts');
-      const ends = n.inputs[2] ? arg(2) : n.getInts('ends');
+      // Opset 10 on: starts/ends are inputs; before it, attributes (on axis 0 of a 1-D shape).
+      const starts = n.inputs.length > 1 ? arg(1) : n.getInts('starts');
+      const ends = n.inputs.length > 2 ? arg(2) : n.getInts('ends');
       const axes = n.inputs[3] ? arg(3) : n.getInts('axes');
-      if (!data || !starts || !ends || starts.length !== 1 || (axes && (axes.length !== 1 || axes[0] !== 0))) return undefined;
+      if (!starts || !ends || starts.length !== 1 || (axes && (axes.length !== 1 || (axes[0] !== 0 && axes[0] !== -1)))) return undefined;
+      const data = arg(0);
+      const shape = shapeBehindCasts(n.inputs[0]);
+      // A range of the Shape of a tensor of unknown rank (non-negative bounds need no rank).
+      if (!data && shape?.is('Shape') && isStandard(shape) && shape.getInt('start', 0) === 0 && starts[0]! >= 0 && ends[0]! > starts[0]! && ends[0]! - starts[0]! <= 8) {
+        return Array.from({ length: ends[0]! - starts[0]! }, (_, i) => dimOf(shape.inputs[0]!, starts[0]! + i, depth + 1) ?? NaN);
+      }
+      if (!data) return undefined;
       const clamp = (i: number): number => Math.max(0, Math.min(data.length, i < 0 ? i + data.length : i));
       return data.slice(clamp(starts[0]!), clamp(ends[0]!));
     }
     default:
       return undefined;
   }
+}
+
+/** The Shape node that computes `v`, through Casts and Identities (Paddle2ONNX casts shapes to int32 and back). */
+function shapeBehindCasts(v: Value | null | undefined): Node | undefined {
+  let p = v?.producer;
+  while (p && (p.is('Cast') || p.is('Identity')) && isStandard(p)) p = p.inputs[0]?.producer;
+  return p?.is('Shape') ? p : undefined;
 }
 
 function normaliseAxis(axis: number, rank: number): number {

@@ -151,7 +151,7 @@ export async function pruneMeasured(measurement: Measurement, options: PruneOpti
     const atFault: string[] = [];
     const parts: [string, MergePlan][] = [
       ...plan.layers.map((lp): [string, MergePlan] => [lp.layer, { layers: [lp], groups: [] }]),
-      ...plan.groups.map((gp): [string, MergePlan] => [`${gp.group} (${gp.members.join(', ')})`, { layers: [], groups: [gp] }]),
+      ...plan.groups.map((gp): [string, MergePlan] => [`${gp.group} (${gp.stream ? 'residual stream: ' : ''}${gp.members.join(', ')})`, { layers: [], groups: [gp] }]),
       ...heads.map((hp): [string, MergePlan] => [`heads of ${hp.block}`, { layers: [], groups: [], heads: [hp] }]),
     ];
     for (const [name, part] of parts) {

@@ -67,6 +67,8 @@ export interface CoverageReport {
   mergeableGroups: number;
   headNeurons: number;
   headBlocks: number;
+  approximateGroupNeurons: number;
+  approximateGroups: number;
   readoutLayers: number;
   readoutNeurons: number;
   blockers: { code: string; layers: number; neurons: number }[];
@@ -140,7 +142,8 @@ export function groupReport(g: ChannelGroup): GroupReport {
     width: g.width,
     mergeable: g.mergeable,
     reason: g.blockers.length ? blockerMessages(g.blockers).join('; ') : null,
-    approximateOnly: g.blockers.some((b) => b.code === 'normalisation'),
+    // What prune --approximate can merge (residual-stream.ts isApproximatelyMergeable), not merely any group behind a norm.
+    approximateOnly: g.approximateOnly,
   };
 }
 

@@ -2,6 +2,7 @@
 
 import type { PruneResult } from '../pipeline/prune.js';
 import type { LayerMergePlan } from '../rewrite/plan-merges.js';
+import type { StreamMerge } from '../rewrite/plan-stream-merges.js';
 import { REPORT_SCHEMA_VERSION } from './audit-report.js';
 import { renderTable, wrapParagraph, type TableOptions } from './text-table.js';
 import { terminalText } from './escape-text.js';
@@ -20,7 +21,11 @@ export interface PruneReport {
   notes: string[];
   layers: { name: string; width: number; widthAfter: number; merges: LayerMergePlan['merges']; statics: LayerMergePlan['statics']; refit: boolean }[];
   /** Channel groups merged together (every member layer loses the same channels). */
-  groups: { name: string; members: string[]; width: number; widthAfter: number; merges: LayerMergePlan['merges']; statics?: number; refit?: boolean }[];
+  groups: {
+    name: string; members: string[]; width: number; widthAfter: number; merges: LayerMergePlan['merges']; statics?: number; refit?: boolean;
+    /** A residual stream merged approximately (never exact): channels folded into kept ones, dead channels, whether RMSNorms were rescaled. */
+    residualStream?: StreamMerge;
+  }[];
   /** True when nothing could be removed: no copy was verified or written (output is null). */
   nothingToMerge: boolean;
   /** A budgeted prune (--max-error, --target-*, --min-top1, --sweep): how the search decided. */
@@ -90,7 +95,7 @@ export function pruneReport(r: PruneResult): PruneReport {
     holdout: r.holdoutSource,
     notes: r.probeNotes,
     layers: r.plan.layers.map((lp) => ({ name: lp.layer, width: lp.width, widthAfter: lp.widthAfter, merges: lp.merges, statics: lp.statics, refit: !!lp.refit })),
-    groups: r.plan.groups.map((gp) => ({ name: gp.group, members: gp.members, width: gp.width, widthAfter: gp.widthAfter, merges: gp.merges, ...(gp.statics.length ? { statics: gp.statics.length } : {}), ...(gp.refit ? { refit: true } : {}) })),
+    groups: r.plan.groups.map((gp) => ({ name: gp.group, members: gp.members, width: gp.width, widthAfter: gp.widthAfter, merges: gp.merges, ...(gp.statics.length ? { statics: gp.statics.length } : {}), ...(gp.refit ? { refit: true } : {}), ...(gp.stream ? { residualStream: gp.stream } : {}) })),
     nothingToMerge: r.nothingToMerge,
     ...(r.search ? { budget: budgetReport(r)! } : {}),
     ...(r.plan.heads?.length ? { heads: r.plan.heads.map((hp) => ({ block: hp.block, form: hp.form, heads: hp.heads, headsAfter: hp.headsAfter, headSize: hp.headSize, projections: hp.projections, output: hp.output, merges: hp.merges.map((m) => ({ head: m.head, into: m.into })), ...(hp.withinHead ? { withinHead: { headSizeAfter: hp.withinHead.headSizeAfter, valueHeadSizeAfter: hp.withinHead.valueHeadSizeAfter, queryKeyMerges: hp.withinHead.queryKey.length, valueOutputMerges: hp.withinHead.valueOutput.length, notApplied: hp.withinHead.notApplied } } : {}) })) } : {}),
@@ -152,7 +157,9 @@ export function formatPruneSummary(report: PruneReport, options: TableOptions = 
       [{ header: 'layer', elide: true }, { header: 'width', align: 'right' }, { header: 'after', align: 'right' }, { header: 'merged', align: 'right' }, { header: 'static', align: 'right' }, { header: 'mode' }],
       [
         ...report.layers.map((l) => [l.name, String(l.width), String(l.widthAfter), String(l.merges.length), String(l.statics.length), l.refit ? 'least-squares refit' : 'exact']),
-        ...report.groups.map((g) => [`${g.name} (${g.members.join(', ')})`, String(g.width), String(g.widthAfter), String(g.merges.length), String(g.statics ?? 0), g.refit ? 'least-squares refit, coupled' : 'exact, coupled']),
+        ...report.groups.map((g) => g.residualStream
+          ? [`${g.name} (residual stream: ${g.members.join(', ')})`, String(g.width), String(g.widthAfter), String(g.residualStream.folds.length), String(g.residualStream.lowAmplitude.length), 'approximate, residual stream']
+          : [`${g.name} (${g.members.join(', ')})`, String(g.width), String(g.widthAfter), String(g.merges.length), String(g.statics ?? 0), g.refit ? 'least-squares refit, coupled' : 'exact, coupled']),
       ],
       options,
     ));

@@ -10,11 +10,14 @@ import type { Value } from '../ir/value.js';
 import { axisToRows, rowsToAxis } from '../numeric/axis-slices.js';
 import { solveSymmetricPositive } from '../numeric/linear-solve.js';
 import { refitOnPivots } from '../numeric/pivoted-cholesky.js';
+import { integerValues } from '../analysis/shape-values.js';
 import { factorOn } from './refit-factors.js';
 import type { StreamingMoments } from '../numeric/streaming-moments.js';
 import { findChannelGroups, groupChannels, groupStatisticsKey, type ChannelGroup, type GroupMember } from '../analysis/channel-groups.js';
 import { coupleAt, rankOf, type ChannelLink } from '../analysis/coupling-rules.js';
 import { findLayers } from '../analysis/find-layers.js';
+import { streamParts } from '../analysis/residual-stream.js';
+import { rewriteStreamConstants } from './merge-stream.js';
 import type { Node } from '../ir/node.js';
 import type { GroupMergePlan, LayerMergePlan, MergePlan } from './plan-merges.js';
 
@@ -40,7 +43,7 @@ function applyLayerAndGroupPlans(model: Model, layers: NeuronLayer[], plan: Merg
   // group's producers (a stage's expand conv reads the residual stream), and their weights changed.
   for (const gp of plan.groups) {
     const group = findChannelGroups(findLayers(model)).find((g) => g.id === gp.group);
-    if (!group || !group.mergeable) throw new Error(`merge plan names channel group "${gp.group}", which the model does not have as a mergeable group`);
+    if (!group || !(group.mergeable || (gp.stream && group.approximateOnly))) throw new Error(`merge plan names channel group "${gp.group}", which the model does not have as a mergeable group`);
     applyGroupPlan(model, group, gp, statistics);
   }
 }
@@ -61,6 +64,8 @@ function applyGroupPlan(model: Model, group: ChannelGroup, gp: GroupMergePlan, s
   const keptOfMember = (m: GroupMember): number[] => groupChannels(m, group.width).flatMap((g, c) => (removed.has(g) ? [] : [c]));
   // Read how each coupling node links channels before any weight or count changes.
   const couplings = group.couplingNodes.map((node) => ({ node, links: nodeLinks(node, memberOf) }));
+  // A residual stream: embedding tables and normalisations lose the channels too (merge-stream.ts).
+  if (gp.stream) rewriteStreamConstants(model, group, gp);
   for (const consumer of group.consumers) {
     const m = memberOf.get(consumer.member)!;
     const width = m.width ?? group.width;
@@ -97,6 +102,11 @@ function applyGroupPlan(model: Model, group: ChannelGroup, gp: GroupMergePlan, s
       const dims = m.value.constantTensor()!.dims;
       model.graph.setConstant(m.value, keepAlongAxis(m.value, dims.length - m.axisFromEnd, kept));
     } else updateNeuronDim(m.value, m.axisFromEnd, m.width ?? group.width, kept.length);
+  }
+  if (gp.stream) {
+    // Values inside a decomposed normalisation (x^2, x / rms) carry the channels too.
+    const widthAfter = gp.refit!.kept.length;
+    for (const n of streamParts(group).normalisations) for (const node of n.nodes) for (const v of node.outputs) updateNeuronDim(v, 1, group.width, widthAfter);
   }
 }
 
@@ -291,6 +301,10 @@ function rewritePath(model: Model, consumer: Consumer, width: number, axisFromEn
         if (shape && shape[shape.length - 1] === width * block) {
           shape[shape.length - 1] = widthAfter * block;
           writeInts(model, n, 1, 'shape', shape);
+        } else if (!shape && integerValues(n.inputs[1])?.[1] === width * block && n.getInt('allowzero', 0) === 0) {
+          // A computed [batch, C*H*W] (the batch from Shape): [0, kept*H*W] copies the batch dim
+          // and needs no computing; the shape subgraph left unread goes with cleanUp.
+          n.setInput(1, model.graph.addInitializer(model.graph.uniqueName(`${n.name || 'Reshape'}_shape`), Tensor.fromInt64([2], [0, widthAfter * block])));
         }
       }
       updateNeuronDim(out, 1, width * block, widthAfter * block);

@@ -10,6 +10,7 @@ import type { HeadMergePlan } from './merge-heads.js';
 import type { StreamingMoments } from '../numeric/streaming-moments.js';
 import type { Value } from '../ir/value.js';
 import { groupRatios } from '../analysis/group-ratios.js';
+import { planStreamMerges, type StreamMerge } from './plan-stream-merges.js';
 
 /** Neuron `neuron` computes `scale` times neuron `into` on every input, so it folds into it. */
 export interface NeuronMerge {
@@ -233,6 +234,11 @@ export interface GroupMergePlan {
   refit?: { kept: number[]; dropped: number[] };
   /** Neurons the producers lose together (each producer counts the removed channels it writes). */
   neuronsRemoved: number;
+  /**
+   * A residual stream's approximate merge (plan-stream-merges.ts): which channels fold into which
+   * and which are dead; `refit` holds the kept channels, and readers are refit. Never exact.
+   */
+  stream?: StreamMerge;
 }
 
 /** What approximate group planning reads: the producers' measurements and the group tensors' statistics. */
@@ -249,7 +255,9 @@ export interface GroupPlanContext {
  * positively homogeneous), and the static channels (padding zeros).
  */
 export function planGroupMerges(group: ChannelGroup, options: MergeOptions = {}, context: GroupPlanContext = {}): GroupMergePlan | undefined {
-  if (!group.mergeable || group.producers.length === 0) return undefined;
+  // A residual stream merges only approximately, so an exact plan leaves it alone.
+  if (!group.mergeable) return options.approximate && group.approximateOnly ? planStreamMerges(group, context) : undefined;
+  if (group.producers.length === 0) return undefined;
   const tolerance = options.exactTolerance ?? DEFAULT_EXACT_TOLERANCE;
   const ratios = groupRatios(group);
   const read = [...new Set(group.consumers.map((c) => c.member))];

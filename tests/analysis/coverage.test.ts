@@ -7,6 +7,7 @@ import * as os from 'node:os';
 import * as path from 'node:path';
 import { describe, expect, it } from 'vitest';
 import type { FixtureExpectations } from '../../fixtures/fixture-expectations.js';
+import { ExporterGraphBuilder } from '../../fixtures/exporter-graph-builder.js';
 import { FIXTURES_DIR } from '../../fixtures/make-fixtures.js';
 import { describeCoverage, measureCoverage } from '../../src/analysis/coverage.js';
 import { dequantizedTensor } from '../../src/analysis/dequantized-weight.js';
@@ -212,7 +213,7 @@ describe('coverage', () => {
     expect(formatAuditTable(auditReport(result), { width: 400 })).toContain(describeCoverage(result.coverage));
     const run = await runCliInProcess(['inspect', fixturePath('se-block.onnx'), '--json']);
     const json = JSON.parse(run.stdout) as { coverage: Record<string, unknown> };
-    expect(Object.keys(json.coverage).sort()).toEqual(['aloneNeurons', 'blockers', 'groupedNeurons', 'headBlocks', 'headNeurons', 'layers', 'mergeableGroups', 'neurons', 'readoutLayers', 'readoutNeurons', 'rewritableLayers', 'rewritableNeurons', 'rewritableShare']);
+    expect(Object.keys(json.coverage).sort()).toEqual(['aloneNeurons', 'approximateGroupNeurons', 'approximateGroups', 'blockers', 'groupedNeurons', 'headBlocks', 'headNeurons', 'layers', 'mergeableGroups', 'neurons', 'readoutLayers', 'readoutNeurons', 'rewritableLayers', 'rewritableNeurons', 'rewritableShare']);
     expect(json.coverage).toMatchObject({ neurons: 56, readoutNeurons: 10 });
   });
 
@@ -226,8 +227,10 @@ describe('coverage', () => {
 
   it('counts the Q/K/V projections of attention blocks whose heads merge, packed ones too, and not grouped-query ones', () => {
     const llama = inspect(path.join(FIXTURES_DIR, 'transformers', 'llama-tiny-planted.onnx')).coverage;
-    // Two blocks of three 16-wide projections; SwiGLU (2 x 32) merges alone; the stream's writers stay blocked.
-    expect([llama.headNeurons, llama.headBlocks, llama.aloneNeurons, llama.rewritableNeurons, llama.neurons]).toEqual([96, 2, 64, 160, 224]);
+    // Two blocks of three 16-wide projections; SwiGLU (2 x 32) merges alone; the stream's four
+    // writers (o_proj, down_proj) merge approximately only, as one group.
+    expect([llama.headNeurons, llama.headBlocks, llama.aloneNeurons, llama.approximateGroupNeurons, llama.approximateGroups, llama.rewritableNeurons, llama.neurons]).toEqual([96, 2, 64, 64, 1, 224, 224]);
+    expect(describeCoverage(llama)).toContain('64 in 1 approximate-only group (residual stream, --approximate)');
     expect(llama.blockers.map((b) => b.code)).not.toContain('attention');
     expect(describeCoverage(llama)).toContain('96 in the Q/K/V projections of 2 attention blocks');
     // One packed 48-wide QKV projection cut by Split: its group is held back only by the block's own Reshapes.
@@ -247,5 +250,20 @@ describe('coverage', () => {
     expect(vit.blockers.find((b) => b.code === 'nonlinear-consumer')).toMatchObject({ layers: 3, neurons: 48 });
     const paddle = inspect(path.join(FIXTURES_DIR, 'attention', 'paddle-reshape-first-planted.onnx')).coverage;
     expect([paddle.headNeurons, paddle.headBlocks]).toEqual([48, 1]);
+  });
+
+  it('counts a classifier whose Softmax is the graph output as a read-out, not as blocked by a normaliser', () => {
+    const b = new ExporterGraphBuilder('softmax-head');
+    const dense = (outWidth: number, inWidth: number) => ({ outWidth, inWidth, weights: Float64Array.from({ length: outWidth * inWidth }, (_, i) => Math.sin(i + 1)), bias: undefined });
+    const hidden = b.relu('relu', b.gemm('fc1', b.input('x', 4), dense(8, 4), 'initializer'), 'h');
+    const probs = b.op('Softmax', 'softmax', [b.gemm('fc2', hidden, dense(5, 8), 'initializer')], 'probs', [{ name: 'axis', type: 'int', value: 1n }]);
+    b.output(probs, 5);
+    const c = measureCoverage(findLayers(b.model()), []);
+    expect([c.readoutLayers, c.readoutNeurons, c.neurons, c.blockers]).toEqual([1, 5, 8, []]);
+    // A Softmax inside the graph (attention scores) still blocks: only the output's is the read-out's.
+    const inner = new ExporterGraphBuilder('softmax-inside');
+    const s = inner.op('Softmax', 'softmax', [inner.gemm('fc1', inner.input('x', 4), dense(8, 4), 'initializer')], 's', [{ name: 'axis', type: 'int', value: 1n }]);
+    inner.output(inner.gemm('fc2', s, dense(5, 8), 'initializer'), 5);
+    expect(measureCoverage(findLayers(inner.model()), []).blockers.map((x) => x.code)).toContain('normaliser');
   });
 });

@@ -96,5 +96,7 @@ describe('normalisations built here', () => {
     expect(groups[0]!.ties.map((t) => t.name)).toEqual(['skip_ln']);
     expect(groups[0]!.consumers.map((c) => c.node.name)).toEqual(['head']);
     expect(codes(groups[0]!)).toEqual(['normalisation']);
+    // prune --approximate can merge it (rewrite/merge-stream.ts cuts gamma and beta).
+    expect(groups[0]!.approximateOnly).toBe(true);
   });
 });

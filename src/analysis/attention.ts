@@ -7,7 +7,10 @@
 //
 // with the projections separate, packed into one (cut by Slice/Split), K/V repeated over query
 // heads (grouped-query and multi-query attention: Unsqueeze/Expand/Reshape), or heads folded into
-// the batch axis (nn.MultiheadAttention: [T, B*H, d]); and the fused com.microsoft Attention,
+// the batch axis (nn.MultiheadAttention: [T, B*H, d]), or packed reshape-first as timm ViT/Swin
+// and Paddle2ONNX write it (qkv -> Reshape [B, T, 3, H, d] -> Transpose [2, 0, 3, 1, 4] -> part p
+// by Gather / Slice+Squeeze / Split+Squeeze on axis 0: part p, head h, channel i is row
+// p*H*d + h*d + i of the packed weight); and the fused com.microsoft Attention,
 // MultiHeadAttention, GroupQueryAttention and ONNX (opset 23) Attention ops. A block names its
 // projections as row ranges of weight tensors (a head is `headSize` consecutive output channels),
 // so the head audit and head merges read and cut head blocks: the 'head-blocks' index map of
@@ -24,19 +27,25 @@ import { integerValues, rankOf } from './shape-values.js';
 export type AttentionForm =
   | 'decomposed'
   | 'packed'
+  | 'packed-reshape-first'
   | 'com.microsoft.Attention'
   | 'com.microsoft.MultiHeadAttention'
   | 'com.microsoft.GroupQueryAttention'
   | 'Attention';
 
-/** How a Reshape on a head path lays heads out: [.., H, d] (split), [.., B*H, d] (fold), or back to [.., H*d] (merge). */
-export type HeadReshapeRole = 'split' | 'fold' | 'merge';
+/**
+ * How a Reshape on a head path lays heads out: [.., H, d] (split), [.., B*H, d] (fold), back to
+ * [.., H*d] (merge), or a packed projection's [.., P, H, d] (packed-split: P parts, Q/K/V, cut on the P axis after a Transpose).
+ */
+export type HeadReshapeRole = 'split' | 'fold' | 'merge' | 'packed-split';
 
 export interface HeadReshape {
   node: Node;
   role: HeadReshapeRole;
   /** Rank of the Reshape's data input. */
   inputRank: number;
+  /** Parts on the packed axis (packed-split only): 3 for Q/K/V, 2 for K/V. */
+  parts?: number;
 }
 
 /** A projection's output channels that a block reads as Q, K or V: rows offset..offset+width of a weight. */
@@ -123,6 +132,8 @@ interface Traced {
   repeated: boolean;
   rotary: boolean;
   path: Node[];
+  /** Cut out of a packed [.., P, H, d] Reshape (the last of `reshapes`): P parts of H heads of d. */
+  packedFirst?: { parts: number; heads: number; headSize: number };
 }
 
 /** Follows a head path back from the attention core to the projection that feeds it. */
@@ -177,6 +188,14 @@ function traceHeadPath(start: Value, byOutput: Map<Value, NeuronLayer>, depth = 
         }
         return undefined;
       }
+      case 'Squeeze':
+      case 'Gather': {
+        const packed = packedFirstPart(p, byOutput);
+        if (!packed) return undefined;
+        path.push(...packed.path);
+        reshapes.push(packed.reshape);
+        return { layer: packed.layer, offset: packed.offset, width: packed.width, reshapes, repeated, rotary, path, packedFirst: packed.packedFirst };
+      }
       case 'Slice':
       case 'Split': {
         const source = p.inputs[0];
@@ -191,6 +210,87 @@ function traceHeadPath(start: Value, byOutput: Map<Value, NeuronLayer>, depth = 
     }
   }
   return undefined;
+}
+
+/** Integer attribute list or, from opset 10/13 on, the constant input at `index`. */
+function intsOf(node: Node, attribute: string, index: number): number[] | undefined {
+  const input = node.inputs[index];
+  return input ? integerValues(input) : node.getInts(attribute);
+}
+
+/**
+ * Which part of the leading axis a cut takes as one slice: Gather(axis 0, scalar index), or
+ * Squeeze(axes [0]) of Slice(axis 0, one step) or of Split(axis 0, sizes of 1).
+ */
+function leadingPart(node: Node): { part: number; cut: Node; nodes: Node[]; parts?: number; end?: number } | undefined {
+  // `nodes`: the cut behind `node` (Slice/Split behind a Squeeze), not `node` itself; `end`: a
+  // Slice's end, which may run past the last part (qkv[2:]).
+  if (node.is('Gather')) {
+    const index = node.inputs[1]?.constantTensor();
+    if (!index || index.dims.length !== 0 || node.getInt('axis', 0) !== 0) return undefined;
+    return { part: Number(index.toFloat64()[0]), cut: node, nodes: [] };
+  }
+  if (!node.is('Squeeze')) return undefined;
+  const axes = intsOf(node, 'axes', 1);
+  if (!axes || axes.length !== 1 || axes[0] !== 0) return undefined;
+  const cut = node.inputs[0]?.producer;
+  if (!cut || !isStandard(cut)) return undefined;
+  if (cut.is('Slice')) {
+    const starts = intsOf(cut, 'starts', 1);
+    const ends = intsOf(cut, 'ends', 2);
+    const sliceAxes = intsOf(cut, 'axes', 3) ?? [0];
+    const steps = cut.inputs[4] ? integerValues(cut.inputs[4]) : [1];
+    if (!starts || !ends || !steps || starts.length !== 1 || sliceAxes[0] !== 0 || steps[0] !== 1) return undefined;
+    if (!(starts[0]! >= 0) || !(ends[0]! > starts[0]!)) return undefined;
+    return { part: starts[0]!, cut, nodes: [cut], end: ends[0]! };
+  }
+  if (cut.is('Split')) {
+    if (cut.getInt('axis', 0) !== 0) return undefined;
+    const sizes = intsOf(cut, 'split', 1);
+    if (sizes && sizes.some((x) => x !== 1)) return undefined;
+    return { part: cut.outputs.indexOf(node.inputs[0]!), cut, nodes: [cut], parts: cut.outputs.length };
+  }
+  return undefined;
+}
+
+/**
+ * A part of a packed projection split reshape-first: projection -> Reshape [.., P, H, d] ->
+ * Transpose bringing P first (last axis d stays last) -> part p on axis 0. The part's rows are
+ * p*H*d .. (p+1)*H*d of the projection, head h at h*d within them.
+ */
+function packedFirstPart(node: Node, byOutput: Map<Value, NeuronLayer>):
+  | { layer: NeuronLayer; offset: number; width: number; reshape: Node; path: Node[]; packedFirst: NonNullable<Traced['packedFirst']> }
+  | undefined {
+  const taken = leadingPart(node);
+  if (!taken) return undefined;
+  const transpose = taken.cut.inputs[0]?.producer;
+  if (!transpose || !transpose.is('Transpose') || !isStandard(transpose)) return undefined;
+  const reshape = transpose.inputs[0]?.producer;
+  if (!reshape || !reshape.is('Reshape') || !isStandard(reshape)) return undefined;
+  const layer = reshape.inputs[0] ? byOutput.get(reshape.inputs[0]) : undefined;
+  const shape = integerValues(reshape.inputs[1]);
+  const inputRank = rankOf(reshape.inputs[0]);
+  const perm = transpose.getInts('perm');
+  if (!layer || !shape || inputRank === undefined || shape.length !== inputRank + 2 || !perm || perm.length !== shape.length) return undefined;
+  const partAxis = shape.length - 3;
+  if (perm[0] !== partAxis || perm[perm.length - 1] !== shape.length - 1) return undefined;
+  const parts = shape[partAxis]!;
+  let heads = shape[partAxis + 1]!;
+  let headSize = shape[partAxis + 2]!;
+  if (!(parts > 0) || (taken.parts !== undefined && taken.parts !== parts)) return undefined;
+  if (!(headSize > 0) && heads > 0) headSize = layer.width / (parts * heads);
+  if (!(heads > 0) && headSize > 0) heads = layer.width / (parts * headSize);
+  if (!Number.isInteger(heads) || !Number.isInteger(headSize) || heads <= 0 || headSize <= 0 || parts * heads * headSize !== layer.width) return undefined;
+  const part = taken.part < 0 ? taken.part + parts : taken.part;
+  if (!(part >= 0 && part < parts) || (taken.end !== undefined && Math.min(taken.end, parts) !== part + 1)) return undefined;
+  return {
+    layer,
+    offset: part * heads * headSize,
+    width: heads * headSize,
+    reshape,
+    path: [...taken.nodes, transpose, reshape],
+    packedFirst: { parts, heads, headSize },
+  };
 }
 
 /** The channel range a Slice/Split output takes from the last axis of a projection `width` wide. */
@@ -293,8 +393,11 @@ function layerPart(t: Traced, split: HeadReshape | undefined): ProjectionPart {
 function headSplit(t: Traced): { split: HeadReshape; headSize: number } | undefined {
   const node = t.reshapes[t.reshapes.length - 1];
   if (!node) return undefined;
-  const shape = integerValues(node.inputs[1]);
   const inputRank = rankOf(node.inputs[0]);
+  if (t.packedFirst && inputRank !== undefined) {
+    return { split: { node, role: 'packed-split', inputRank, parts: t.packedFirst.parts }, headSize: t.packedFirst.headSize };
+  }
+  const shape = integerValues(node.inputs[1]);
   if (!shape || inputRank === undefined) return undefined;
   let role: HeadReshapeRole;
   if (shape.length === inputRank + 1) role = 'split';
@@ -339,7 +442,8 @@ function decomposedBlock(softmax: Node, layers: NeuronLayer[], byOutput: Map<Val
   const q = layerPart(qt, qs.split);
   const k = layerPart(kt, ks.split);
   const v = layerPart(vt, vs.split);
-  const form: AttentionForm = q.layer === k.layer || q.layer === v.layer ? 'packed' : 'decomposed';
+  const packedFirst = [qs, ks, vs].some((s) => s.split.role === 'packed-split');
+  const form: AttentionForm = packedFirst ? 'packed-reshape-first' : q.layer === k.layer || q.layer === v.layer ? 'packed' : 'decomposed';
   if (!Number.isInteger(heads) || vt.width / valueHeadSize !== kvHeads) blockers.push(blocker('attention', `its Q, K and V widths (${qt.width}, ${kt.width}, ${vt.width}) do not split into heads of ${headSize}`, softmax));
   if (!out) blockers.push(blocker('attention', 'no linear output projection reads its heads', context.node));
   else if (!merge) blockers.push(blocker('attention', 'the Reshape that joins its heads was not found', context.node));

@@ -83,7 +83,8 @@ export function integerValues(v: Value | null | undefined, depth = 0): number[] 
       // Opset 10 on: starts/ends are inputs; before it, attributes (on axis 0 of a 1-D shape).
       const starts = n.inputs.length > 1 ? arg(1) : n.getInts('starts');
       const ends = n.inputs.length > 2 ? arg(2) : n.getInts('ends');
-      if (!starts || !ends || starts.length !== 1) return undefined;
+      const axes = n.inputs[3] ? arg(3) : n.getInts('axes');
+      if (!starts || !ends || starts.length !== 1 || (axes && (axes.length !== 1 || (axes[0] !== 0 && axes[0] !== -1)))) return undefined;
       const data = arg(0);
       const shape = shapeBehindCasts(n.inputs[0]);
       // A range of the Shape of a tensor of unknown rank (non-negative bounds need no rank).

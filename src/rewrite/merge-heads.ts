@@ -111,11 +111,13 @@ function planWithinHead(a: AttentionAudit, tolerance: number): WithinHeadMerges 
     notApplied.push(`${foundQK} Q/K merges: a rotary embedding mixes Q/K channels in pairs`);
     mQK = qkMax = 0;
   }
-  // Fused ops and packed projections cut by computed offsets expect Q, K and V heads of one size.
+  // Fused ops, packed projections cut by computed offsets and reshape-first packing ([.., 3, H, d]:
+  // one d for all three parts) expect Q, K and V heads of one size.
   const computedCut = [b.q, b.k, b.v].some((p) => p.cut?.is('Slice') && !(p.cut.inputs[1]?.constantTensor() && p.cut.inputs[2]?.constantTensor()));
-  if ((b.fused || computedCut) && mQK !== mVO) {
+  const packedFirst = [b.q, b.k, b.v].some((p) => p.split?.role === 'packed-split');
+  if ((b.fused || computedCut || packedFirst) && mQK !== mVO) {
     mQK = mVO = Math.min(mQK, mVO);
-    notApplied.push(`${b.fused ? `${b.fused.opType} expects` : 'the packed projection is cut into'} Q, K and V heads of one size: each head drops the same number of Q/K and V/O neurons`);
+    notApplied.push(`${b.fused ? `${b.fused.opType} expects` : packedFirst ? 'the packed projection is reshaped into' : 'the packed projection is cut into'} Q, K and V heads of one size: each head drops the same number of Q/K and V/O neurons`);
   }
   if (mQK < qkMax || mVO < Math.max(...vo.map((r) => r.length))) {
     notApplied.push(`every head keeps one size: ${mQK} Q/K and ${mVO} V/O merges per head applied of ${qkMax ? foundQK : 0} and ${foundVO} found`);
@@ -237,11 +239,15 @@ function applyHeadPlan(model: Model, block: AttentionBlock, plan: HeadMergePlan)
     node.setInput(1, g.addInitializer(g.uniqueName(`${node.name || 'reshape'}_heads_shape`), Tensor.fromInt64([shape.length], shape)));
     if (node.attributes.has('allowzero')) node.setAttribute({ name: 'allowzero', type: 'int', value: 0n });
   };
+  const rewritten = new Set<Node>();
   for (const [part, size] of [[block.q, dAfter], [block.k, dAfter], [block.v, dvAfter]] as const) {
     const s = part.split;
-    if (!s) continue;
+    if (!s || rewritten.has(s.node)) continue;
+    rewritten.add(s.node);
     const zeros = (n: number): number[] => Array.from({ length: n }, () => 0);
-    setShape(s.node, s.role === 'split' ? [...zeros(s.inputRank - 1), headsAfter, size] : [...zeros(s.inputRank - 2), -1, size]);
+    // A packed reshape-first split ([.., P, H, d]) is shared by Q, K and V, whose heads keep one size.
+    if (s.role === 'packed-split') setShape(s.node, [...zeros(s.inputRank - 1), s.parts!, headsAfter, size]);
+    else setShape(s.node, s.role === 'split' ? [...zeros(s.inputRank - 1), headsAfter, size] : [...zeros(s.inputRank - 2), -1, size]);
   }
   // K/V "repeated" once per head (torch's repeat_kv with one query head per key head): the Expand
   // becomes a broadcast of ones and the Reshape after it [B, H, T, d] takes the new head count.
@@ -264,7 +270,7 @@ function applyHeadPlan(model: Model, block: AttentionBlock, plan: HeadMergePlan)
   if (block.merge) {
     const shapeLength = integerValues(block.merge.node.inputs[1])?.length ?? 0;
     const r = block.merge.inputRank;
-    if (block.q.split?.role === 'split' && shapeLength === r - 1) setShape(block.merge.node, [...Array.from({ length: r - 2 }, () => 0), headsAfter * dvAfter]);
+    if ((block.q.split?.role === 'split' || block.q.split?.role === 'packed-split') && shapeLength === r - 1) setShape(block.merge.node, [...Array.from({ length: r - 2 }, () => 0), headsAfter * dvAfter]);
     else if (shapeLength === 2) setShape(block.merge.node, [-1, headsAfter * dvAfter]);
     else throw new Error(`attention block "${block.id}": cannot rewrite the head count of Reshape "${block.merge.node.label}" (${r}-D input to ${shapeLength}-D)`);
   }

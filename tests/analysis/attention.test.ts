@@ -8,7 +8,7 @@ import { findLayers } from '../../src/analysis/find-layers.js';
 import { auditHeads } from '../../src/analysis/head-audit.js';
 import { loadModel } from '../../src/onnx/model-file.js';
 import { fixturePath } from '../helpers/cli-runner.js';
-import { GraphBuilder, int, type AttributeSpec } from '../helpers/graph-builder.js';
+import { GraphBuilder, int, ints, type AttributeSpec } from '../helpers/graph-builder.js';
 import { DataType } from '../../src/ir/data-type.js';
 import { Tensor } from '../../src/ir/tensor.js';
 import type { Value } from '../../src/ir/value.js';
@@ -31,6 +31,7 @@ describe('findAttention', () => {
     ['attention/ms-attention-planted.onnx', 'com.microsoft.Attention', 4, 4],
     ['attention/ms-mha-planted.onnx', 'com.microsoft.MultiHeadAttention', 4, 4],
     ['attention/onnx-attention-planted.onnx', 'Attention', 4, 4],
+    ['attention/paddle-reshape-first-planted.onnx', 'packed-reshape-first', 4, 4],
   ];
   for (const [file, form, heads, kvHeads] of cases) {
     it(`finds one ${form} block with ${heads} query and ${kvHeads} key/value heads of 4 in ${file}`, () => {
@@ -81,6 +82,58 @@ describe('findAttention', () => {
     }
   });
 
+  it('reads packed QKV reshaped first ([.., 3, H, d] -> Transpose -> part p on axis 0) as part p, head h, channel i = row p*H*d + h*d + i', () => {
+    const { blocks, layers } = blocksOf('attention/torch-vit-planted.onnx');
+    // timm's unbind(0) (Split + Squeeze), qkv[i] (Gather), PVT's q + packed kv ([B, -1, 2, H, d]).
+    expect(blocks.map((b) => [b.form, b.heads, b.kvHeads, b.headSize, b.valueHeadSize, b.output?.name])).toEqual([0, 1, 2].map((i) => ['packed-reshape-first', 4, 4, 4, 4, `/${i}/attn/proj/MatMul`]));
+    for (const b of blocks.slice(0, 2)) {
+      expect([b.q, b.k, b.v].map((p) => [p.offset, p.width, p.split?.role, p.split?.parts])).toEqual([[0, 16, 'packed-split', 3], [16, 16, 'packed-split', 3], [32, 16, 'packed-split', 3]]);
+      expect(new Set([b.q.weight, b.k.weight, b.v.weight]).size).toBe(1);
+      expect(b.q.split!.node).toBe(b.v.split!.node);
+      expect(b.v.indexMap).toEqual({ kind: 'head-blocks', heads: 4, headSize: 4 });
+    }
+    const pvt = blocks[2]!;
+    expect([pvt.q, pvt.k, pvt.v].map((p) => [p.name, p.offset, p.split?.role])).toEqual([['/2/attn/q/MatMul', 0, 'split'], ['/2/attn/kv/MatMul', 0, 'packed-split'], ['/2/attn/kv/MatMul', 16, 'packed-split']]);
+    expect(pvt.k.split?.parts).toBe(2);
+    expect(blocks.every((b) => b.blockers.length === 0)).toBe(true);
+    // The packed projection was blocked by its Reshape; once its block is known, only 'attention' is left.
+    const qkv = layers.find((l) => l.name === '/0/attn/qkv/MatMul')!;
+    expect(qkv.blockers.some((b) => b.message.includes('Reshape') && b.message.includes('not a linear layer'))).toBe(true);
+    markAttentionLayers(blocks);
+    expect(qkv.blockers.map((b) => b.code)).toEqual(['attention']);
+    expect(qkv.blockers[0]!.message).toContain('projects the Q/K/V heads of attention block attn1');
+  });
+
+  it('reads the Paddle2ONNX opset-9 form: Slice and Squeeze with attributes, shape pieces cast from int32', () => {
+    const [b] = blocksOf('attention/paddle-reshape-first-planted.onnx').blocks;
+    expect([b!.q.offset, b!.k.offset, b!.v.offset]).toEqual([0, 16, 32]);
+    expect(b!.q.path.map((n) => n.opType)).toEqual(['Mul', 'Squeeze', 'Slice', 'Transpose', 'Reshape']);
+    expect(b!.merge?.node.opType).toBe('Reshape');
+    expect(b!.blockers).toEqual([]);
+  });
+
+  it('takes each part of a reshape-first packed projection however it is cut: Gather(0), Slice [1:2] + Squeeze, Slice [2:end] + Squeeze', () => {
+    const b = new GraphBuilder();
+    const x = b.input('x', DataType.FLOAT, ['batch', 6, 16]);
+    const rng = new SeededRandom(9);
+    const i64 = (name: string, values: (number | bigint)[], dims = [values.length]): Value => b.initializer(name, Tensor.fromInt64(dims, values));
+    const [qkv] = b.node('MatMul', [x, b.initializer('qkv.weight', Tensor.fromNumbers(DataType.FLOAT, [16, 48], rng.gaussians(16 * 48)))], {}, { name: 'qkv' });
+    const [parts] = b.node('Transpose', [b.node('Reshape', [qkv!, i64('qkv_shape', [0, 0, 3, 4, 4])])[0]!], { perm: ints([2, 0, 3, 1, 4]) });
+    const [q] = b.node('Gather', [parts!, i64('zero', [0], [])], { axis: int(0) });
+    const part = (start: number, end: number | bigint): Value => b.node('Squeeze', [b.node('Slice', [parts!, i64(`s${start}`, [start]), i64(`e${start}`, [end]), i64(`a${start}`, [0])])[0]!, i64(`sq${start}`, [0])])[0]!;
+    const [k, v] = [part(1, 2), part(2, 9223372036854775807n)];
+    const [scores] = b.node('MatMul', [q!, b.node('Transpose', [k!], { perm: ints([0, 1, 3, 2]) })[0]!]);
+    const [context] = b.node('MatMul', [b.node('Softmax', [scores!], { axis: int(-1) })[0]!, v!]);
+    const [joined] = b.node('Reshape', [b.node('Transpose', [context!], { perm: ints([0, 2, 1, 3]) })[0]!, i64('join_shape', [0, 0, 16])]);
+    const [y] = b.node('MatMul', [joined!, b.initializer('o.weight', Tensor.fromNumbers(DataType.FLOAT, [16, 16], rng.gaussians(256)))], {}, { name: 'o_proj' });
+    b.output(y!, DataType.FLOAT, ['batch', 6, 16]);
+    const model = b.build(13);
+    const [block] = findAttention(model, findLayers(model));
+    expect(block).toMatchObject({ form: 'packed-reshape-first', heads: 4, headSize: 4, blockers: [] });
+    expect([block!.q.offset, block!.k.offset, block!.v.offset]).toEqual([0, 16, 32]);
+    expect(block!.v.path.map((n) => n.opType)).toEqual(['Squeeze', 'Slice', 'Transpose', 'Reshape']);
+  });
+
   it('finds no attention in a model without any', () => {
     expect(blocksOf('mlp-relu-planted.onnx').blocks).toEqual([]);
   });
@@ -88,7 +141,7 @@ describe('findAttention', () => {
 
 describe('auditHeads', () => {
   it('finds the planted duplicates: head 2 copies head 0, head 3 is head 1 turned by an orthogonal matrix', () => {
-    for (const file of ['attention/decomposed-planted.onnx', 'attention/packed-planted.onnx', 'attention/ms-attention-planted.onnx', 'attention/ms-mha-planted.onnx', 'attention/onnx-attention-planted.onnx']) {
+    for (const file of ['attention/decomposed-planted.onnx', 'attention/packed-planted.onnx', 'attention/ms-attention-planted.onnx', 'attention/ms-mha-planted.onnx', 'attention/onnx-attention-planted.onnx', 'attention/paddle-reshape-first-planted.onnx']) {
       const [a] = audit(file);
       expect(a!.duplicates.map((d) => [d.head, d.into]), file).toEqual([[2, 0], [3, 1]]);
       expect(a!.similarPairs).toEqual([[0, 2], [1, 3]]);
@@ -121,6 +174,13 @@ describe('auditHeads', () => {
     expect(audit('transformers/bert-tiny-planted.onnx').map((a) => a.duplicates.map((d) => [d.head, d.into]))).toEqual([[[3, 1]], [[3, 1]]]);
     expect(audit('transformers/llama-tiny-planted.onnx').map((a) => a.duplicates.map((d) => [d.head, d.into]))).toEqual([[[3, 1]], [[3, 1]]]);
     expect(audit('attention/torch-mha-planted.onnx').map((a) => a.duplicates.map((d) => [d.head, d.into]))).toEqual([[[2, 0]]]);
+    expect(audit('attention/torch-vit-planted.onnx').map((a) => a.duplicates.map((d) => [d.head, d.into]))).toEqual([[[3, 1]], [[3, 1]], [[3, 1]]]);
+  });
+
+  it('clusters Q/K/V rows per head of a reshape-first packed projection: the planted q_3 = 0.5 q_1 and v_2 = -1.5 v_0 are one cluster each, in every head', () => {
+    const [a] = audit('attention/torch-vit-within-head.onnx');
+    expect(a!.heads.map((h) => [h.queryClusters, h.keyClusters, h.valueClusters, h.queryKeyMerges, h.valueOutputMerges])).toEqual(Array.from({ length: 4 }, () => [3, 4, 3, 1, 1]));
+    expect(a!.duplicates.map((d) => [d.head, d.into])).toEqual([[3, 1]]);
   });
 
   it('clusters query neurons within each head: the small-init decoder condenses (fewer Q and K clusters) where the default-init one does not', () => {

@@ -262,6 +262,16 @@ describe('coverage', () => {
     expect(gqa.blockers.find((b) => b.code === 'attention')).toMatchObject({ layers: 3, neurons: 32 });
   });
 
+  it('counts packed QKV reshaped first (timm ViT, PVT\'s packed kv, Paddle2ONNX), whose projections were blocked by their Reshape', () => {
+    // Three blocks: two 48-wide qkv projections and one 16-wide q with a 32-wide kv; 144 of 192 neurons.
+    const vit = inspect(path.join(FIXTURES_DIR, 'attention', 'torch-vit-planted.onnx')).coverage;
+    expect([vit.headNeurons, vit.headBlocks, vit.rewritableNeurons, vit.neurons]).toEqual([144, 3, 144, 192]);
+    // Only the three 16-wide output projections (residual writers) are left to a non-linear consumer.
+    expect(vit.blockers.find((b) => b.code === 'nonlinear-consumer')).toMatchObject({ layers: 3, neurons: 48 });
+    const paddle = inspect(path.join(FIXTURES_DIR, 'attention', 'paddle-reshape-first-planted.onnx')).coverage;
+    expect([paddle.headNeurons, paddle.headBlocks]).toEqual([48, 1]);
+  });
+
   it('counts a classifier whose Softmax is the graph output as a read-out, not as blocked by a normaliser', () => {
     const b = new ExporterGraphBuilder('softmax-head');
     const dense = (outWidth: number, inWidth: number) => ({ outWidth, inWidth, weights: Float64Array.from({ length: outWidth * inWidth }, (_, i) => Math.sin(i + 1)), bias: undefined });

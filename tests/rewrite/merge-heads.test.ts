@@ -10,6 +10,7 @@ import { findAttention } from '../../src/analysis/attention.js';
 import { findLayers } from '../../src/analysis/find-layers.js';
 import { auditHeads } from '../../src/analysis/head-audit.js';
 import { Tensor } from '../../src/ir/tensor.js';
+import type { Value } from '../../src/ir/value.js';
 import { planHeadMerges } from '../../src/rewrite/merge-heads.js';
 import { DataType } from '../../src/ir/data-type.js';
 import { loadModel } from '../../src/onnx/model-file.js';
@@ -78,6 +79,8 @@ const cases: Case[] = [
   { file: 'attention/torch-mha-planted.onnx', shapes: { x: [1, 6, 16] }, headsBefore: [4], headsAfter: [3], check: [3, 9] },
   { file: 'transformers/llama-tiny-planted.onnx', shapes: { input_ids: [1, 8] }, headsBefore: [4, 4], headsAfter: [3, 3], check: [2, 11] },
   { file: 'transformers/bert-tiny-planted.onnx', shapes: { input_ids: [1, 8], attention_mask: [1, 8] }, headsBefore: [4, 4], headsAfter: [3, 3], check: [2, 5] },
+  { file: 'attention/torch-vit-planted.onnx', shapes: { x: [1, 6, 16] }, headsBefore: [4, 4, 4], headsAfter: [3, 3, 3], check: [3, 11] },
+  { file: 'attention/paddle-reshape-first-planted.onnx', headsBefore: [4], headsAfter: [2], check: [3, 6] },
 ];
 
 describe('prune merges whole duplicate heads', () => {
@@ -131,6 +134,40 @@ describe('prune merges whole duplicate heads', () => {
       expect(maxRelativeError(await outputs(fixturePath(file), feeds), await outputs(output, feeds))).toBeLessThan(1e-5);
     });
   }
+
+  it('rewrites the shared [.., 3, H, d] shape of packed QKV reshaped first (and PVT\'s [.., 2, H, d]) and the joining Reshape as constants', async () => {
+    const output = path.join(scratch.freshFolder(), 'pruned.onnx');
+    await prune(fixturePath('attention/torch-vit-planted.onnx'), { output, probe: { random: 16, shapes: { x: [1, 6, 16] } }, verify: { maxError: 1e-5 } });
+    const rewritten = loadModel(output);
+    const blocks = findAttention(rewritten, findLayers(rewritten));
+    const shape = (node: { inputs: readonly (Value | null)[] }): number[] => [...node.inputs[1]!.constantTensor()!.toFloat64()];
+    expect(blocks.map((b) => [b.q, b.k, b.v].map((p) => shape(p.split!.node)))).toEqual([
+      [[0, 0, 3, 3, 4], [0, 0, 3, 3, 4], [0, 0, 3, 3, 4]],
+      [[0, 0, 3, 3, 4], [0, 0, 3, 3, 4], [0, 0, 3, 3, 4]],
+      [[0, 0, 3, 4], [0, 0, 2, 3, 4], [0, 0, 2, 3, 4]],
+    ]);
+    expect(blocks.map((b) => shape(b.merge!.node))).toEqual([[0, 0, 12], [0, 0, 12], [0, 0, 12]]);
+    expect(blocks.map((b) => [b.q.weight.constantTensor()!.dims, b.output!.weight.constantTensor()!.dims])).toEqual([[[16, 36], [12, 16]], [[16, 36], [12, 16]], [[16, 12], [12, 16]]]);
+    expect(blocks[2]!.k.weight.constantTensor()!.dims).toEqual([16, 24]);
+  });
+
+  it('merges neurons inside the heads of packed QKV reshaped first: one d for Q, K and V, so each head drops one Q/K and one V/O neuron (heads of 3)', async () => {
+    const file = 'attention/torch-vit-within-head.onnx';
+    const output = path.join(scratch.freshFolder(), 'pruned.onnx');
+    const result = await prune(fixturePath(file), { output, probe: { random: 24, shapes: { x: [1, 6, 16] } }, verify: { maxError: 1e-5 } });
+    expect(result.fidelity.maxRelError).toBeLessThan(1e-5);
+    const [plan] = result.plan.heads!;
+    expect(plan!.merges.map((m) => [m.head, m.into])).toEqual([[3, 1]]);
+    expect(plan!.withinHead).toMatchObject({ headSizeAfter: 3, valueHeadSizeAfter: 3, notApplied: [] });
+    expect(plan!.withinHead!.queryKey.map((r) => [r.head, r.side, r.neuron, r.into])).toEqual([[0, 'q', 3, 1], [1, 'q', 3, 1], [2, 'q', 3, 1]]);
+    expect(plan!.withinHead!.valueOutput.map((r) => [r.head, r.neuron, r.into])).toEqual([[0, 2, 0], [1, 2, 0], [2, 2, 0]]);
+    const rewritten = loadModel(output);
+    const [block] = findAttention(rewritten, findLayers(rewritten));
+    expect([block!.form, block!.heads, block!.headSize, block!.valueHeadSize]).toEqual(['packed-reshape-first', 3, 3, 3]);
+    expect([...block!.q.split!.node.inputs[1]!.constantTensor()!.toFloat64()]).toEqual([0, 0, 3, 3, 3]);
+    const feeds = feedsFor(file, 2, 13, 3);
+    expect(maxRelativeError(await outputs(fixturePath(file), feeds), await outputs(output, feeds))).toBeLessThan(1e-5);
+  });
 
   it('merges the duplicate head through a rotary embedding but leaves its Q/K relations (the rotation mixes channel pairs)', async () => {
     const file = 'attention/torch-rotary-planted.onnx';

@@ -5,6 +5,7 @@ import { PNG } from 'pngjs';
 import { afterAll, describe, expect, it } from 'vitest';
 import { ModelFormatError } from '../../src/errors.js';
 import { phaseGamma, phaseGammaPrime, predictRegime } from '../../src/analysis/phase-diagram.js';
+import { runCli } from '../../cli/program.js';
 import { series } from '../../src/pipeline/series.js';
 import { seriesReport } from '../../src/report/series-report.js';
 import { condense, fixturePath, scratchDir } from '../report/run-condense.js';
@@ -127,6 +128,18 @@ describe('condense series', () => {
     expect(svgText.match(/<polyline /g)).toHaveLength(2);
     const image = PNG.sync.read(fs.readFileSync(png));
     expect(image.width).toBeGreaterThan(image.height);
+  });
+
+  it('turns a many-layer series into one row per layer and checkpoint, so the table stays as wide as a terminal', async () => {
+    const files = ['transformers/llama-trained-small-init.onnx', 'transformers/llama-trained-default-init.onnx'].map(fixturePath);
+    let stdout = '';
+    const code = await runCli(['series', ...files], { stdout: (t) => void (stdout += t), stderr: () => undefined, isStderrTTY: false, progress: 'off', env: {}, columns: 100 });
+    expect(code).toBe(0);
+    const lines = stdout.split('\n');
+    expect(Math.max(...lines.map((l) => l.length))).toBeLessThanOrEqual(100);
+    expect(lines.find((l) => l.startsWith('layer '))).toMatch(/^layer +# +checkpoint +eff\.w +static +RD$/);
+    expect(lines.filter((l) => l.startsWith('/layers.0/attn/q_proj/MatMul')).map((l) => l.split(/ +/).slice(-3))).toEqual([['13/16', '0', '0'], ['16/16', '0', '1.530']]);
+    expect(lines.filter((l) => l.startsWith('(all layers)'))).toHaveLength(2);
   });
 
   it('exits 2 for checkpoints of different architectures, naming the file and the layer', async () => {

@@ -41,6 +41,9 @@ export interface BudgetOptions {
 /** Above this many candidates, sensitivity is measured at one level and only the most-cut are verified alone. */
 const MANY_CANDIDATES = 8;
 
+/** At most this many candidates are verified alone to calibrate their sensitivity; the rest take the typical one. */
+const CALIBRATED_CANDIDATES = 24;
+
 /** The budgets `--sweep` walks when given none. */
 export const DEFAULT_SWEEP = [1e-4, 1e-3, 3e-3, 1e-2, 3e-2, 1e-1, 3e-1];
 
@@ -56,6 +59,8 @@ export interface CandidateSummary {
   removed: number;
   /** Verified-over-predicted error ratio measured on this candidate alone (1 when unmeasured). */
   sensitivity: number;
+  /** False when not verified alone (beyond the CALIBRATED_CANDIDATES largest): sensitivity is the calibrated ones' typical value. */
+  calibrated: boolean;
   /** This candidate's share of the chosen plan, verified alone. */
   errorAlone: number | null;
   /** The per-layer verifications the sensitivity came from. */
@@ -188,7 +193,17 @@ export async function searchBudget(measurement: Measurement, budget: BudgetOptio
   const predictedError = (c: RemovalCandidate, r: number): number => (c.outputEnergy > 0 ? Math.sqrt(c.predictedEnergy[r]! / c.outputEnergy) : 0);
   const sensitivity: number[] = [];
   const probesOf: CandidateSummary['probes'][] = [];
+  // A deep model's candidates are calibrated where most is at stake (the most parameters or FLOPs
+  // their steps can save); the rest take the geometric mean of those sensitivities, so the
+  // verification runs stay bounded (a DenseNet-121 has 120 candidates).
+  const savings = (c: RemovalCandidate): number => c.steps * (budget.targetFlops !== undefined && budget.targetParams === undefined ? c.flopsPerStep : c.paramsPerStep);
+  const calibrated = new Set([...candidates.keys()].sort((a, b) => savings(candidates[b]!) - savings(candidates[a]!) || a - b).slice(0, CALIBRATED_CANDIDATES));
   for (const [i, c] of candidates.entries()) {
+    if (!calibrated.has(i)) {
+      sensitivity.push(NaN);
+      probesOf.push([]);
+      continue;
+    }
     // Three levels per layer in small models; in deep ones one, near the budget (each level is a
     // verification run of the whole model).
     const levels = new Set<number>();
@@ -213,6 +228,11 @@ export async function searchBudget(measurement: Measurement, budget: BudgetOptio
     sensitivity.push(ratios.length ? Math.exp(ratios.reduce((s, x) => s + Math.log(x), 0) / ratios.length) : 1);
     probesOf.push(measuredHere);
   }
+  const measuredSensitivities = sensitivity.filter((x) => Number.isFinite(x));
+  const typical = measuredSensitivities.length ? Math.exp(measuredSensitivities.reduce((s, x) => s + Math.log(x), 0) / measuredSensitivities.length) : 1;
+  sensitivity.forEach((x, i) => {
+    if (!Number.isFinite(x)) sensitivity[i] = typical;
+  });
 
   // 3. One order over every step of every candidate.
   const byFlops = budget.targetFlops !== undefined && budget.targetParams === undefined;
@@ -297,7 +317,7 @@ export async function searchBudget(measurement: Measurement, budget: BudgetOptio
       fidelity: { maxAbsError: 0, maxRelError: 0, top1Agreement: null, samples: 0, worstOutput: '', nonFinite: null },
       params: { before: paramsBefore, after: paramsBefore },
       flops: { before: flopsBefore, after: flopsBefore },
-      candidates: candidates.map((c) => ({ name: c.name, kind: c.kind, width: c.width, widthAfter: c.width, removed: 0, sensitivity: 1, errorAlone: null, probes: [] })),
+      candidates: candidates.map((c) => ({ name: c.name, kind: c.kind, width: c.width, widthAfter: c.width, removed: 0, sensitivity: 1, calibrated: false, errorAlone: null, probes: [] })),
       verifications,
       constantOnProbes: 0,
       ...(budget.sweep ? { curve: budget.sweep.map((b) => ({ budget: b, paramsRemoved: 0, flopsRemoved: 0, maxRelError: 0, top1Agreement: null, neuronsAfter: neuronCount(measurement), widths: Object.fromEntries(candidates.map((c) => [c.name, c.width])) })) } : {}),
@@ -430,6 +450,7 @@ export async function searchBudget(measurement: Measurement, budget: BudgetOptio
       widthAfter: c.width - c.exactRemoved - chosen.counts[i]!,
       removed: chosen.counts[i]!,
       sensitivity: sensitivity[i]!,
+      calibrated: calibrated.has(i),
       errorAlone: errorAlone[i]!,
       probes: probesOf[i]!,
     })),

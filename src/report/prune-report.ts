@@ -53,7 +53,8 @@ export interface BudgetReport {
   accuracy: { original: number; rewritten: number } | null;
   /** Neurons removed that were constant on the fit probes only (not provably constant everywhere). */
   constantOnProbes: number;
-  layers: { name: string; kind: string; width: number; widthAfter: number; removedApproximately: number; sensitivity: number; errorAlone: number | null }[];
+  /** sensitivityMeasured false: not verified alone (a deep model calibrates its 24 largest candidates; the rest take their typical value). */
+  layers: { name: string; kind: string; width: number; widthAfter: number; removedApproximately: number; sensitivity: number; sensitivityMeasured: boolean; errorAlone: number | null }[];
   /** When no removal beyond the exact merges met the budget: what the cheapest costs, and where. */
   cheapest: { name: string; maxRelError: number; top1Agreement: number | null } | null;
   /** The trade-off curve (--sweep): reduction against verified error at each budget, monotone. */
@@ -75,7 +76,7 @@ function budgetReport(r: PruneResult): BudgetReport | undefined {
     flops: s.flops,
     accuracy: r.fidelity.accuracy ?? null,
     constantOnProbes: s.constantOnProbes,
-    layers: s.candidates.map((c) => ({ name: c.name, kind: c.kind, width: c.width, widthAfter: c.widthAfter, removedApproximately: c.removed, sensitivity: c.sensitivity, errorAlone: c.errorAlone })),
+    layers: s.candidates.map((c) => ({ name: c.name, kind: c.kind, width: c.width, widthAfter: c.widthAfter, removedApproximately: c.removed, sensitivity: c.sensitivity, sensitivityMeasured: c.calibrated, errorAlone: c.errorAlone })),
     cheapest: s.cheapest ?? null,
     sweep: s.curve ?? null,
   };
@@ -143,7 +144,7 @@ export function formatPruneSummary(report: PruneReport, options: TableOptions = 
       [{ header: 'layer', elide: true }, { header: 'width', align: 'right' }, { header: 'after', align: 'right' }, { header: 'refit-removed', align: 'right' }, { header: 'sensitivity', align: 'right' }, { header: 'error alone', align: 'right' }],
       [
         // Layers and groups the plan narrows; the rest (measured, uncut) are in the JSON.
-        ...b.layers.filter((l) => l.widthAfter < l.width).map((l) => [l.kind !== 'layer' ? `${l.name} (${l.kind === 'residual stream' ? 'residual stream: ' : ''}${groupMembers.get(l.name) ?? ''})` : l.name, String(l.width), String(l.widthAfter), String(l.removedApproximately), l.sensitivity.toPrecision(3), l.errorAlone === null ? '-' : l.errorAlone.toExponential(2)]),
+        ...b.layers.filter((l) => l.widthAfter < l.width).map((l) => [l.kind !== 'layer' ? `${l.name} (${l.kind === 'residual stream' ? 'residual stream: ' : ''}${groupMembers.get(l.name) ?? ''})` : l.name, String(l.width), String(l.widthAfter), String(l.removedApproximately), `${l.sensitivityMeasured ? '' : '~'}${l.sensitivity.toPrecision(3)}`, l.errorAlone === null ? '-' : l.errorAlone.toExponential(2)]),
         // Groups without statistics for a refit merge exactly only.
         ...report.groups.filter((g) => !candidateNames.has(g.name)).map((g) => [`${g.name} (${g.members.join(', ')})`, String(g.width), String(g.widthAfter), '0 (exact, coupled)', '-', '-']),
       ],

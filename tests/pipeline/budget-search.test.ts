@@ -7,7 +7,8 @@ import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { beforeAll, describe, expect, it } from 'vitest';
 import { VerificationError } from '../../src/errors.js';
-import { loadModel } from '../../src/onnx/model-file.js';
+import { ExporterGraphBuilder } from '../../fixtures/exporter-graph-builder.js';
+import { loadModel, saveModel } from '../../src/onnx/model-file.js';
 import { prune } from '../../src/pipeline/prune.js';
 import { encodeNpy } from '../../src/runtime/npy.js';
 import { loadProbeFiles, randomProbes, type ProbeOptions, type ProbeSet } from '../../src/runtime/probe-data.js';
@@ -115,5 +116,32 @@ describe('dependency groups under a budget', () => {
     expect(loadModel(output).parameterCount()).toBe(result.params.after);
     const fresh = await compareModels(input, output, 'resnet-downsample.onnx', randomProbes(loadModel(input), 128, { seed: 777, shapes }));
     expect(fresh.maxRelError).toBeLessThanOrEqual(2e-2);
+  }, 120_000);
+});
+
+describe('a deep model under a budget', () => {
+  it('verifies only the 24 candidates with the most to save alone, and the rest take their typical sensitivity', async () => {
+    // 30 ReLU layers of width 8, each with a neuron close to a multiple of another (not exact).
+    const b = new ExporterGraphBuilder('deep-mlp');
+    let x = b.input('x', 8);
+    let seed = 1;
+    const next = (): number => ((seed = (seed * 16807) % 2147483647) / 2147483647) * 2 - 1;
+    for (let l = 0; l < 30; l++) {
+      const weights = Float64Array.from({ length: 64 }, () => next() * 0.6);
+      for (let i = 0; i < 8; i++) weights[7 * 8 + i] = 1.5 * weights[3 * 8 + i]! + 0.01 * next();
+      x = b.relu(`relu${l}`, b.gemm(`fc${l}`, x, { outWidth: 8, inWidth: 8, weights, bias: Float64Array.from({ length: 8 }, () => 0.1 * next()) }, 'initializer'), `h${l}`);
+    }
+    b.output(b.gemm('head', x, { outWidth: 4, inWidth: 8, weights: Float64Array.from({ length: 32 }, () => next()), bias: undefined }, 'initializer', 'y'), 4);
+    const input = path.join(scratch.freshFolder(), 'deep.onnx');
+    saveModel(b.model(), input);
+    const result = await prune(input, { output: path.join(path.dirname(input), 'pruned.onnx'), probe: { random: 512, seed: 0 }, budget: { maxError: 1e-2 } });
+    const candidates = result.search!.candidates;
+    expect(candidates.length).toBe(30);
+    expect(candidates.filter((c) => c.calibrated)).toHaveLength(24);
+    expect(candidates.filter((c) => !c.calibrated).every((c) => c.probes.length === 0)).toBe(true);
+    expect(result.fidelity.maxRelError).toBeLessThanOrEqual(1e-2);
+    expect(result.params.after).toBeLessThan(result.params.before);
+    // One level per calibrated candidate, then the search: far fewer runs than two per layer.
+    expect(result.search!.verifications).toBeLessThan(24 + 30);
   }, 120_000);
 });

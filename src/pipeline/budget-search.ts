@@ -18,6 +18,7 @@ import { rewrittenCopy } from '../rewrite/apply-merge-plan.js';
 import { planMerges, type GroupMergePlan, type MergeOptions, type MergePlan } from '../rewrite/plan-merges.js';
 import { rankGroupRemovals, rankLayerRemovals, rankStreamRemovals, type RemovalCandidate } from '../rewrite/rank-removals.js';
 import { compareModels, referenceOutputs, type Fidelity, type ReferenceOutputs } from '../runtime/verify-rewrite.js';
+import { sliceProbes } from '../runtime/probe-data.js';
 import type { SessionOptions } from '../runtime/model-session.js';
 import { exactHeadPlans, neuronCount, type Measurement } from './measure-model.js';
 
@@ -43,6 +44,9 @@ const MANY_CANDIDATES = 8;
 
 /** At most this many candidates are verified alone to calibrate their sensitivity; the rest take the typical one. */
 const CALIBRATED_CANDIDATES = 24;
+
+/** Held-out samples a calibration run compares on (the chosen plan is verified on every held-out sample). */
+const CALIBRATION_SAMPLES = 64;
 
 /** The budgets `--sweep` walks when given none. */
 export const DEFAULT_SWEEP = [1e-4, 1e-3, 3e-3, 1e-2, 3e-2, 1e-1, 3e-1];
@@ -181,6 +185,29 @@ export async function searchBudget(measurement: Measurement, budget: BudgetOptio
     }
     return hit;
   };
+  // Calibration only estimates how far each candidate's prediction is off: a slice of the held-out
+  // set does (a deep model's calibration runs dominate the search), the plan itself is verified on all of it.
+  const unit = holdout.fixedBatch ?? 1;
+  const calibrationCount = Math.max(unit, Math.floor(Math.min(holdout.count, CALIBRATION_SAMPLES) / unit) * unit);
+  const calibrationSet = calibrationCount < holdout.count ? sliceProbes(holdout, 0, calibrationCount) : holdout;
+  const calibrationSession = { ...(options.session ? { session: options.session } : {}), ...(options.batchSize ? { batchSize: options.batchSize } : {}) };
+  let calibrationReference: Promise<ReferenceOutputs> | undefined;
+  const calibrationCache = new Map<string, Promise<Fidelity>>();
+  const calibrate = (counts: number[]): Promise<Fidelity> => {
+    if (calibrationSet === holdout) return evaluate(counts).then((e) => e.fidelity);
+    const key = counts.join(',');
+    let hit = calibrationCache.get(key);
+    if (!hit) {
+      hit = (async () => {
+        const rewritten = rewrite(planOf(counts));
+        verifications++;
+        calibrationReference ??= referenceOutputs(original, input, calibrationSet, calibrationSession);
+        return compareModels(await calibrationReference, rewritten, input, calibrationSet, calibrationSession);
+      })();
+      calibrationCache.set(key, hit);
+    }
+    return hit;
+  };
   const zero = candidates.map(() => 0);
   const passes = (f: Fidelity, maxError: number | undefined): boolean =>
     (maxError === undefined || f.maxRelError <= maxError) &&
@@ -220,10 +247,10 @@ export async function searchBudget(measurement: Measurement, budget: BudgetOptio
     for (const r of [...levels].sort((a, b) => a - b)) {
       const counts = zero.slice();
       counts[i] = r;
-      const e = await evaluate(counts);
+      const f = await calibrate(counts);
       const predicted = predictedError(c, r);
-      measuredHere.push({ removed: r, predicted, verified: e.fidelity.maxRelError });
-      if (predicted > 0 && e.fidelity.maxRelError > 0 && Number.isFinite(e.fidelity.maxRelError)) ratios.push(e.fidelity.maxRelError / predicted);
+      measuredHere.push({ removed: r, predicted, verified: f.maxRelError });
+      if (predicted > 0 && f.maxRelError > 0 && Number.isFinite(f.maxRelError)) ratios.push(f.maxRelError / predicted);
     }
     sensitivity.push(ratios.length ? Math.exp(ratios.reduce((s, x) => s + Math.log(x), 0) / ratios.length) : 1);
     probesOf.push(measuredHere);

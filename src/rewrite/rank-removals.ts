@@ -11,7 +11,7 @@
 
 import type { LayerCondensation } from '../analysis/measure-condensation.js';
 import { inputWeightVectors } from '../analysis/input-weights.js';
-import { greedyPivotedCholesky } from '../numeric/pivoted-cholesky.js';
+import { greedyPivotedCholesky, type PartialCholesky } from '../numeric/pivoted-cholesky.js';
 import { covarianceOf, rememberFactor } from './refit-factors.js';
 import { planGroupMerges, planLayerExact, type GroupMergePlan, type LayerMergePlan, type MergePlan, type StaticRemoval } from './plan-merges.js';
 import { groupChannels, groupStatisticsKey, type DependencyGroup } from '../analysis/channel-groups.js';
@@ -89,29 +89,8 @@ export function rankLayerRemovals(m: LayerCondensation, options: RankOptions = {
   // every other neuron exactly on the probes and nothing on new data (a layer wider than its
   // probes); past the cap the rest are ranked by what half the rows leave unexplained.
   const maxPivots = Math.max(1, Math.floor(stats.count / 2));
-  const factor = greedyPivotedCholesky(cov, width, candidates, weights, 1e-12, maxPivots);
+  const { factor, order, steps, predictedEnergy } = removalOrder(cov, width, candidates, weights, maxPivots);
   rememberFactor(stats, factor);
-  const pivoted = new Set(factor.pivots);
-  // Unpivoted neurons are predicted (almost) exactly by the pivots: they go first, least read first.
-  const tail = candidates
-    .filter((k) => !pivoted.has(k))
-    .sort((a, b) => weights[a]! * factor.residual[a]! - weights[b]! * factor.residual[b]! || weights[a]! * cov[a * width + a]! - weights[b]! * cov[b * width + b]! || a - b);
-  // The first pivot stays: a layer keeps at least one neuron (a zero-width tensor is no layer).
-  const order = [...tail, ...[...factor.pivots].reverse()];
-  const steps = Math.max(0, order.length - 1);
-  const predictedEnergy = new Float64Array(steps + 1);
-  let tailEnergy = 0;
-  for (let r = 1; r <= steps; r++) {
-    if (r <= tail.length) {
-      const k = tail[r - 1]!;
-      tailEnergy += weights[k]! * factor.residual[k]!;
-      predictedEnergy[r] = tailEnergy;
-    } else {
-      // Keep the first (steps - r) pivots: what is left unexplained is the greedy residual then.
-      predictedEnergy[r] = factor.weightedResidual[order.length - r]!;
-    }
-    predictedEnergy[r] = Math.max(predictedEnergy[r]!, predictedEnergy[r - 1]!);
-  }
   let outputEnergy = 0;
   for (let k = 0; k < width; k++) outputEnergy += weights[k]! * Math.max(0, cov[k * width + k]!);
   const variance = stats.variance();
@@ -195,18 +174,7 @@ export function rankGroupRemovals(group: DependencyGroup, context: GroupRankCont
   const count = Math.min(...read.map((r) => r.stats.count));
   const candidates = [...Array(width).keys()].filter((k) => !exactGone.has(k));
   const weights = new Float64Array(width).fill(1);
-  const factor = greedyPivotedCholesky(cov, width, candidates, weights, 1e-12, Math.max(1, Math.floor(count / 2)));
-  const pivoted = new Set(factor.pivots);
-  const tail = candidates.filter((k) => !pivoted.has(k)).sort((a, b) => factor.residual[a]! - factor.residual[b]! || cov[a * width + a]! - cov[b * width + b]! || a - b);
-  const order = [...tail, ...[...factor.pivots].reverse()];
-  const steps = Math.max(0, order.length - 1);
-  const predictedEnergy = new Float64Array(steps + 1);
-  let tailEnergy = 0;
-  for (let r = 1; r <= steps; r++) {
-    if (r <= tail.length) predictedEnergy[r] = tailEnergy += factor.residual[tail[r - 1]!]!;
-    else predictedEnergy[r] = factor.weightedResidual[order.length - r]!;
-    predictedEnergy[r] = Math.max(predictedEnergy[r]!, predictedEnergy[r - 1]!);
-  }
+  const { order, steps, predictedEnergy } = removalOrder(cov, width, candidates, weights, Math.max(1, Math.floor(count / 2)));
   let outputEnergy = 0;
   for (let k = 0; k < width; k++) outputEnergy += Math.max(0, cov[k * width + k]!);
   const planFor = (removedCount: number): MergePlan => {
@@ -254,18 +222,7 @@ export function rankStreamRemovals(group: DependencyGroup, context: GroupRankCon
   paramsPerStep += parts.normalisations.reduce((n, norm) => n + norm.parameters.length, 0);
   const count = Math.min(...read.map((m) => m.count));
   const all = [...Array(width).keys()];
-  const factor = greedyPivotedCholesky(cov, width, all, new Float64Array(width).fill(1), 1e-12, Math.max(1, Math.floor(count / 2)));
-  const pivoted = new Set(factor.pivots);
-  const tail = all.filter((k) => !pivoted.has(k)).sort((a, b) => factor.residual[a]! - factor.residual[b]! || cov[a * width + a]! - cov[b * width + b]! || a - b);
-  const order = [...tail, ...[...factor.pivots].reverse()];
-  const steps = Math.max(0, order.length - 1);
-  const predictedEnergy = new Float64Array(steps + 1);
-  let tailEnergy = 0;
-  for (let r = 1; r <= steps; r++) {
-    if (r <= tail.length) predictedEnergy[r] = tailEnergy += factor.residual[tail[r - 1]!]!;
-    else predictedEnergy[r] = factor.weightedResidual[order.length - r]!;
-    predictedEnergy[r] = Math.max(predictedEnergy[r]!, predictedEnergy[r - 1]!);
-  }
+  const { order, steps, predictedEnergy } = removalOrder(cov, width, all, new Float64Array(width).fill(1), Math.max(1, Math.floor(count / 2)));
   let outputEnergy = 0;
   for (let k = 0; k < width; k++) outputEnergy += Math.max(0, cov[k * width + k]!);
   const threshold = context.similarityThreshold ?? 0.95;
@@ -278,4 +235,35 @@ export function rankStreamRemovals(group: DependencyGroup, context: GroupRankCon
     return { layers: [], groups: [streamPlan(group, read, kept, threshold)] };
   };
   return { name: group.id, kind: 'residual stream', width, exactRemoved: 0, paramsPerStep, flopsPerStep, steps, predictedEnergy, outputEnergy, planFor };
+}
+
+/**
+ * The removal order of `variables` from a greedy pivoted Cholesky of `cov` (weighted by how much
+ * the consumers read each one), and the residual energy each prefix of it leaves:
+ * predictedEnergy[r] for r = 0..steps, nondecreasing. Unpivoted variables are predicted (almost)
+ * exactly by the pivots: they go first, least read first; then the pivots, last chosen first.
+ * The first pivot stays: a layer or group keeps at least one channel.
+ */
+function removalOrder(cov: Float64Array, width: number, variables: number[], weights: ArrayLike<number>, maxPivots: number): { factor: PartialCholesky; order: number[]; steps: number; predictedEnergy: Float64Array } {
+  const factor = greedyPivotedCholesky(cov, width, variables, weights, 1e-12, maxPivots);
+  const pivoted = new Set(factor.pivots);
+  const tail = variables
+    .filter((k) => !pivoted.has(k))
+    .sort((a, b) => weights[a]! * factor.residual[a]! - weights[b]! * factor.residual[b]! || weights[a]! * cov[a * width + a]! - weights[b]! * cov[b * width + b]! || a - b);
+  const order = [...tail, ...[...factor.pivots].reverse()];
+  const steps = Math.max(0, order.length - 1);
+  const predictedEnergy = new Float64Array(steps + 1);
+  let tailEnergy = 0;
+  for (let r = 1; r <= steps; r++) {
+    if (r <= tail.length) {
+      const k = tail[r - 1]!;
+      tailEnergy += weights[k]! * factor.residual[k]!;
+      predictedEnergy[r] = tailEnergy;
+    } else {
+      // Keep the first (steps - r) pivots: what is left unexplained is the greedy residual then.
+      predictedEnergy[r] = factor.weightedResidual[order.length - r]!;
+    }
+    predictedEnergy[r] = Math.max(predictedEnergy[r]!, predictedEnergy[r - 1]!);
+  }
+  return { factor, order, steps, predictedEnergy };
 }

@@ -13,7 +13,8 @@ import { SeededRandom } from '../../src/numeric/seeded-random.js';
 import { loadModel, saveModel } from '../../src/onnx/model-file.js';
 import { GraphBuilder, ints } from '../helpers/graph-builder.js';
 import { collectLayerStatistics } from '../../src/pipeline/collect-layer-statistics.js';
-import { readStatisticsShards } from '../../src/pipeline/statistics-shards.js';
+import { expandStatisticsPaths, readStatisticsShards } from '../../src/pipeline/statistics-shards.js';
+import { decodeStatisticsFile, encodeStatisticsFile } from '../../src/runtime/statistics-file.js';
 import { findWatchedLayers } from '../../src/pipeline/watched-layers.js';
 import { decodeStatisticsFile, encodeStatisticsFile } from '../../src/runtime/statistics-file.js';
 import { foldBatchNorms } from '../../src/rewrite/fold-batch-norms.js';
@@ -243,6 +244,26 @@ describe('statistics files that do not belong together', () => {
     expect(r.code).toBe(0);
     const report = JSON.parse(r.stdout) as { budget: { layers: { kind: string; name: string }[] } };
     expect(report.budget.layers.filter((l) => l.kind === 'group').length).toBeGreaterThan(0);
+
+    // Shards written before group tensors were collected (layers only) still load, all of them
+    // alike; one of each kind together is refused.
+    const files = expandStatisticsPaths([pattern]);
+    const layersOnly = files.map((file, k) => {
+      const { header, moments } = decodeStatisticsFile(fs.readFileSync(file), file);
+      const layers = header.layers.filter((l) => !l.name.startsWith('group'));
+      expect(layers.length).toBeLessThan(header.layers.length);
+      const kept = new Map([...moments].filter(([name]) => layers.some((l) => l.name === name)));
+      const old = path.join(dir, `old-shard-${k}.stats`);
+      fs.writeFileSync(old, Buffer.concat(encodeStatisticsFile({ ...header, layers }, kept)));
+      return old;
+    });
+    // As measureModel finds them: on the BatchNorm-folded model.
+    const folded = loadModel(model);
+    foldBatchNorms(folded);
+    const { layers, watched } = findWatchedLayers(folded);
+    const merged = readStatisticsShards(layersOnly, loadModel(model), layers, watched);
+    expect(merged.statistics.size).toBe(layers.length);
+    expect(() => readStatisticsShards([files[0]!, layersOnly[1]!], loadModel(model), layers, watched)).toThrow(/holds other tensors than/);
   });
 });
 

@@ -119,29 +119,26 @@ export function measureCoverage(layers: readonly NeuronLayer[], groups: readonly
     }
     coverage.layers++;
     coverage.neurons += layer.width;
-    if (group ? group.mergeable : layer.mergeable) {
+    const rewritable = (bucket: 'aloneNeurons' | 'groupedNeurons' | 'approximateGroupNeurons' | 'headNeurons'): void => {
       coverage.rewritableLayers++;
       coverage.rewritableNeurons += layer.width;
-      if (group) {
-        coverage.groupedNeurons += layer.width;
-        mergingGroups.add(group);
-      } else coverage.aloneNeurons += layer.width;
+      coverage[bucket] += layer.width;
+    };
+    if (group ? group.mergeable : layer.mergeable) {
+      if (group) mergingGroups.add(group);
+      rewritable(group ? 'groupedNeurons' : 'aloneNeurons');
       continue;
     }
     if (group?.approximateOnly && layer.blockers.every((b) => !b.node || group.ties.includes(b.node) || b.code === 'member')) {
-      // Merged with --approximate only: channels refit through the normalisations, verified.
-      coverage.rewritableLayers++;
-      coverage.rewritableNeurons += layer.width;
-      coverage.approximateGroupNeurons += layer.width;
+      // Merged with --approximate (or under a budget) only: channels refit through the normalisations, verified.
       approximateGroups.add(group);
+      rewritable('approximateGroupNeurons');
       continue;
     }
     const block = headBlockOf(layer, group, attention);
     if (block) {
-      coverage.rewritableLayers++;
-      coverage.rewritableNeurons += layer.width;
-      coverage.headNeurons += layer.width;
       mergingBlocks.add(block);
+      rewritable('headNeurons');
     } else count(blockingCodes(layer, group), layer.width);
   }
   for (const u of unsupported) {

@@ -9,7 +9,7 @@
 import type { Node } from '../ir/node.js';
 import type { Value } from '../ir/value.js';
 import { blocker, type Blocker, type BlockerCode } from './blocker.js';
-import { integerValues, rankOf } from './shape-values.js';
+import { integerValues, rankOf, sliceRange } from './shape-values.js';
 
 /** How a rewrite gives a consumer a bias it does not have yet. */
 export type BiasInsertion =
@@ -419,10 +419,9 @@ export function shapeSkipsChannels(shape: Node, at: ChannelAxis): boolean {
       return !!indices && [...indices.toFloat64()].every(misses);
     }
     if (node.is('Slice')) {
-      const from = node.inputs.length > 1 ? node.inputs[1]?.constantTensor()?.toFloat64()[0] : node.getInts('starts')?.[0];
-      const to = node.inputs.length > 2 ? node.inputs[2]?.constantTensor()?.toFloat64()[0] : node.getInts('ends')?.[0];
-      if (from === undefined || to === undefined || from < 0 || to < 0 || to - from > 8) return false;
-      return Array.from({ length: Math.max(0, to - from) }, (_, i) => from + i).every(misses);
+      const range = sliceRange(node);
+      if (!range || range.from < 0 || range.to < 0 || range.to - range.from > 8) return false;
+      return Array.from({ length: Math.max(0, range.to - range.from) }, (_, i) => range.from + i).every(misses);
     }
     return false;
   });

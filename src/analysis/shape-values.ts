@@ -43,12 +43,7 @@ export function integerValues(v: Value | null | undefined, depth = 0): number[] 
       const index = arg(1);
       if (!index || n.getInt('axis', 0) !== 0) return undefined;
       const data = arg(0);
-      // Dims picked from the Shape of a tensor of unknown rank (non-negative indices need no rank).
-      const shape = shapeBehindCasts(n.inputs[0]);
-      if (!data && shape?.is('Shape') && isStandard(shape) && shape.getInt('start', 0) === 0 && index.every((i) => i >= 0)) {
-        return index.map((i) => dimOf(shape.inputs[0]!, i, depth + 1) ?? NaN);
-      }
-      if (!data) return undefined;
+      if (!data) return pickedShapeDims(n.inputs[0], index, depth);
       return index.map((i) => data[i < 0 ? i + data.length : i] ?? NaN);
     }
     case 'Unsqueeze':
@@ -80,20 +75,12 @@ export function integerValues(v: Value | null | undefined, depth = 0): number[] 
       });
     }
     case 'Slice': {
-      // Opset 10 on: starts/ends are inputs; before it, attributes (on axis 0 of a 1-D shape).
-      const starts = n.inputs.length > 1 ? arg(1) : n.getInts('starts');
-      const ends = n.inputs.length > 2 ? arg(2) : n.getInts('ends');
-      const axes = n.inputs[3] ? arg(3) : n.getInts('axes');
-      if (!starts || !ends || starts.length !== 1 || (axes && (axes.length !== 1 || (axes[0] !== 0 && axes[0] !== -1)))) return undefined;
+      const range = sliceRange(n, depth);
+      if (!range) return undefined;
       const data = arg(0);
-      const shape = shapeBehindCasts(n.inputs[0]);
-      // A range of the Shape of a tensor of unknown rank (non-negative bounds need no rank).
-      if (!data && shape?.is('Shape') && isStandard(shape) && shape.getInt('start', 0) === 0 && starts[0]! >= 0 && ends[0]! > starts[0]! && ends[0]! - starts[0]! <= 8) {
-        return Array.from({ length: ends[0]! - starts[0]! }, (_, i) => dimOf(shape.inputs[0]!, starts[0]! + i, depth + 1) ?? NaN);
-      }
-      if (!data) return undefined;
+      if (!data) return range.from >= 0 && range.to > range.from && range.to - range.from <= 8 ? pickedShapeDims(n.inputs[0], Array.from({ length: range.to - range.from }, (_, i) => range.from + i), depth) : undefined;
       const clamp = (i: number): number => Math.max(0, Math.min(data.length, i < 0 ? i + data.length : i));
-      return data.slice(clamp(starts[0]!), clamp(ends[0]!));
+      return data.slice(clamp(range.from), clamp(range.to));
     }
     default:
       return undefined;
@@ -104,7 +91,31 @@ export function integerValues(v: Value | null | undefined, depth = 0): number[] 
 function shapeBehindCasts(v: Value | null | undefined): Node | undefined {
   let p = v?.producer;
   while (p && (p.is('Cast') || p.is('Identity')) && isStandard(p)) p = p.inputs[0]?.producer;
-  return p?.is('Shape') ? p : undefined;
+  return p?.is('Shape') && isStandard(p) && p.getInt('start', 0) === 0 ? p : undefined;
+}
+
+/**
+ * Dims `indices` of the tensor whose whole Shape `v` is (through Casts), when the rank is unknown
+ * so integerValues cannot list the Shape itself: non-negative indices need no rank (NaN where a
+ * dim is not known).
+ */
+function pickedShapeDims(v: Value | null | undefined, indices: readonly number[], depth: number): number[] | undefined {
+  const shape = shapeBehindCasts(v);
+  if (!shape || !indices.every((i) => i >= 0)) return undefined;
+  return indices.map((i) => dimOf(shape.inputs[0]!, i, depth + 1) ?? NaN);
+}
+
+/**
+ * The constant range [from, to) a Slice takes of a 1-D tensor (a shape): starts/ends are inputs
+ * from opset 10 on and attributes before it; undefined for other axes or several ranges.
+ */
+export function sliceRange(n: Node, depth = 0): { from: number; to: number } | undefined {
+  const at = (input: number, attribute: string): number[] | undefined => (n.inputs.length > input ? integerValues(n.inputs[input], depth + 1) : n.getInts(attribute));
+  const starts = at(1, 'starts');
+  const ends = at(2, 'ends');
+  const axes = n.inputs[3] ? integerValues(n.inputs[3], depth + 1) : n.getInts('axes');
+  if (!starts || !ends || starts.length !== 1 || ends.length !== 1 || (axes && (axes.length !== 1 || (axes[0] !== 0 && axes[0] !== -1)))) return undefined;
+  return { from: starts[0]!, to: ends[0]! };
 }
 
 function normaliseAxis(axis: number, rank: number): number {

@@ -18,7 +18,7 @@ import { rewrittenCopy } from '../rewrite/apply-merge-plan.js';
 import { planMerges, type GroupMergePlan, type MergeOptions, type MergePlan } from '../rewrite/plan-merges.js';
 import { rankGroupRemovals, rankLayerRemovals, rankStreamRemovals, type RemovalCandidate } from '../rewrite/rank-removals.js';
 import { compareModels, referenceOutputs, type Fidelity, type ReferenceOutputs } from '../runtime/verify-rewrite.js';
-import { sliceProbes } from '../runtime/probe-data.js';
+import { sliceProbes, type ProbeSet } from '../runtime/probe-data.js';
 import type { SessionOptions } from '../runtime/model-session.js';
 import { exactHeadPlans, neuronCount, type Measurement } from './measure-model.js';
 
@@ -103,7 +103,6 @@ export interface BudgetSearchResult {
 interface Evaluation {
   counts: number[];
   plan: MergePlan;
-  model: Model;
   params: number;
   flops: number;
   fidelity: Fidelity;
@@ -155,10 +154,7 @@ export async function searchBudget(measurement: Measurement, budget: BudgetOptio
   const paramsBefore = original.parameterCount();
   const sessionOpts = { ...(options.session ? { session: options.session } : {}), ...(options.batchSize ? { batchSize: options.batchSize } : {}), ...(budget.labels && typeof budget.labels !== 'string' ? { labels: heldOutLabels(budget.labels, probes!.fit.count, holdout.count) } : {}) };
 
-  // The original runs on the held-out set once; every try compares against those outputs.
-  let originalOutputs: Promise<ReferenceOutputs> | undefined;
   let verifications = 0;
-  const cache = new Map<string, Promise<Evaluation>>();
   const planOf = (counts: number[]): MergePlan => {
     const plan: MergePlan = { layers: [], groups: [...groupPlans], ...(headPlans.length ? { heads: headPlans } : {}) };
     candidates.forEach((c, i) => {
@@ -169,45 +165,38 @@ export async function searchBudget(measurement: Measurement, budget: BudgetOptio
     return plan;
   };
   const rewrite = (plan: MergePlan): Model => rewrittenCopy(model, plan, statistics);
-  const evaluate = (counts: number[]): Promise<Evaluation> => {
-    const key = counts.join(',');
-    let hit = cache.get(key);
-    if (!hit) {
-      hit = (async () => {
-        const plan = planOf(counts);
-        const rewritten = rewrite(plan);
-        verifications++;
-        originalOutputs ??= referenceOutputs(original, input, holdout, sessionOpts);
-        const fidelity = await compareModels(await originalOutputs, rewritten, input, holdout, sessionOpts);
-        return { counts, plan, model: rewritten, params: rewritten.parameterCount(), flops: layerFlops(rewritten), fidelity };
-      })();
-      cache.set(key, hit);
-    }
-    return hit;
+  /**
+   * Verification of plans on one probe set: the original runs on it once, each distinct plan once.
+   * The rewritten copies are not kept (a deep model's search tries dozens); the chosen one is
+   * rewritten again at the end.
+   */
+  const verifierOn = (set: ProbeSet, session: typeof sessionOpts): ((counts: number[]) => Promise<Evaluation>) => {
+    let reference: Promise<ReferenceOutputs> | undefined;
+    const cache = new Map<string, Promise<Evaluation>>();
+    return (counts) => {
+      const key = counts.join(',');
+      let hit = cache.get(key);
+      if (!hit) {
+        hit = (async () => {
+          const plan = planOf(counts);
+          const rewritten = rewrite(plan);
+          verifications++;
+          reference ??= referenceOutputs(original, input, set, session);
+          const fidelity = await compareModels(await reference, rewritten, input, set, session);
+          return { counts, plan, params: rewritten.parameterCount(), flops: layerFlops(rewritten), fidelity };
+        })();
+        cache.set(key, hit);
+      }
+      return hit;
+    };
   };
+  const evaluate = verifierOn(holdout, sessionOpts);
   // Calibration only estimates how far each candidate's prediction is off: a slice of the held-out
-  // set does (a deep model's calibration runs dominate the search), the plan itself is verified on all of it.
+  // set does (a deep model's calibration runs dominate the search), the plan itself is verified on
+  // all of it. Labels (accuracy) belong to the whole set, so calibration goes without them.
   const unit = holdout.fixedBatch ?? 1;
   const calibrationCount = Math.max(unit, Math.floor(Math.min(holdout.count, CALIBRATION_SAMPLES) / unit) * unit);
-  const calibrationSet = calibrationCount < holdout.count ? sliceProbes(holdout, 0, calibrationCount) : holdout;
-  const calibrationSession = { ...(options.session ? { session: options.session } : {}), ...(options.batchSize ? { batchSize: options.batchSize } : {}) };
-  let calibrationReference: Promise<ReferenceOutputs> | undefined;
-  const calibrationCache = new Map<string, Promise<Fidelity>>();
-  const calibrate = (counts: number[]): Promise<Fidelity> => {
-    if (calibrationSet === holdout) return evaluate(counts).then((e) => e.fidelity);
-    const key = counts.join(',');
-    let hit = calibrationCache.get(key);
-    if (!hit) {
-      hit = (async () => {
-        const rewritten = rewrite(planOf(counts));
-        verifications++;
-        calibrationReference ??= referenceOutputs(original, input, calibrationSet, calibrationSession);
-        return compareModels(await calibrationReference, rewritten, input, calibrationSet, calibrationSession);
-      })();
-      calibrationCache.set(key, hit);
-    }
-    return hit;
-  };
+  const calibrate = calibrationCount < holdout.count ? verifierOn(sliceProbes(holdout, 0, calibrationCount), { ...(options.session ? { session: options.session } : {}), ...(options.batchSize ? { batchSize: options.batchSize } : {}) }) : evaluate;
   const zero = candidates.map(() => 0);
   const passes = (f: Fidelity, maxError: number | undefined): boolean =>
     (maxError === undefined || f.maxRelError <= maxError) &&
@@ -247,7 +236,7 @@ export async function searchBudget(measurement: Measurement, budget: BudgetOptio
     for (const r of [...levels].sort((a, b) => a - b)) {
       const counts = zero.slice();
       counts[i] = r;
-      const f = await calibrate(counts);
+      const f = (await calibrate(counts)).fidelity;
       const predicted = predictedError(c, r);
       measuredHere.push({ removed: r, predicted, verified: f.maxRelError });
       if (predicted > 0 && f.maxRelError > 0 && Number.isFinite(f.maxRelError)) ratios.push(f.maxRelError / predicted);
@@ -466,7 +455,7 @@ export async function searchBudget(measurement: Measurement, budget: BudgetOptio
   const constantOnProbes = chosen.plan.layers.reduce((s, lp) => s + lp.statics.filter((x) => x.kind === 'constant-on-probes').length, 0);
   return {
     plan: { layers: chosen.plan.layers.filter((lp) => lp.widthAfter < lp.width), groups: chosen.plan.groups },
-    model: chosen.model,
+    model: rewrite(chosen.plan),
     fidelity: chosen.fidelity,
     params: { before: paramsBefore, after: chosen.params },
     flops: { before: flopsBefore, after: chosen.flops },

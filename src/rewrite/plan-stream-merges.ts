@@ -99,9 +99,8 @@ function correlatesEverywhere(read: readonly ReadTensor[], j: number, r: number,
  * kept one at `threshold` everywhere is a fold (its scale feeds the RMSNorm rescaling), one of no
  * variance is dead, and any other is simply dropped (readers refit on the kept channels).
  */
-export function streamPlan(group: DependencyGroup, read: readonly ReadTensor[], kept: readonly number[], threshold: number): GroupMergePlan {
+export function streamPlan(group: DependencyGroup, read: readonly ReadTensor[], kept: readonly number[], threshold: number, variances: Float64Array = streamVariances(read, group.width)): GroupMergePlan {
   const width = group.width;
-  const variances = streamVariances(read, width);
   const maxVariance = Math.max(...variances);
   const keep = new Set(kept);
   const folds: StreamFold[] = [];
@@ -154,7 +153,7 @@ export function planStreamMerges(group: DependencyGroup, context: GroupPlanConte
   }
   // A stream constant on every probe (kept empty) says more about the probes than the model.
   if (gone === 0 || kept.length === 0) return undefined;
-  return streamPlan(group, read, kept, threshold);
+  return streamPlan(group, read, kept, threshold, variances);
 }
 
 /**

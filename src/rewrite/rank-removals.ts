@@ -141,42 +141,23 @@ export function rankGroupRemovals(group: DependencyGroup, context: GroupRankCont
     const member = group.members.find((m) => m.value === value);
     return member ? groupChannels(member, width) : [];
   };
-  const read: { channels: number[]; stats: StreamingMoments }[] = [];
+  const read: ChannelReads[] = [];
   for (const value of new Set(group.consumers.map((c) => c.member))) {
     const stats = context.statistics.get(groupStatisticsKey(group, value));
     if (!stats || stats.count < 2) return undefined;
-    read.push({ channels: channelsOf(value), stats });
+    const local = covarianceOf(stats);
+    const n = stats.mean.length;
+    read.push({ channels: channelsOf(value), count: stats.count, cov: (a, b) => local[a * n + b]! });
   }
   if (read.length === 0) return undefined;
-  // One covariance in group-channel space: what the refit of every consumer has to match.
-  const cov = new Float64Array(width * width);
-  for (const { channels, stats } of read) {
-    const local = covarianceOf(stats);
-    const n = channels.length;
-    for (let a = 0; a < n; a++) for (let b = 0; b < n; b++) cov[channels[a]! * width + channels[b]!]! += local[a * n + b]!;
-  }
-  const positions = (name: string): number => context.positionsOf?.(name) ?? 1;
-  let paramsPerStep = 0;
-  let flopsPerStep = 0;
-  for (const p of group.producers) {
-    const { dim } = inputWeightVectors(p);
-    const share = channelsOf(p.activation.output).length / width;
-    paramsPerStep += share * (dim + p.activation.perNeuron.length);
-    flopsPerStep += share * 2 * (p.bias ? dim - 1 : dim) * positions(p.name);
-  }
-  for (const c of group.consumers) {
-    const perChannel = c.viewDims.reduce((q, d) => q * d, 1) / Math.max(1, channelsOf(c.member).length);
-    paramsPerStep += perChannel;
-    flopsPerStep += 2 * perChannel * positions(c.node.label);
-  }
+  const cov = summedCovariance(width, read);
+  const { paramsPerStep, flopsPerStep } = channelCost(group, channelsOf, context);
   const exactPlan = (): MergePlan => ({ layers: [], groups: exact ? [exact] : [] });
   const base = { name: group.id, kind: 'group', width, exactRemoved: exactGone.size, paramsPerStep, flopsPerStep };
-  const count = Math.min(...read.map((r) => r.stats.count));
+  const count = Math.min(...read.map((r) => r.count));
   const candidates = [...Array(width).keys()].filter((k) => !exactGone.has(k));
-  const weights = new Float64Array(width).fill(1);
-  const { order, steps, predictedEnergy } = removalOrder(cov, width, candidates, weights, Math.max(1, Math.floor(count / 2)));
-  let outputEnergy = 0;
-  for (let k = 0; k < width; k++) outputEnergy += Math.max(0, cov[k * width + k]!);
+  const { order, steps, predictedEnergy } = removalOrder(cov, width, candidates, new Float64Array(width).fill(1), Math.max(1, Math.floor(count / 2)));
+  const outputEnergy = traceOf(cov, width);
   const planFor = (removedCount: number): MergePlan => {
     if (removedCount <= 0) return exactPlan();
     const removed = new Set(order.slice(0, Math.min(removedCount, steps)));
@@ -202,37 +183,25 @@ export function rankStreamRemovals(group: DependencyGroup, context: GroupRankCon
   const read = streamReadTensors(group, context.statistics);
   if (!read) return undefined;
   const width = group.width;
-  const cov = new Float64Array(width * width);
-  for (const m of read) for (let i = 0; i < width; i++) for (let j = 0; j < width; j++) cov[i * width + j]! += m.cov(i, j);
-  const positions = (name: string): number => context.positionsOf?.(name) ?? 1;
-  let paramsPerStep = 0;
-  let flopsPerStep = 0;
-  for (const p of group.producers) {
-    const { dim } = inputWeightVectors(p);
-    paramsPerStep += dim;
-    flopsPerStep += 2 * (p.bias ? dim - 1 : dim) * positions(p.name);
-  }
-  for (const c of group.consumers) {
-    const perChannel = c.viewDims.reduce((q, d) => q * d, 1) / width;
-    paramsPerStep += perChannel;
-    flopsPerStep += 2 * perChannel * positions(c.node.label);
-  }
-  const parts = streamParts(group);
-  for (const e of parts.embeddings) paramsPerStep += (e.table.constantTensor()?.elementCount ?? 0) / width;
-  paramsPerStep += parts.normalisations.reduce((n, norm) => n + norm.parameters.length, 0);
-  const count = Math.min(...read.map((m) => m.count));
   const all = [...Array(width).keys()];
+  // Every read tensor (a normalisation's output) holds every stream channel.
+  const cov = summedCovariance(width, read.map((m) => ({ channels: all, count: m.count, cov: m.cov })));
+  const cost = channelCost(group, () => all, context);
+  const parts = streamParts(group);
+  // A stream channel is also a column of every embedding table and an entry of every norm constant.
+  const paramsPerStep = cost.paramsPerStep + parts.embeddings.reduce((n, e) => n + (e.table.constantTensor()?.elementCount ?? 0) / width, 0) + parts.normalisations.reduce((n, norm) => n + norm.parameters.length, 0);
+  const flopsPerStep = cost.flopsPerStep;
+  const count = Math.min(...read.map((m) => m.count));
   const { order, steps, predictedEnergy } = removalOrder(cov, width, all, new Float64Array(width).fill(1), Math.max(1, Math.floor(count / 2)));
-  let outputEnergy = 0;
-  for (let k = 0; k < width; k++) outputEnergy += Math.max(0, cov[k * width + k]!);
+  const outputEnergy = traceOf(cov, width);
   const threshold = context.similarityThreshold ?? 0.95;
+  const variances = streamVariances(read, width);
   const planFor = (removedCount: number): MergePlan => {
     if (removedCount <= 0) return { layers: [], groups: [] };
     const removed = new Set(order.slice(0, Math.min(removedCount, steps)));
     // Kept in variance order, so a fold names the strongest partner first (as planStreamMerges does).
-    const variances = streamVariances(read, width);
     const kept = all.filter((k) => !removed.has(k)).sort((a, b) => variances[b]! - variances[a]! || a - b);
-    return { layers: [], groups: [streamPlan(group, read, kept, threshold)] };
+    return { layers: [], groups: [streamPlan(group, read, kept, threshold, variances)] };
   };
   return { name: group.id, kind: 'residual stream', width, exactRemoved: 0, paramsPerStep, flopsPerStep, steps, predictedEnergy, outputEnergy, planFor };
 }
@@ -266,4 +235,50 @@ function removalOrder(cov: Float64Array, width: number, variables: number[], wei
     predictedEnergy[r] = Math.max(predictedEnergy[r]!, predictedEnergy[r - 1]!);
   }
   return { factor, order, steps, predictedEnergy };
+}
+
+/** A tensor a group's consumers read: the group channels it holds (by local channel) and its covariance. */
+interface ChannelReads {
+  channels: readonly number[];
+  count: number;
+  cov(a: number, b: number): number;
+}
+
+/** The read tensors' covariances summed in group-channel space: what every consumer's refit must match together. */
+function summedCovariance(width: number, read: readonly ChannelReads[]): Float64Array {
+  const cov = new Float64Array(width * width);
+  for (const { channels, cov: local } of read) {
+    const n = channels.length;
+    for (let a = 0; a < n; a++) for (let b = 0; b < n; b++) cov[channels[a]! * width + channels[b]!]! += local(a, b);
+  }
+  return cov;
+}
+
+function traceOf(cov: Float64Array, width: number): number {
+  let trace = 0;
+  for (let k = 0; k < width; k++) trace += Math.max(0, cov[k * width + k]!);
+  return trace;
+}
+
+/**
+ * What removing one group channel saves: its rows in each producer (weighted by the share of the
+ * group's channels that producer writes) and its columns in each consumer, in parameters and in
+ * multiply-add FLOPs per sample.
+ */
+function channelCost(group: DependencyGroup, channelsOf: (value: Value) => readonly number[], context: Pick<GroupRankContext, 'positionsOf'>): { paramsPerStep: number; flopsPerStep: number } {
+  const positions = (name: string): number => context.positionsOf?.(name) ?? 1;
+  let paramsPerStep = 0;
+  let flopsPerStep = 0;
+  for (const p of group.producers) {
+    const { dim } = inputWeightVectors(p);
+    const share = channelsOf(p.activation.output).length / group.width;
+    paramsPerStep += share * (dim + p.activation.perNeuron.length);
+    flopsPerStep += share * 2 * (p.bias ? dim - 1 : dim) * positions(p.name);
+  }
+  for (const c of group.consumers) {
+    const perChannel = c.viewDims.reduce((q, d) => q * d, 1) / Math.max(1, channelsOf(c.member).length);
+    paramsPerStep += perChannel;
+    flopsPerStep += 2 * perChannel * positions(c.node.label);
+  }
+  return { paramsPerStep, flopsPerStep };
 }
